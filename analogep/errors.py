@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints their one-line message and exits with code 2."""
+
+
+class AnalogepError(Exception):
+    """Bad input or a run that cannot go on; the message is one line naming what and where."""
+
+
+class CheckpointError(AnalogepError):
+    """A checkpoint or run folder that cannot be used."""
+
+
+class TrainingError(AnalogepError):
+    """Training stopped because its gradients could not be trusted."""

@@ -1,0 +1,146 @@
+"""The paper's layered Hopfield-like energy (method.md section 1; Gower 2026, FlowEqProp).
+
+    E(s) = sum_l 1/2 |s_l|^2 - b_x . x - sum_l rho(s_{l+1}) . (W_l a_l + b_l)
+
+with s_0 = x the visible units, a_0 = x (x enters linearly) and a_l = rho(s_l) for the
+hidden layers. Parameters: b_x, then W_l (n_{l+1} x n_l) and b_l for each layer pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .energy import Activation, EnergyModel, Params, State
+from .spec import ModelSpec
+
+
+class HopfieldEnergy(EnergyModel):
+    """Layered energy with quadratic leaks, visible units linear, hidden units through rho."""
+
+    def __init__(self, spec: ModelSpec):
+        self.sizes = tuple(spec.sizes)
+        self.dtype = np.dtype(spec.dtype)
+        self.rho = Activation(spec.activation, spec.clamp)
+        self.init_gain = spec.init_gain
+        self.n_layers = len(self.sizes) - 1  # number of weight matrices
+
+    # Parameters ----------------------------------------------------------------------------------
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        names = ["b_x"]
+        for l in range(self.n_layers):
+            names += [f"W{l}", f"b{l}"]
+        return tuple(names)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {"b_x": (self.sizes[0],)}
+        for l in range(self.n_layers):
+            shapes[f"W{l}"] = (self.sizes[l + 1], self.sizes[l])
+            shapes[f"b{l}"] = (self.sizes[l + 1],)
+        return shapes
+
+    def init_params(self, rng: np.random.Generator) -> Params:
+        """Xavier-normal weights with the configured gain, zero biases (paper: gain 0.5)."""
+        params: Params = {}
+        for name, shape in self.param_shapes().items():
+            if name.startswith("W"):
+                fan_out, fan_in = shape
+                std = self.init_gain * np.sqrt(2.0 / (fan_in + fan_out))
+                params[name] = (rng.standard_normal(shape) * std).astype(self.dtype)
+            else:
+                params[name] = np.zeros(shape, dtype=self.dtype)
+        return params
+
+    # Energy and its derivatives ------------------------------------------------------------------
+
+    def _activities(self, state: State) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """a_l, a_l', a_l'' per layer (the visible layer is linear: a_0 = x)."""
+        acts, d1, d2 = [state[0]], [None], [None]
+        for s in state[1:]:
+            f, df, d2f = self.rho.all(s)
+            acts.append(f)
+            d1.append(df)
+            d2.append(d2f)
+        return acts, d1, d2
+
+    def _drives(self, params: Params, acts: list[np.ndarray]) -> list[np.ndarray]:
+        """c_l = bottom-up input + top-down input, so that dE/ds_l = s_l - a_l' c_l."""
+        L = self.n_layers
+        drives = [params["b_x"] + acts[1] @ params["W0"]]
+        for l in range(1, L + 1):
+            c = acts[l - 1] @ params[f"W{l - 1}"].T + params[f"b{l - 1}"]
+            if l < L:
+                c = c + acts[l + 1] @ params[f"W{l}"]
+            drives.append(c)
+        return drives
+
+    def energy(self, params: Params, state: State) -> np.ndarray:
+        acts, _, _ = self._activities(state)
+        e = sum(0.5 * np.sum(s * s, axis=1) for s in state) - state[0] @ params["b_x"]
+        for l in range(self.n_layers):
+            e = e - np.sum(acts[l + 1] * (acts[l] @ params[f"W{l}"].T + params[f"b{l}"]), axis=1)
+        return e
+
+    def state_grad(self, params: Params, state: State) -> State:
+        acts, d1, _ = self._activities(state)
+        drives = self._drives(params, acts)
+        grads = [state[0] - drives[0]]
+        grads += [s - d * c for s, d, c in zip(state[1:], d1[1:], drives[1:])]
+        return grads
+
+    def layer_drive(self, params: Params, state: State, layer: int) -> np.ndarray:
+        L = self.n_layers
+        if layer == 0:
+            return params["b_x"] + self.rho(state[1]) @ params["W0"]
+        below = state[0] if layer == 1 else self.rho(state[layer - 1])
+        c = below @ params[f"W{layer - 1}"].T + params[f"b{layer - 1}"]
+        if layer < L:
+            c = c + self.rho(state[layer + 1]) @ params[f"W{layer}"]
+        return c
+
+    def param_terms(self, params: Params, state: State) -> Params:
+        """Local dE/dtheta (method.md section 3): each weight's term is -a_post a_pre^T."""
+        acts, _, _ = self._activities(state)
+        batch = state[0].shape[0]
+        terms: Params = {"b_x": -state[0].mean(axis=0)}
+        for l in range(self.n_layers):
+            terms[f"W{l}"] = -(acts[l + 1].T @ acts[l]) / batch
+            terms[f"b{l}"] = -acts[l + 1].mean(axis=0)
+        return terms
+
+    def hessian_vector(self, params: Params, state: State, direction: State) -> State:
+        acts, d1, d2 = self._activities(state)
+        drives = self._drives(params, acts)
+        L = self.n_layers
+        dacts = [direction[0]] + [d * w for d, w in zip(d1[1:], direction[1:])]
+        out = []
+        for l in range(L + 1):
+            dc = np.zeros_like(direction[l])
+            if l >= 1:
+                dc = dc + dacts[l - 1] @ params[f"W{l - 1}"].T
+            if l < L:
+                dc = dc + dacts[l + 1] @ params[f"W{l}"]
+            if l == 0:
+                out.append(direction[0] - dc)
+            else:
+                out.append(direction[l] - d2[l] * direction[l] * drives[l] - d1[l] * dc)
+        return out
+
+    def param_terms_jvp(self, params: Params, state: State, direction: State) -> Params:
+        acts, d1, _ = self._activities(state)
+        batch = state[0].shape[0]
+        dacts = [direction[0]] + [d * w for d, w in zip(d1[1:], direction[1:])]
+        out: Params = {"b_x": -direction[0].mean(axis=0)}
+        for l in range(self.n_layers):
+            out[f"W{l}"] = -(dacts[l + 1].T @ acts[l] + acts[l + 1].T @ dacts[l]) / batch
+            out[f"b{l}"] = -dacts[l + 1].mean(axis=0)
+        return out
+
+
+FAMILIES = {"hopfield": HopfieldEnergy}
+
+
+def build_energy(spec: ModelSpec) -> EnergyModel:
+    """The energy family named in the spec."""
+    return FAMILIES[spec.family](spec)

@@ -1,0 +1,30 @@
+"""Process-level settings: BLAS threads.
+
+Measured on a shared 2-core machine (issue 4): the same numpy training step ran 37x
+slower with OpenBLAS at 2 threads while another process kept the second core busy than
+with 1 thread. So the thread count is chosen on purpose, and a user can set it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from threadpoolctl import threadpool_limits
+
+
+def default_threads() -> int:
+    """One BLAS thread per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def blas_threads(n: int = 0) -> Iterator[int]:
+    """Limit BLAS threads to n (0: default_threads()) inside the block."""
+    n = n or default_threads()
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield n

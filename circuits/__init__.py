@@ -1,0 +1,1 @@
+"""Hand-written SPICE subcircuit library used by compiled analogep netlists."""
