@@ -369,5 +369,11 @@ def gradcheck(source, batch, seed, beta_sweep, plot, as_json):
             click.echo(f"    beta {b:.2e}: two-phase {errors['two-phase'][i]:.2e}  three-phase {errors['three-phase'][i]:.2e}")
 
 
+from .cli_spice import check_cmd, compile_cmd  # noqa: E402  (the SPICE commands, issue 3)
+
+main.add_command(compile_cmd, "compile")
+main.add_command(check_cmd, "check")
+
+
 if __name__ == "__main__":
     main()

@@ -20,16 +20,21 @@ def velocity(x_star: np.ndarray, x_t: np.ndarray, gradep: GradEPSpec) -> np.ndar
     return gradep.alpha * gradep.lam * (x_star - x_t)
 
 
-def ep_gradient(model: EnergyModel, params: Params, phases: PhaseResult) -> Params:
-    """[dE/dtheta(+beta) - dE/dtheta(-beta)] / (2 beta), or the one-sided (+beta, free) form.
+def ep_gradient(model: EnergyModel, params: Params, phases: PhaseResult, keep: np.ndarray | None = None) -> Params:
+    """[dE/dtheta(+beta) - dE/dtheta(-beta)] / (2 beta), or the one-sided (+beta, free) form,
+    averaged over the training points in `keep` (a boolean mask; default all).
 
     Symmetric nudging has O(beta^2) bias, one-sided O(beta) (Laborieux et al. 2020).
     """
-    plus = model.param_terms(params, phases.plus.state)
+
+    def terms(state):
+        return model.param_terms(params, state if keep is None else [s[keep] for s in state])
+
+    plus = terms(phases.plus.state)
     if phases.minus is not None:
-        other, span = model.param_terms(params, phases.minus.state), 2.0 * phases.beta
+        other, span = terms(phases.minus.state), 2.0 * phases.beta
     else:
-        other, span = model.param_terms(params, phases.free.state), phases.beta
+        other, span = terms(phases.free.state), phases.beta
     return params_map(lambda a, b: (a - b) / span, plus, other)
 
 
@@ -38,16 +43,20 @@ def flow_loss(v: np.ndarray, u: np.ndarray) -> float:
     return float(np.mean(np.square(v - u, dtype=np.float64)))
 
 
-def nudge_asymmetry(phases: PhaseResult) -> float:
-    """max over the batch of |d+ + d-| / (|d+| + |d-|), d = nudged x - free x.
+def nudge_asymmetry(phases: PhaseResult) -> np.ndarray:
+    """Per training point, |d+ + d-| / (|d+| + |d-|) with d = nudged state - free state.
 
     In the linear-response regime d- = -d+ up to O(beta); a value near 1 means a nudged
-    phase jumped to another basin and the EP estimate is garbage.
+    phase jumped to another basin (the point sits near a bifurcation of the energy) and
+    its EP estimate is garbage. Zero for two-phase EP, which has no second nudge to compare.
     """
+    free = phases.free.state
     if phases.minus is None:
-        return 0.0
-    x = phases.free.state[0]
-    d_plus, d_minus = phases.plus.state[0] - x, phases.minus.state[0] - x
-    num = np.linalg.norm(d_plus + d_minus, axis=1)
-    den = np.linalg.norm(d_plus, axis=1) + np.linalg.norm(d_minus, axis=1) + 1e-30
-    return float(np.max(num / den))
+        return np.zeros(free[0].shape[0])
+    num = np.zeros(free[0].shape[0])
+    den = np.zeros(free[0].shape[0])
+    for f, p, m in zip(free, phases.plus.state, phases.minus.state):
+        d_plus, d_minus = (p - f).astype(np.float64), (m - f).astype(np.float64)
+        num += np.sum((d_plus + d_minus) ** 2, axis=1)
+        den += np.sum(d_plus**2, axis=1) + np.sum(d_minus**2, axis=1)
+    return np.sqrt(num) / (np.sqrt(2 * den) + 1e-30)

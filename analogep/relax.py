@@ -23,6 +23,11 @@ import numpy as np
 from .energy import EnergyModel, Params, State, max_abs
 
 
+def sample_max_abs(state: State) -> np.ndarray:
+    """Per batch element, the largest absolute entry over all layers."""
+    return np.max(np.stack([np.max(np.abs(layer), axis=1) for layer in state]), axis=0)
+
+
 @dataclass(frozen=True)
 class VisibleSpring:
     """External quadratic k/2 |x - target|^2 on the visible units (springs and nudges summed).
@@ -46,8 +51,13 @@ class Equilibrium:
     """A relaxed state with the evidence of convergence."""
 
     state: State
-    residual: float  # max |dE_total/ds| over batch and relaxed units at the end
+    sample_residual: np.ndarray  # (batch,) max |dE_total/ds| over each point's relaxed units
     iterations: int  # solver iterations (Euler steps or block sweeps)
+
+    @property
+    def residual(self) -> float:
+        """max |dE_total/ds| over the whole batch."""
+        return float(np.max(self.sample_residual)) if self.sample_residual.size else 0.0
 
 
 def total_grad(
@@ -92,7 +102,7 @@ def _euler(model, params, state, spring, max_steps, tol, step, clamp_visible) ->
             s -= step * g
         steps += 1
         grads = total_grad(model, params, state, spring, clamp_visible)
-    return Equilibrium(state, max_abs(grads), steps)
+    return Equilibrium(state, sample_max_abs(grads), steps)
 
 
 # Safeguards of the per-unit Newton step: curvature floor and largest move per inner step.
@@ -111,23 +121,39 @@ def _hidden_update(s: np.ndarray, drive: np.ndarray, rho) -> None:
 
 
 def _block_coordinate(model, params, state, spring, max_steps, tol, clamp_visible) -> Equilibrium:
-    """Even/odd block sweeps; the visible layer is quadratic given h1 and is solved exactly."""
+    """Even/odd block sweeps; the visible layer is quadratic given h1 and is solved exactly.
+
+    Training points are independent, so only the points not yet below `tol` keep
+    sweeping (an active set): a few slow points near a bifurcation do not hold up the batch.
+    """
     n = len(state)
     order = list(range(0, n, 2)) + list(range(1, n, 2))
+    residual = sample_max_abs(total_grad(model, params, state, spring, clamp_visible))
+    active = np.flatnonzero(residual >= tol) if tol > 0 else np.arange(state[0].shape[0])
     sweeps = 0
-    grads = total_grad(model, params, state, spring, clamp_visible)
-    while sweeps < max_steps and not (tol > 0 and max_abs(grads) < tol):
+    while sweeps < max_steps and active.size:
+        whole = active.size == state[0].shape[0]
+        sub = state if whole else [s[active] for s in state]
+        sub_spring = spring
+        if spring is not None and not whole:
+            sub_spring = VisibleSpring(spring.stiffness, spring.target[active])
         for layer in order:
-            drive = model.layer_drive(params, state, layer)
+            drive = model.layer_drive(params, sub, layer)
             if layer == 0:
                 if clamp_visible:
                     continue
-                if spring is None:
-                    state[0][...] = drive
+                if sub_spring is None:
+                    sub[0][...] = drive
                 else:
-                    state[0][...] = (drive + spring.stiffness * spring.target) / (1.0 + spring.stiffness)
+                    sub[0][...] = (drive + sub_spring.stiffness * sub_spring.target) / (1.0 + sub_spring.stiffness)
             else:
-                _hidden_update(state[layer], drive, model.rho)
+                _hidden_update(sub[layer], drive, model.rho)
         sweeps += 1
-        grads = total_grad(model, params, state, spring, clamp_visible)
-    return Equilibrium(state, max_abs(grads), sweeps)
+        sub_residual = sample_max_abs(total_grad(model, params, sub, sub_spring, clamp_visible))
+        if not whole:
+            for s, part in zip(state, sub):
+                s[active] = part
+        residual[active] = sub_residual
+        if tol > 0:
+            active = active[sub_residual >= tol]
+    return Equilibrium(state, residual, sweeps)

@@ -67,13 +67,13 @@ class RelaxSpec:
     """How equilibria are found (method.md section 3, 'Paper relaxation')."""
 
     solver: Literal["euler", "fast"] = field(
-        default="euler", metadata=_key("solver", "euler (the paper's explicit Euler) or fast (block coordinate)")
+        default="fast", metadata=_key("solver", "euler (the paper's explicit Euler) or fast (block coordinate)")
     )
     step: float = field(default=0.1, metadata=_key("step", "Euler step size eps", gt=0))
     free_steps: int = field(default=300, metadata=_key("free_steps", "maximum iterations of the free phase", ge=1))
     nudge_steps: int = field(default=300, metadata=_key("nudge_steps", "maximum iterations of each nudged phase", ge=1))
     tol: float = field(
-        default=0.0,
+        default=1e-5,
         metadata=_key("tol", "stop when max |dE/ds| < tol (0: run every step, as the paper does)", ge=0),
     )
 
@@ -105,8 +105,12 @@ class TrainSpec:
     log_every: int = field(default=1, metadata=_key("log_every", "steps between metrics.jsonl records", ge=1))
     threads: int = field(default=0, metadata=_key("threads", "BLAS threads (0: one per physical core)", ge=0))
     max_residual: float = field(
-        default=1e-2,
-        metadata=_key("max_residual", "a phase ending with max |dE/ds| above this is trouble", gt=0),
+        default=1e-3,
+        metadata=_key("max_residual", "a training point whose phase ends with max |dE/ds| above this is dropped", gt=0),
+    )
+    max_dropped: float = field(
+        default=0.05,
+        metadata=_key("max_dropped", "largest share of dropped training points before a step is skipped", ge=0, le=1),
     )
     max_bad_steps: int = field(
         default=20, metadata=_key("max_bad_steps", "consecutive skipped (troubled) steps before training stops", ge=1)
@@ -187,7 +191,7 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0])}s"
+        return "a list of " + _describe(typing.get_args(tp)[0]).split(" ", 1)[-1] + "s"  # "a list of integers"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
@@ -197,6 +201,7 @@ def _check_bounds(path: str, value: Any, meta: dict) -> None:
         ("ge", lambda v, b: v >= b, ">="),
         ("gt", lambda v, b: v > b, ">"),
         ("lt", lambda v, b: v < b, "<"),
+        ("le", lambda v, b: v <= b, "<="),
     ]
     for name, ok, sym in rules:
         if name in meta and not ok(value, meta[name]):

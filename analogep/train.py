@@ -106,7 +106,7 @@ def train(
     write_text(out / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in records))
 
     backend = make_backend(spec, model, backend_name)
-    metrics_file = open(out / METRICS_NAME, "a")
+    metrics_file = open(out / METRICS_NAME, "a", buffering=1)  # line-buffered: `tail -f` works
     start_time, stopped = time.perf_counter(), None
 
     def checkpoint() -> None:
@@ -118,7 +118,9 @@ def train(
     try:
         while step < spec.train.steps:
             batch = sample_flow_batch(data, spec.train.batch, rng, spec.train.ot_coupling)
-            result = gradep_step(model, backend, params, batch, spec.gradep, spec.train.max_residual)
+            result = gradep_step(
+                model, backend, params, batch, spec.gradep, spec.train.max_residual, spec.train.max_dropped
+            )
             step += 1
             record = {"step": step, **result.metrics}
             if result.trouble:
