@@ -90,10 +90,12 @@ def _echo_json(obj) -> None:
 @click.option("--threads", type=click.IntRange(min=0), help="Override train.threads (BLAS threads, 0 = auto).")
 @click.option("--backend", type=click.Choice(["numpy", "spice"]), default="numpy", show_default=True,
               help="Where equilibria come from: numpy relaxation or ngspice DC solves.")
+@click.option("--spice-runner", type=click.Choice(["auto", "shared", "subprocess"]),
+              help="With --backend spice: ngspice in process (PySpice) or ngspice -b [default: circuit.runner].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (same result as an uninterrupted run).")
 @click.option("--samples/--no-samples", default=True, show_default=True, help="Write samples.png and samples.npy at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
-def train(config, out_dir, steps, batch, seed, solver, threads, backend, resume, samples, as_json):
+def train(config, out_dir, steps, batch, seed, solver, threads, backend, spice_runner, resume, samples, as_json):
     """Train a model with GradEP flow matching.
 
     CONFIG is a model.yaml (default: the paper's 64-128-128 digits config). Writes
@@ -123,6 +125,8 @@ def train(config, out_dir, steps, batch, seed, solver, threads, backend, resume,
         spec = spec.replace(train=overrides)
     if solver:
         spec = spec.replace(relax={"solver": solver})
+    if spice_runner:
+        spec = spec.replace(circuit={"runner": spice_runner})
     out = Path(out_dir or Path("runs") / spec.name)
 
     sizes = "-".join(map(str, spec.model.sizes))
@@ -131,7 +135,7 @@ def train(config, out_dir, steps, batch, seed, solver, threads, backend, resume,
         f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend} -> {out}",
         err=True,
     )
-    bar = _TrainBar(spec.train.steps)
+    bar = _TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
     with blas_threads(spec.train.threads):
         result = run_training(spec, out, resume=resume, backend_name=backend, on_step=bar.update)
     bar.close()
@@ -157,8 +161,9 @@ def train(config, out_dir, steps, batch, seed, solver, threads, backend, resume,
 class _TrainBar:
     """A progress bar on stderr with loss, steps/s and ETA."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, solves_per_step: int = 0):
         self.total, self.last, self.t0, self.bar = total, 0, time.perf_counter(), None
+        self.solves_per_step = solves_per_step  # DC solves per step (SPICE backend: batch x phases)
         self.first = None
 
     def update(self, step: int, record: dict) -> None:
@@ -171,7 +176,8 @@ class _TrainBar:
             self.bar.__enter__()
             self.bar.update(self.first)
         rate = (step - self.first) / max(time.perf_counter() - self.t0, 1e-9)
-        flag = " SKIPPED" if "skipped" in record else ""
+        flag = f"  {rate * self.solves_per_step:.1f} solves/s" if self.solves_per_step else ""
+        flag += " SKIPPED" if "skipped" in record else ""
         self.bar.update(step - self.last if self.last else step - self.first,
                         f"loss {record['loss']:.4f}  {rate:.2f} steps/s{flag}")
         self.last = step
@@ -208,8 +214,10 @@ def _write_samples(spec, params, out: Path) -> None:
 @click.option("--save", "npy", type=click.Path(dir_okay=False), help="Save the samples as an N x 64 .npy in [-1, 1] scale.")
 @click.option("--backend", type=click.Choice(["numpy", "spice"]), default="numpy", show_default=True,
               help="numpy relaxation, or the compiled inference circuit in ngspice.")
+@click.option("--spice-runner", type=click.Choice(["auto", "shared", "subprocess"]),
+              help="With --backend spice: ngspice in process (PySpice) or ngspice -b [default: circuit.runner].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample(source, n, t1, dt, mode, seed, png, npy, backend, as_json):
+def sample(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
     Draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1, re-relaxing the
@@ -235,6 +243,8 @@ def sample(source, n, t1, dt, mode, seed, png, npy, backend, as_json):
     if backend == "spice":
         from .spice_backend import spice_generate
 
+        if spice_runner:
+            spec = spec.replace(circuit={"runner": spice_runner})
         x = spice_generate(spec, ckpt.params, n=g.n, t1=g.t1, dt=g.dt, seed=g.seed)
     else:
         with click.progressbar(length=max(1, int(round(g.t1 / g.dt))), label="sample", file=sys.stderr) as bar:

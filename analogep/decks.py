@@ -95,6 +95,7 @@ def compile_decks(spec: Spec, params: Params, origin: str) -> tuple[dict[str, st
         prints = [f"v({n})" for n in names]
         if phase == "generate":
             prints += [f"i(vclamp{i})" for i in range(model.sizes[0])]
+        net.analysis = "* analysis: op, run by the .control block"
         net.control = ["set numdgt=10", "op"] + [
             "print " + " ".join(prints[k : k + 8]) for k in range(0, len(prints), 8)
         ]

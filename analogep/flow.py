@@ -8,6 +8,7 @@ linear_sum_assignment, Crouse 2016).
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,13 +37,63 @@ def ot_pairing(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
     return cols
 
 
-def sample_flow_batch(data: np.ndarray, batch: int, rng: np.random.Generator, ot: bool) -> FlowBatch:
-    """Draw data (the whole set when batch >= N), noise and times; couple; interpolate."""
-    n, dim = data.shape
+def _draw(data: np.ndarray, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every random draw of one batch, in a fixed order: data subset, noise, times."""
+    n = data.shape[0]
     x1 = data if batch >= n else data[rng.choice(n, size=batch, replace=False)]
     x0 = rng.standard_normal(x1.shape).astype(data.dtype)
+    t = rng.random((x1.shape[0], 1)).astype(data.dtype)
+    return x0, x1, t
+
+
+def _assemble(x0: np.ndarray, x1: np.ndarray, t: np.ndarray, ot: bool) -> FlowBatch:
     if ot:
         x1 = x1[ot_pairing(x0, x1)]
-    t = rng.random((x1.shape[0], 1)).astype(data.dtype)
-    x_t = (1 - t) * x0 + t * x1
-    return FlowBatch(x0=x0, x1=x1, t=t, x_t=x_t, u=x1 - x0)
+    return FlowBatch(x0=x0, x1=x1, t=t, x_t=(1 - t) * x0 + t * x1, u=x1 - x0)
+
+
+def sample_flow_batch(data: np.ndarray, batch: int, rng: np.random.Generator, ot: bool) -> FlowBatch:
+    """Draw data (the whole set when batch >= N), noise and times; couple; interpolate."""
+    return _assemble(*_draw(data, batch, rng), ot)
+
+
+class FlowBatchStream:
+    """The training batches, with the OT pairing of the next batch computed in a worker
+    thread while the current step relaxes (scipy's assignment solver releases the GIL).
+
+    The pairing depends only on the random draws, never on the parameters, so the
+    batches are exactly those of sample_flow_batch called in sequence. `rng_state` is the
+    generator's state after the draws of the last batch handed out: a checkpoint that
+    stores it resumes with the next batch.
+    """
+
+    def __init__(self, data: np.ndarray, batch: int, rng: np.random.Generator, ot: bool, remaining: int):
+        self.data, self.batch, self.rng, self.ot, self.remaining = data, batch, rng, ot, remaining
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ot") if ot else None
+        self._pending: tuple[Future | FlowBatch, dict] | None = None
+        self.rng_state = rng.bit_generator.state
+        self._prefetch()
+
+    def _prefetch(self) -> None:
+        if self.remaining <= 0:
+            self._pending = None
+            return
+        self.remaining -= 1
+        draws = _draw(self.data, self.batch, self.rng)
+        state = self.rng.bit_generator.state
+        if self._pool is None:
+            self._pending = (_assemble(*draws, self.ot), state)
+        else:
+            self._pending = (self._pool.submit(_assemble, *draws, self.ot), state)
+
+    def next(self) -> FlowBatch:
+        if self._pending is None:
+            raise StopIteration("no batches left")
+        item, self.rng_state = self._pending
+        batch = item.result() if isinstance(item, Future) else item
+        self._prefetch()
+        return batch
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -136,8 +136,11 @@ def _vector_key(name: str) -> str:
 
 
 def _messages(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if _MESSAGE.search(ln) and "can't find init file" not in ln]
-    return "; ".join(dict.fromkeys(lines))[-400:]
+    """ngspice's own diagnosis, shortened to one line: its last error and 'trouble with' lines."""
+    lines = [" ".join(ln.split()) for ln in text.splitlines() if _MESSAGE.search(ln) and "can't find init file" not in ln]
+    lines = list(dict.fromkeys(lines))
+    key = [ln for ln in lines if "trouble" in ln.lower() or ln.lower().startswith("error")]
+    return "; ".join((key or lines)[-2:])[:300]
 
 
 def _read_raw(path: Path) -> dict[str, np.ndarray]:

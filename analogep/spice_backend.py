@@ -115,7 +115,8 @@ class SpiceBackend:
         return p64, eff
 
     def _precheck(self, warm: Equilibrium, phase: str) -> None:
-        if not all(np.all(np.isfinite(s)) for s in warm.state) or max_abs(warm.state) > 1e6:
+        size = max_abs(warm.state)
+        if not np.isfinite(size) or size > 1e6 or (warm.residual > 1.0 and size > 50.0):
             raise CircuitError(
                 f"{phase} phase: the energy looks unbounded for these weights (numpy relaxation diverges, "
                 f"max |s| = {max_abs(warm.state):.3g}); ngspice would fail slowly. Use smaller weights (model.init_gain) "
@@ -184,7 +185,7 @@ class SpiceBackend:
                 pending.append((a + rows, b, res.message))
         while pending:
             a, b, message = pending.pop()
-            self._solve_alone(phase, p64, anchors, warm, a, message, store, common)
+            self._solve_alone(phase, p64, anchors, warm, a, message, store, common, order)
             if a + 1 < b:  # the rest of the chunk: one more sweep from the next point
                 res = self.pool.map([self._deck(phase, p64, sub(anchors, a + 1, b), [s[a + 1:a + 2] for s in warm], sweep=True, **common)], self.spec.circuit.timeout)[0]
                 self.stats.runs += 1
@@ -199,7 +200,7 @@ class SpiceBackend:
         for s, w in zip(state[layers], warm[layers]):
             far |= np.max(np.abs(s - w), axis=1) > BASIN_TOL
         for i in np.flatnonzero(far):
-            self._solve_alone(phase, p64, anchors, warm, int(i), "left the basin of its warm start", store, common)
+            self._solve_alone(phase, p64, anchors, warm, int(i), "left the basin of its warm start", store, common, order)
         self.stats.solves += n
         self.stats.seconds += time.perf_counter() - t0
         back = np.argsort(order)
@@ -210,7 +211,7 @@ class SpiceBackend:
         need = [nm for layer in names for nm in layer]
         return all(nm in res.vectors for nm in need) and (not want_clamp or "vclamp0#branch" in res.vectors)
 
-    def _solve_alone(self, phase, p64, anchors, warm, i, why, store, common) -> None:
+    def _solve_alone(self, phase, p64, anchors, warm, i, why, store, common, order) -> None:
         """One point by .op from its own warm start (ngspice's gmin and source stepping apply)."""
         self.stats.retries += 1
         deck = self._deck(phase, p64, {k: v[i:i + 1] for k, v in anchors.items()}, [s[i:i + 1] for s in warm], sweep=False, **common)
@@ -218,8 +219,8 @@ class SpiceBackend:
         self.stats.runs += 1
         names = state_nodes(self.model.sizes)
         if res.rows < 1 or not self._complete(res, names, common["want_clamp"]):
-            msg = res.message or why or "no solution"
-            raise CircuitError(f"ngspice could not solve the {phase} phase at training point {i} ({why}): {msg}")
+            msg = res.message or "no solution"
+            raise CircuitError(f"ngspice could not solve the {phase} phase at training point {order[i]} of the batch: {msg}")
         store(i, res.vectors, 0)
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_check
 from .data import load_dataset
 from .energy import EnergyModel, Params
 from .errors import CheckpointError, TrainingError
-from .flow import sample_flow_batch
+from .flow import FlowBatchStream
 from .gradep import gradep_step
 from .hopfield import build_energy
 from .io import write_text
@@ -106,18 +106,19 @@ def train(
     write_text(out / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in records))
 
     backend = make_backend(spec, model, backend_name)
+    batches = FlowBatchStream(data, spec.train.batch, rng, spec.train.ot_coupling, spec.train.steps - step)
     metrics_file = open(out / METRICS_NAME, "a", buffering=1)  # line-buffered: `tail -f` works
     start_time, stopped = time.perf_counter(), None
 
     def checkpoint() -> None:
         metrics_file.flush()
         save_checkpoint(
-            ckpt_path, Checkpoint(params, optimizer.state_dict(), rng.bit_generator.state, step, spec, bad_steps)
+            ckpt_path, Checkpoint(params, optimizer.state_dict(), batches.rng_state, step, spec, bad_steps)
         )
 
     try:
         while step < spec.train.steps:
-            batch = sample_flow_batch(data, spec.train.batch, rng, spec.train.ot_coupling)
+            batch = batches.next()
             result = gradep_step(
                 model, backend, params, batch, spec.gradep, spec.train.max_residual, spec.train.max_dropped
             )
@@ -148,4 +149,5 @@ def train(
             checkpoint()  # skipped steps changed no parameters: this is the last good model
     finally:
         metrics_file.close()
+        batches.close()
     return TrainResult(params, step, records, time.perf_counter() - start_time, stopped)

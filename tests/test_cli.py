@@ -189,7 +189,8 @@ def test_help_on_every_command():
         assert_ok(result)
         assert result.stdout.startswith(f"Usage: main {name}") or result.stdout.startswith("Usage: ")
         first_line = (command.help or "").strip().splitlines()[0]
-        assert first_line and first_line in result.stdout, name
+        assert first_line, f"{name} has no help text"
+        assert " ".join(first_line.split()) in " ".join(result.stdout.split()), name  # click re-wraps
         assert "--help" in result.stdout
     # the core commands explain their inputs
     assert "CONFIG" in invoke("train", "--help").stdout and "--resume" in invoke("train", "--help").stdout

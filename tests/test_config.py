@@ -36,7 +36,11 @@ MALFORMED = [
     ("negative-lambda", "gradep:\n  lambda: -1\n", ["gradep.lambda: -1.0 is not allowed", "> 0"]),
     ("negative-dt", "generate:\n  dt: -0.01\n", ["generate.dt: -0.01 is not allowed", "> 0"]),
     ("negative-step", "relax:\n  step: -0.1\n", ["relax.step: -0.1 is not allowed"]),
-    ("beta-euler-unstable", "gradep:\n  beta: 0.005\n", ["gradep.beta", "euler relaxation unstable", "< 2"]),
+    (
+        "beta-euler-unstable",
+        "gradep:\n  beta: 0.005\nrelax:\n  solver: euler\n",
+        ["gradep.beta", "euler relaxation unstable", "< 2"],
+    ),
     (
         "beta-unbounded",
         "gradep:\n  beta: 0.02\nrelax:\n  solver: fast\n",
@@ -155,7 +159,15 @@ def test_default_config_equals_examples_digits_yaml():
     # "every key is optional; a missing key takes the value shown here"
     assert default == Spec() == from_dict({}) == from_dict(None)
     assert default.model.sizes == (64, 128, 128) and default.gradep.lam == 15.0
-    assert default.gradep.beta == 1.25e-3 and default.relax.solver == "euler" and default.train.batch == 1797
+    assert default.gradep.beta == 1.25e-3 and default.train.batch == 1797
+
+
+def test_euler_example_is_the_default_with_the_papers_relaxation():
+    euler = load_spec(EXAMPLES / "digits-euler.yaml")
+    assert euler.relax.solver == "euler" and euler.relax.step == 0.1 and euler.relax.tol == 0.0
+    assert euler.relax.free_steps == euler.relax.nudge_steps == 300
+    default = load_spec(None)
+    assert euler.replace(name=default.name, relax=to_dict(default.relax)) == default
 
 
 def test_packaged_config_is_byte_identical_to_the_example():

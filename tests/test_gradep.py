@@ -8,6 +8,7 @@ two-phase and O(beta^2) for symmetric three-phase nudging.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,14 +24,22 @@ from analogep.phases import NumpyBackend, PhaseResult, run_phases
 from analogep.relax import Equilibrium
 from analogep.spec import load_spec
 
-TINY = "examples/tiny.yaml"
+TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny.yaml"
+
+
+def _as32(batch):
+    """The flow batch in float32, as training sees it."""
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).astype(np.float32) for f in dataclasses.fields(batch)})
+
+
+def _drop_first(batch):
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[1:] for f in dataclasses.fields(batch)})
 
 
 @pytest.fixture(scope="module")
-def setup(request):
+def setup():
     """tiny.yaml (64-16-16) at its initial weights, float64 copies, one flow batch of 8."""
-    root = request.config.rootpath
-    spec = load_spec(root / TINY)
+    spec = load_spec(TINY)
     model = build_energy(spec.model)
     params = model.init_params(np.random.default_rng(spec.model.seed))
     model64, params64 = gc.as_float64(spec, params)
@@ -126,10 +135,6 @@ def test_two_phase_variant(setup):
     assert step.trouble == []
     assert step.metrics["nudge_asym"] == 0.0
     assert gc.compare(step.grad, exact).cosine >= 0.995
-
-
-def _as32(batch):
-    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).astype(np.float32) for f in dataclasses.fields(batch)})
 
 
 def test_gradep_step_reads_velocity_from_the_spring_and_loss_from_it(setup):
@@ -277,10 +282,6 @@ def test_gradep_step_drops_a_basin_jumping_point(setup):
         np.testing.assert_array_equal(lenient.grad[k], expected[k])
     clean = gradep_step(model, NumpyBackend(model, spec.gradep, spec.relax), params, _as32(_drop_first(batch)), spec.gradep, 1e-3)
     assert gc.compare(lenient.grad, clean.grad).cosine > 0.99999
-
-
-def _drop_first(batch):
-    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[1:] for f in dataclasses.fields(batch)})
 
 
 def test_gradep_step_reports_an_unconverged_phase(setup):
