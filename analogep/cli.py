@@ -81,7 +81,7 @@ def _echo_json(obj) -> None:
 
 
 @main.command()
-@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.argument("config", required=False)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder [default: runs/<config name>].")
 @click.option("--steps", type=click.IntRange(min=1), help="Override train.steps.")
 @click.option("--batch", type=click.IntRange(min=1), help="Override train.batch.")
@@ -109,11 +109,14 @@ def train(config, out_dir, steps, batch, seed, solver, threads, backend, spice_r
     from .plots import plot_loss
     from .runtime import blas_threads
     from .spec import load_spec
+    from .checkpoint import CHECKPOINT_NAME
     from .train import train as run_training
 
     if resume:
         if out_dir is None:
-            raise click.UsageError("--resume needs --out RUN_DIR")
+            raise AnalogepError("--resume needs --out RUN_DIR")
+        if config is not None:
+            raise AnalogepError(f"--resume continues {out_dir} with its own config.yaml; drop {config} (use --steps to extend)")
         saved = Path(out_dir) / "config.yaml"
         if not saved.is_file():
             raise CheckpointError(f"{out_dir}: nothing to resume (no config.yaml)")
@@ -128,6 +131,8 @@ def train(config, out_dir, steps, batch, seed, solver, threads, backend, spice_r
     if spice_runner:
         spec = spec.replace(circuit={"runner": spice_runner})
     out = Path(out_dir or Path("runs") / spec.name)
+    if not resume and (out / CHECKPOINT_NAME).exists():
+        raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
 
     sizes = "-".join(map(str, spec.model.sizes))
     click.echo(
@@ -150,12 +155,13 @@ def train(config, out_dir, steps, batch, seed, solver, threads, backend, spice_r
     }
     if samples and result.stopped is None:
         _write_samples(spec, result.params, out)
+    if result.stopped:
+        raise AnalogepError(f"training stopped at {result.stopped}")
     if as_json:
         _echo_json(summary)
     else:
-        click.echo(f"done: step {result.step}, loss {summary['loss']:.4f}, {result.seconds:.1f} s; wrote {out}")
-    if result.stopped:
-        raise AnalogepError(f"training stopped at {result.stopped}")
+        loss = f"loss {summary['loss']:.4f}, " if summary["loss"] is not None else ""
+        click.echo(f"done: step {result.step}, {loss}{result.seconds:.1f} s; wrote {out}")
 
 
 class _TrainBar:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import AnalogepError
 from .energy import EnergyModel, Params, params_dot, params_map, params_norm
 from .flow import FlowBatch
 from .hopfield import build_energy
@@ -28,6 +29,7 @@ from .spec import GradEPSpec, RelaxSpec, Spec
 
 # Relaxation used for reference equilibria: float64, to (near) machine precision.
 TIGHT = RelaxSpec(solver="fast", free_steps=5000, nudge_steps=5000, tol=1e-11)
+REFERENCE_RESIDUAL = 1e-8
 
 
 def as_float64(spec: Spec, params: Params) -> tuple[EnergyModel, Params]:
@@ -36,8 +38,14 @@ def as_float64(spec: Spec, params: Params) -> tuple[EnergyModel, Params]:
 
 
 def free_equilibrium(model, params, x_t, gradep: GradEPSpec, relax_spec: RelaxSpec = TIGHT):
-    backend = NumpyBackend(model, gradep, relax_spec)
-    return backend.equilibrium(params, x_t, None, None)
+    """The reference free equilibrium; refuses to go on from one that did not converge."""
+    eq = NumpyBackend(model, gradep, relax_spec).equilibrium(params, x_t, None, None)
+    if not eq.residual <= REFERENCE_RESIDUAL:
+        raise AnalogepError(
+            f"gradcheck: the reference free equilibrium did not converge (max |dE/ds| = {eq.residual:.2g} "
+            f"after {eq.iterations} sweeps, need {REFERENCE_RESIDUAL:g}); the exact gradient would be wrong"
+        )
+    return eq
 
 
 def loss_at(model, params, batch: FlowBatch, gradep: GradEPSpec) -> float:

@@ -95,6 +95,8 @@ def diagnose(metrics: dict, grad: Params | None, batch_size: int, max_dropped: f
             f"(free residual {metrics['residual_free']:.2g}, nudge residual {metrics['residual_nudge']:.2g}, "
             f"nudge asymmetry {metrics['nudge_asym']:.2f}); allowed: {max_dropped:.0%}"
         )
-    if grad is None or not all(np.all(np.isfinite(g)) for g in grad.values()) or not np.isfinite(metrics["loss"]):
+    if grad is None:
+        return trouble  # every point dropped: said above
+    if not all(np.all(np.isfinite(g)) for g in grad.values()) or not np.isfinite(metrics["loss"]):
         trouble.append("non-finite gradient or loss")
     return trouble

@@ -32,18 +32,31 @@ def sample_max_abs(state: State) -> np.ndarray:
 class VisibleSpring:
     """External quadratic k/2 |x - target|^2 on the visible units (springs and nudges summed).
 
-    Springs add: k1/2|x-a1|^2 + k2/2|x-a2|^2 = (k1+k2)/2 |x - (k1 a1 + k2 a2)/(k1+k2)|^2 + const,
-    so one spring carries the free-phase spring and the nudge together.
+    Up to a constant it is k/2 |x|^2 - pull . x with pull = k target, and springs add as
+    (sum k_i, sum k_i a_i). Solvers use only (stiffness, pull), so a sum whose stiffnesses
+    cancel (a -beta nudge with beta (alpha lambda)^2 = lambda: a constant force) still works;
+    its `target` is then None.
     """
 
     stiffness: float
-    target: np.ndarray
+    target: np.ndarray | None
+    pull: np.ndarray | None = None  # stiffness * target; derived when not given
+
+    def __post_init__(self) -> None:
+        if self.pull is None:
+            object.__setattr__(self, "pull", self.stiffness * self.target)
 
     @staticmethod
     def combine(*springs: "VisibleSpring") -> "VisibleSpring":
         k = sum(s.stiffness for s in springs)
-        target = sum(s.stiffness * s.target for s in springs) / k
-        return VisibleSpring(k, target.astype(springs[0].target.dtype, copy=False))
+        dtype = springs[0].pull.dtype
+        pull = sum(s.pull for s in springs).astype(dtype, copy=False)
+        target = (pull / k).astype(dtype, copy=False) if k != 0 else None
+        return VisibleSpring(k, target, pull)
+
+    def rows(self, index: np.ndarray) -> "VisibleSpring":
+        """The spring on a subset of the batch."""
+        return VisibleSpring(self.stiffness, None if self.target is None else self.target[index], self.pull[index])
 
 
 @dataclass
@@ -68,7 +81,7 @@ def total_grad(
     if clamp_visible:
         grads[0] = np.zeros_like(grads[0])
     elif spring is not None:
-        grads[0] = grads[0] + spring.stiffness * (state[0] - spring.target)
+        grads[0] = grads[0] + (spring.stiffness * state[0] - spring.pull)
     return grads
 
 
@@ -129,14 +142,14 @@ def _block_coordinate(model, params, state, spring, max_steps, tol, clamp_visibl
     n = len(state)
     order = list(range(0, n, 2)) + list(range(1, n, 2))
     residual = sample_max_abs(total_grad(model, params, state, spring, clamp_visible))
-    active = np.flatnonzero(residual >= tol) if tol > 0 else np.arange(state[0].shape[0])
+    active = np.flatnonzero(~(residual < tol)) if tol > 0 else np.arange(state[0].shape[0])
     sweeps = 0
     while sweeps < max_steps and active.size:
         whole = active.size == state[0].shape[0]
         sub = state if whole else [s[active] for s in state]
         sub_spring = spring
         if spring is not None and not whole:
-            sub_spring = VisibleSpring(spring.stiffness, spring.target[active])
+            sub_spring = spring.rows(active)
         for layer in order:
             drive = model.layer_drive(params, sub, layer)
             if layer == 0:
@@ -145,7 +158,7 @@ def _block_coordinate(model, params, state, spring, max_steps, tol, clamp_visibl
                 if sub_spring is None:
                     sub[0][...] = drive
                 else:
-                    sub[0][...] = (drive + sub_spring.stiffness * sub_spring.target) / (1.0 + sub_spring.stiffness)
+                    sub[0][...] = (drive + sub_spring.pull) / (1.0 + sub_spring.stiffness)
             else:
                 _hidden_update(sub[layer], drive, model.rho)
         sweeps += 1
@@ -155,5 +168,7 @@ def _block_coordinate(model, params, state, spring, max_steps, tol, clamp_visibl
                 s[active] = part
         residual[active] = sub_residual
         if tol > 0:
-            active = active[sub_residual >= tol]
+            active = active[~(sub_residual < tol)]  # NaN counts as unconverged
+        else:
+            active = active[np.isfinite(sub_residual)]
     return Equilibrium(state, residual, sweeps)

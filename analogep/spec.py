@@ -8,7 +8,7 @@ names the key path and what is allowed; the CLI prints it and exits with code 2.
 from __future__ import annotations
 
 import dataclasses
-import types
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -154,7 +154,9 @@ class CircuitSpec:
 class Spec:
     """A whole model.yaml."""
 
-    name: str = field(default="digits", metadata=_key("name", "config name (used for output folders)"))
+    name: str = field(
+        default="digits", metadata=_key("name", "config name (used for output folders)", pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*")
+    )
     model: ModelSpec = field(default_factory=ModelSpec, metadata=_key("model", "the energy network"))
     gradep: GradEPSpec = field(default_factory=GradEPSpec, metadata=_key("gradep", "equilibrium propagation"))
     relax: RelaxSpec = field(default_factory=RelaxSpec, metadata=_key("relax", "relaxation solver"))
@@ -251,6 +253,8 @@ def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
     if tp is str:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: expected a non-empty string, got {value!r}")
+        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+            raise ConfigError(f"{path}: {value!r} is not allowed; use letters, digits, '.', '_' and '-' (it names folders)")
         return value
     raise TypeError(f"unsupported spec type {tp!r}")  # a bug in this module, not in the config
 
@@ -303,6 +307,25 @@ def _check_consistency(spec: Spec) -> None:
         raise ConfigError(f"circuit.gmin: {c.gmin:g} must be < circuit.gmax ({c.gmax:g})")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate mapping keys (YAML 1.2 requires unique keys;
+    PyYAML otherwise keeps the last value without a word)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)  # merge keys (<<) as SafeLoader does
+    mapping = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def from_dict(data: Any, source: str = "config") -> Spec:
     """Build and validate a Spec from a parsed YAML mapping."""
     spec = _build(Spec, data, "")
@@ -322,7 +345,7 @@ def load_spec(path: str | Path | None = None) -> Spec:
         text = p.read_text()
         source = str(path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -135,6 +135,7 @@ def test_the_installed_command_exits_2_on_a_bad_config(tmp_path):
     config = tmp_path / "model.yaml"
     config.write_text("gradep:\n  lambda: -1\n")
     exe = Path(sys.executable).with_name("analogep")
+    assert exe.is_file(), f"console script not installed beside {sys.executable}"
     out = tmp_path / "run"
     proc = subprocess.run([str(exe), "train", str(config), "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from analogep.data import load_dataset
-from analogep.flow import ot_pairing, sample_flow_batch
+from analogep.flow import FlowBatchStream, ot_pairing, sample_flow_batch
 
 
 def cost(x0: np.ndarray, x1: np.ndarray, perm) -> float:
@@ -99,3 +99,33 @@ def test_ot_coupling_only_reorders_the_data_and_lowers_the_transport_cost(data):
     # and it is the optimal plan for that noise
     perm = ot_pairing(off.x0, off.x1)
     assert cost(on.x0, on.x1, ident) == pytest.approx(cost(off.x0, off.x1, perm), rel=1e-6)
+
+
+@pytest.mark.parametrize("ot", [True, False])
+def test_prefetching_stream_hands_out_the_sequential_batches(data, ot):
+    """FlowBatchStream pairs the next batch in a worker thread; the batches must be exactly
+    those of sample_flow_batch called in sequence, and rng_state must resume after them."""
+    rng_seq = np.random.default_rng(11)
+    expected = [sample_flow_batch(data, 16, rng_seq, ot=ot) for _ in range(4)]
+    stream = FlowBatchStream(data, 16, np.random.default_rng(11), ot, remaining=4)
+    try:
+        got, states = [], []
+        for _ in range(4):
+            got.append(stream.next())
+            states.append(stream.rng_state)
+        with pytest.raises(StopIteration):
+            stream.next()
+    finally:
+        stream.close()
+    for a, b in zip(got, expected):
+        for name in ("x0", "x1", "t", "x_t", "u"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    # resuming from the state saved after batch 2 gives batches 3 and 4
+    rng = np.random.default_rng()
+    rng.bit_generator.state = states[1]
+    resumed = FlowBatchStream(data, 16, rng, ot, remaining=2)
+    try:
+        for b in expected[2:]:
+            np.testing.assert_array_equal(resumed.next().x_t, b.x_t)
+    finally:
+        resumed.close()

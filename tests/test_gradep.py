@@ -149,8 +149,8 @@ def test_gradep_step_reads_velocity_from_the_spring_and_loss_from_it(setup):
     assert step.metrics["grad_norm"] == pytest.approx(params_norm(step.grad))
     assert step.trouble == []
     assert step.metrics["residual_free"] < spec.relax.tol
-    # linear response: d+- = +-k (a - x) / (1 + lambda +- k), k = beta (alpha lambda)^2, so the
-    # asymmetry |d+ + d-| / (|d+| + |d-|) is about k / (1 + lambda) = 0.07, far below 0.5
+    # linear response: d+- ~ +-k (a - x) / (1 + lambda +- k), k = beta (alpha lambda)^2, so the
+    # asymmetry |d+ + d-| / sqrt(2 (|d+|^2 + |d-|^2)) is about k / (1 + lambda) = 0.07, far below 0.5
     k = spec.gradep.nudge_stiffness
     assert step.metrics["nudge_asym"] == pytest.approx(k / (1 + spec.gradep.lam), rel=0.2)
     assert all(g.dtype == np.float32 for g in step.grad.values())
@@ -167,7 +167,8 @@ def test_gradient_descent_along_the_ep_gradient_lowers_the_loss(setup):
 
 def test_minus_phase_is_finite_when_the_nudge_cancels_the_spring(setup):
     """beta = 1/(alpha^2 lambda) passes validation with the fast solver (1 + lambda - beta
-    (alpha lambda)^2 = 1 > 0), so every phase must come out finite."""
+    (alpha lambda)^2 = 1 > 0: the leak keeps the energy bounded), so the -beta phase must
+    relax to a finite equilibrium like any other."""
     spec, _, _, model64, params64, batch, _ = setup
     spec = spec.replace(gradep={"beta": 1.0 / (spec.gradep.alpha**2 * spec.gradep.lam)})
     assert spec.gradep.nudge_stiffness == spec.gradep.lam  # the -beta spring cancels lambda exactly
@@ -207,7 +208,7 @@ def test_diagnose_flags_too_many_dropped_points():
     assert len(trouble) == 1 and "2 of 20" in trouble[0] and "unconverged" in trouble[0]
     # every point dropped: no gradient at all
     trouble = diagnose(_metrics(dropped=8), None, 8, 0.05)
-    assert len(trouble) == 2
+    assert len(trouble) == 1 and "8 of 8" in trouble[0]  # one reason, not a second 'non-finite' line
 
 
 def _eq(state, residual=None) -> Equilibrium:
