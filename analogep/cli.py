@@ -193,14 +193,25 @@ class _TrainBar:
             self.bar.__exit__(None, None, None)
 
 
-def _write_samples(spec, params, out: Path) -> None:
+def _generate(spec, params, g, threads: int | None = None) -> np.ndarray:
+    """Samples with a progress bar, under the run's BLAS thread setting (numpy backend)."""
     from .generate import generate
     from .hopfield import build_energy
+    from .runtime import blas_threads
+
+    model = build_energy(spec.model)
+    with blas_threads(spec.train.threads if threads is None else threads):
+        with click.progressbar(length=max(1, int(round(g.t1 / g.dt))), label="sample", file=sys.stderr) as bar:
+            return generate(model, params, spec.gradep, spec.relax, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode,
+                            seed=g.seed, on_step=lambda k, total: bar.update(1))
+
+
+def _write_samples(spec, params, out: Path) -> None:
     from .io import atomic_path
     from .plots import plot_samples
 
     g = spec.generate
-    x = generate(build_energy(spec.model), params, spec.gradep, spec.relax, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed)
+    x = _generate(spec, params, g)
     with atomic_path(out / "samples.npy") as tmp:
         np.save(tmp, x)
     plot_samples(x, out / "samples.png", title=f"{spec.name}: {g.n} samples (t1={g.t1}, {g.mode})")
@@ -222,19 +233,18 @@ def _write_samples(spec, params, out: Path) -> None:
               help="numpy relaxation, or the compiled inference circuit in ngspice.")
 @click.option("--spice-runner", type=click.Choice(["auto", "shared", "subprocess"]),
               help="With --backend spice: ngspice in process (PySpice) or ngspice -b [default: circuit.runner].")
+@click.option("--threads", type=click.IntRange(min=0), help="BLAS threads [default: the run's train.threads; 0 = auto].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, as_json):
+def sample(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, threads, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
     Draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1, re-relaxing the
     hidden units at every step (method.md section 5).
     """
-    from .generate import generate
+    from .checkpoint import load_checkpoint, resolve_checkpoint
     from .hopfield import build_energy
     from .io import atomic_path
     from .plots import plot_samples
-
-    from .checkpoint import load_checkpoint, resolve_checkpoint
     from .train import check_params
 
     ckpt_path = resolve_checkpoint(source)
@@ -253,9 +263,7 @@ def sample(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, as_js
             spec = spec.replace(circuit={"runner": spice_runner})
         x = spice_generate(spec, ckpt.params, n=g.n, t1=g.t1, dt=g.dt, seed=g.seed)
     else:
-        with click.progressbar(length=max(1, int(round(g.t1 / g.dt))), label="sample", file=sys.stderr) as bar:
-            x = generate(model, ckpt.params, spec.gradep, spec.relax, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode,
-                         seed=g.seed, on_step=lambda k, total: bar.update(1))
+        x = _generate(spec, ckpt.params, g, threads)
     seconds = time.perf_counter() - t0
     png = Path(png) if png else ckpt_path.parent / "samples.png"
     plot_samples(x, png, title=f"{spec.name} step {ckpt.step}: t1={g.t1}, dt={g.dt}, {g.mode}")
@@ -298,16 +306,12 @@ def evaluate(source, n, t1, seed, as_json):
             raise AnalogepError(f"{source}: cannot read samples ({exc})") from None
     else:
         from .checkpoint import load_checkpoint, resolve_checkpoint
-        from .generate import generate
-        from .hopfield import build_energy
 
         ckpt_path = resolve_checkpoint(source)
         ckpt = load_checkpoint(ckpt_path)
         g = ckpt.spec.generate
-        with click.progressbar(length=max(1, int(round((t1 or g.t1) / g.dt))), label="sample", file=sys.stderr) as bar:
-            x = generate(build_energy(ckpt.spec.model), ckpt.params, ckpt.spec.gradep, ckpt.spec.relax, n=n,
-                         t1=t1 or g.t1, dt=g.dt, mode=g.mode, seed=g.seed if seed is None else seed,
-                         on_step=lambda k, total: bar.update(1))
+        g = dataclasses.replace(g, n=n, t1=t1 or g.t1, seed=g.seed if seed is None else seed)
+        x = _generate(ckpt.spec, ckpt.params, g)
         out_json = ckpt_path.parent / "quality.json"
     try:
         report = evaluate_samples(x)
