@@ -34,7 +34,8 @@ def velocity_field(
     """
     hidden = hidden if hidden is not None else model.zeros_state(x.shape[0])[1:]
     start = [x.astype(model.dtype, copy=True)] + [h for h in hidden]
-    common = dict(solver=relax_spec.solver, max_steps=relax_spec.free_steps, tol=relax_spec.tol, step=relax_spec.step)
+    common = dict(solver=relax_spec.solver, max_steps=relax_spec.free_steps, tol=relax_spec.tol, step=relax_spec.step,
+                  omega=relax_spec.omega)
     if mode == "energy":
         eq = relax(model, params, start, None, clamp_visible=True, **common)
         v = -gradep.alpha * model.state_grad(params, eq.state)[0]

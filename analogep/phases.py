@@ -65,6 +65,7 @@ class NumpyBackend:
             max_steps=r.free_steps if nudge is None else r.nudge_steps,
             tol=r.tol,
             step=r.step,
+            omega=r.omega,
         )
 
 

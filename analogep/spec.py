@@ -72,6 +72,10 @@ class RelaxSpec:
     step: float = field(default=0.1, metadata=_key("step", "Euler step size eps", gt=0))
     free_steps: int = field(default=300, metadata=_key("free_steps", "maximum iterations of the free phase", ge=1))
     nudge_steps: int = field(default=300, metadata=_key("nudge_steps", "maximum iterations of each nudged phase", ge=1))
+    omega: float = field(
+        default=1.4,
+        metadata=_key("omega", "over-relaxation of the fast solver's hidden updates (1: plain block descent)", gt=0, lt=2),
+    )
     tol: float = field(
         default=1e-5,
         metadata=_key("tol", "stop when max |dE/ds| < tol (0: run every step, as the paper does)", ge=0),
