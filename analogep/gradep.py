@@ -17,10 +17,6 @@ from .measurement import ep_gradient, flow_loss, nudge_asymmetry, velocity
 from .phases import EquilibriumBackend, PhaseResult, run_phases
 from .spec import GradEPSpec
 
-# Nudge asymmetry above this means a nudged phase left the linear-response regime.
-MAX_NUDGE_ASYMMETRY = 0.5
-
-
 @dataclass
 class StepResult:
     """What one step measured; `trouble` is empty when the gradient can be trusted."""
@@ -34,7 +30,9 @@ class StepResult:
     trouble: list[str] = field(default_factory=list)
 
 
-def trusted_points(phases: PhaseResult, max_residual: float) -> tuple[np.ndarray, np.ndarray]:
+def trusted_points(
+    phases: PhaseResult, max_residual: float, max_asymmetry: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Which training points give a trustworthy EP estimate, and their nudge asymmetry.
 
     A point is dropped when any of its phases ended above `max_residual` (unconverged),
@@ -43,7 +41,7 @@ def trusted_points(phases: PhaseResult, max_residual: float) -> tuple[np.ndarray
     is not finite. Averaging over the rest keeps one bad point from dominating the step.
     """
     asym = nudge_asymmetry(phases)
-    keep = asym <= MAX_NUDGE_ASYMMETRY
+    keep = asym <= max_asymmetry
     for eq in phases.all:
         keep &= eq.sample_residual <= max_residual
         for layer in eq.state:
@@ -59,12 +57,13 @@ def gradep_step(
     gradep: GradEPSpec,
     max_residual: float = np.inf,
     max_dropped: float = 1.0,
+    max_asymmetry: float = 0.5,
 ) -> StepResult:
     """Run the phases on `batch` and measure the EP gradient of 1/2 |v - u|^2 over the
     trusted points; more than `max_dropped` (a fraction) dropped points is trouble."""
     phases = run_phases(backend, params, batch.x_t, batch.u, gradep)
     v = velocity(phases.free.state[0], batch.x_t, gradep)
-    keep, asym = trusted_points(phases, max_residual)
+    keep, asym = trusted_points(phases, max_residual, max_asymmetry)
     grad = ep_gradient(model, params, phases, keep) if keep.any() else None
     x_free = phases.free.state[0]
     dropped = int(keep.size - keep.sum())

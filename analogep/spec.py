@@ -112,6 +112,15 @@ class TrainSpec:
         default=1e-3,
         metadata=_key("max_residual", "a training point whose phase ends with max |dE/ds| above this is dropped", gt=0),
     )
+    max_asymmetry: float = field(
+        default=0.5,
+        metadata=_key(
+            "max_asymmetry",
+            "a training point whose +beta and -beta responses are less mirrored than this is dropped (0..1; 1: keep all)",
+            gt=0,
+            le=1,
+        ),
+    )
     max_dropped: float = field(
         default=0.05,
         metadata=_key("max_dropped", "largest share of dropped training points before a step is skipped", ge=0, le=1),

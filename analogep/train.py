@@ -120,7 +120,8 @@ def train(
         while step < spec.train.steps:
             batch = batches.next()
             result = gradep_step(
-                model, backend, params, batch, spec.gradep, spec.train.max_residual, spec.train.max_dropped
+                model, backend, params, batch, spec.gradep, spec.train.max_residual, spec.train.max_dropped,
+                spec.train.max_asymmetry,
             )
             step += 1
             record = {"step": step, **result.metrics}

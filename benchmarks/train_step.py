@@ -39,7 +39,8 @@ def time_step(model, spec, relax_spec, params, batch):
     work = {k: v.copy() for k, v in params.items()}
     optimizer = build_optimizer(spec.train.optimizer, work)
     t0 = time.perf_counter()
-    result = gradep_step(model, backend, work, batch, spec.gradep, spec.train.max_residual, spec.train.max_dropped)
+    t = spec.train
+    result = gradep_step(model, backend, work, batch, spec.gradep, t.max_residual, t.max_dropped, t.max_asymmetry)
     t1 = time.perf_counter()
     grad, _ = clip_by_global_norm(result.grad, spec.train.grad_clip)
     optimizer.step(work, grad)
