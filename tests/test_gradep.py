@@ -17,7 +17,10 @@ from analogep import gradcheck as gc
 from analogep.data import load_dataset
 from analogep.energy import params_dot, params_map, params_norm
 from analogep.flow import sample_flow_batch
-from analogep.gradep import MAX_NUDGE_ASYMMETRY, diagnose, gradep_step, trusted_points
+from analogep.gradep import diagnose, gradep_step, trusted_points
+from analogep.spec import TrainSpec
+
+MAX_NUDGE_ASYMMETRY = TrainSpec().max_asymmetry
 from analogep.hopfield import build_energy
 from analogep.measurement import ep_gradient, flow_loss, nudge_asymmetry, velocity
 from analogep.phases import NumpyBackend, PhaseResult, run_phases
@@ -275,6 +278,8 @@ def test_gradep_step_drops_a_basin_jumping_point(setup):
     assert strict.keep.tolist() == [False] + [True] * 7
     assert strict.metrics["dropped"] == 1 and strict.metrics["nudge_asym"] > MAX_NUDGE_ASYMMETRY
     assert len(strict.trouble) == 1 and "1 of 8" in strict.trouble[0]
+    keep_all = gradep_step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.0, max_asymmetry=1.0)
+    assert keep_all.keep.all() and keep_all.trouble == []  # the paper's setting: no point dropped
     lenient = gradep_step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.2)
     assert lenient.trouble == []
     # the gradient averages the trusted points only
