@@ -378,11 +378,11 @@ def gradcheck(source, batch, seed, beta_sweep, plot, as_json):
         _echo_json(result)
         return
     click.echo(f"EP vs exact gradient, {origin}, batch {batch}, beta {spec.gradep.beta:g}, {spec.gradep.phases} phases")
-    click.echo(f"  as trained ({spec.relax.solver}, {spec.model.dtype}): cosine {as_trained.cosine:.6f}  rel. error {as_trained.rel_error:.3e}")
-    click.echo(f"  float64, tight relaxation:      cosine {tight.cosine:.6f}  rel. error {tight.rel_error:.3e}")
+    click.echo(f"  as trained ({spec.relax.solver}, {spec.model.dtype}): cosine {as_trained.cosine:.8f}  rel. error {as_trained.rel_error:.3e}")
+    click.echo(f"  float64, tight relaxation:      cosine {tight.cosine:.8f}  rel. error {tight.rel_error:.3e}")
     click.echo("  per tensor (as trained):")
     for name, s in as_trained.per_tensor.items():
-        click.echo(f"    {name:6s} cosine {s['cosine']:.6f}  rel. error {s['rel_error']:.3e}")
+        click.echo(f"    {name:6s} cosine {s['cosine']:.8f}  rel. error {s['rel_error']:.3e}")
     if beta_sweep:
         click.echo(f"  beta sweep -> {plot}")
         for i, b in enumerate(result["beta_sweep"]["betas"]):

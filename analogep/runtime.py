@@ -14,12 +14,17 @@ from typing import Iterator
 from threadpoolctl import threadpool_limits
 
 
-def default_threads() -> int:
-    """One BLAS thread per core this process may run on."""
+def available_cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """All cores this process may use but one: training pairs the next batch (exact OT) in a
+    worker thread beside the BLAS work, and a busy core costs more than a missing thread."""
+    return max(1, available_cores() - 1)
 
 
 @contextmanager

@@ -107,7 +107,7 @@ class TrainSpec:
     seed: int = field(default=0, metadata=_key("seed", "seed of noise, times and batches", ge=0))
     checkpoint_every: int = field(default=100, metadata=_key("checkpoint_every", "steps between checkpoints", ge=1))
     log_every: int = field(default=1, metadata=_key("log_every", "steps between metrics.jsonl records", ge=1))
-    threads: int = field(default=0, metadata=_key("threads", "BLAS threads (0: one per physical core)", ge=0))
+    threads: int = field(default=0, metadata=_key("threads", "BLAS threads (0: all available cores but one)", ge=0))
     max_residual: float = field(
         default=1e-3,
         metadata=_key("max_residual", "a training point whose phase ends with max |dE/ds| above this is dropped", gt=0),
