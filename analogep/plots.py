@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from analogep.io import atomic_path  # noqa: E402
 
 DIGIT_SIDE = 8
-DIAGNOSTIC_KEYS = ("grad_norm", "v_norm", "u_norm", "residual")
+DIAGNOSTIC_KEYS = ("grad_norm", "v_norm", "u_norm", "residual_free", "residual_nudge")
 _DPI = 120
 
 
