@@ -54,7 +54,7 @@ def compile_cmd(config, checkpoint, out_dir):
 @click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="Training points solved both ways.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the flow-matching batch.")
 @click.option("--spice-runner", type=click.Choice(["auto", "shared", "subprocess"]), help="ngspice interface [default: circuit.runner].")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="ngspice processes (0: one per core).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="ngspice processes (0: the cores not already busy).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Scatter plot of SPICE vs numpy voltages [default: spice_check.png, in RUN_DIR for a run].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level max_abs_error, max_rel_error, grad_cosine).")
 @click.pass_context
