@@ -32,32 +32,56 @@ class Activation:
             raise ValueError(f"unknown activation {name!r}")
         self.name, self.clamp = name, clamp
 
-    def _silu(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        sig = 0.5 * (1.0 + np.tanh(0.5 * u))  # overflow-free logistic
+    def _evaluate(self, u: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+        """rho and its derivatives up to `order`. Hot in every solver (profiled: most of a
+        relaxation sweep), so it computes nothing extra and works in place: each fresh
+        batch-sized temporary costs more than the arithmetic on it."""
+        sig = np.multiply(u, 0.5)
+        np.tanh(sig, out=sig)
+        sig += 1.0
+        sig *= 0.5  # logistic(u), overflow-free
         f = u * sig
-        df = sig * (1.0 + u * (1.0 - sig))
-        d2f = sig * (1.0 - sig) * (2.0 + u * (1.0 - 2.0 * sig))
-        return f, df, d2f
+        df = d2f = None
+        if order >= 1:
+            one_minus = 1.0 - sig
+            df = u * one_minus
+            df += 1.0
+            df *= sig  # sig (1 + u (1 - sig))
+        if order >= 2:
+            d2f = 1.0 - 2.0 * sig
+            d2f *= u
+            d2f += 2.0
+            d2f *= sig
+            d2f *= one_minus  # sig (1 - sig) (2 + u (1 - 2 sig))
+        if self.name == "silu":
+            return (f, df, d2f)[: order + 1]
+        c = self.clamp
+        t = np.divide(f, c, out=f)
+        np.tanh(t, out=t)
+        value = t * c
+        if order == 0:
+            return (value,)
+        sech2 = np.multiply(t, t)
+        np.subtract(1.0, sech2, out=sech2)
+        if order >= 2:
+            # sech2 (d2f - 2 t df^2 / c)
+            d2f -= (2.0 / c) * t * df * df
+            d2f *= sech2
+        df *= sech2
+        return (value, df, d2f)[: order + 1]
 
     def all(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rho, rho', rho'') at u."""
-        f, df, d2f = self._silu(u)
-        if self.name == "silu":
-            return f, df, d2f
-        c = self.clamp
-        t = np.tanh(f / c)
-        sech2 = 1.0 - t * t
-        return c * t, sech2 * df, sech2 * (d2f - 2.0 * t * df * df / c)
+        return self._evaluate(u, 2)
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
-        return self.all(u)[0]
+        return self._evaluate(u, 0)[0]
 
     def deriv(self, u: np.ndarray) -> np.ndarray:
-        return self.all(u)[1]
+        return self._evaluate(u, 1)[1]
 
     def value_and_deriv(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f, df, _ = self.all(u)
-        return f, df
+        return self._evaluate(u, 1)
 
 
 class EnergyModel(ABC):
@@ -93,8 +117,12 @@ class EnergyModel(ABC):
 
     # Optional structure the fast solver and the exact gradient use --------------------------------
 
-    def layer_drive(self, params: Params, state: State, layer: int) -> np.ndarray:
-        """c_l with dE/ds_l = s_l - rho_l'(s_l) * c_l (layered energies; see relax.fast)."""
+    def layer_drive(
+        self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None
+    ) -> np.ndarray:
+        """c_l with dE/ds_l = s_l - rho_l'(s_l) * c_l (layered energies; see relax.fast).
+        `acts`, when given, holds each layer's activity a_l (x itself for the visible layer),
+        so a solver that keeps them current does not recompute rho."""
         raise NotImplementedError(f"{type(self).__name__} has no layered structure")
 
     def hessian_vector(self, params: Params, state: State, direction: State) -> State:
