@@ -96,9 +96,11 @@ def compile_decks(spec: Spec, params: Params, origin: str) -> tuple[dict[str, st
         if phase == "generate":
             prints += [f"i(vclamp{i})" for i in range(model.sizes[0])]
         net.analysis = "* analysis: op, run by the .control block"
-        net.control = ["set numdgt=10", "op"] + [
-            "print " + " ".join(prints[k : k + 8]) for k in range(0, len(prints), 8)
-        ]
+        net.control = (
+            ["set numdgt=10", "op"]
+            + ["print " + " ".join(prints[k : k + 8]) for k in range(0, len(prints), 8)]
+            + ["quit"]  # exit 0 in batch mode (without it ngspice -b ends with 1: no analysis line)
+        )
         text = render(net)
         flat = len(flatten(text))
         net.header = _header(spec, phase, origin, where, net.counts(), flat, clipped)

@@ -24,8 +24,10 @@ GOLDEN = ROOT / "netlists" / "tiny"
 
 
 def _ngspice_print(deck: Path) -> dict[str, float]:
-    """Run `ngspice -b deck` and parse its 'name = value' lines."""
-    out = subprocess.run(["ngspice", "-b", deck.name], capture_output=True, text=True, cwd=deck.parent, timeout=120).stdout
+    """Run `ngspice -b deck` (it must exit 0, as scripts expect) and parse its 'name = value' lines."""
+    run = subprocess.run(["ngspice", "-b", deck.name], capture_output=True, text=True, cwd=deck.parent, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout
     found = re.findall(r"^(\S+) = (\S+)$", out, re.MULTILINE)
     assert found, out[-2000:]
     return {k.lower(): float(v) for k, v in found}
