@@ -112,7 +112,7 @@ def test_three_neuron_circuit_matches_the_hand_solution(tmp_path):
     params, xt, expected = _hand_solved()
     net = build_netlist(spec, model, params, "free", {"xt": xt}, sweep=False)
     net.analysis = "* analysis: op, run by the .control block"
-    net.control = ["set numdgt=12", "op", "print v(x0) v(h1_0) v(h2_0) i(vxt0)"]
+    net.control = ["set numdgt=12", "op", "print v(x0) v(h1_0) v(h2_0) i(vxt0)", "quit"]
     (tmp_path / "three.cir").write_text(render(net))
     (tmp_path / LIBRARY).write_text(library_text())
     got = _ngspice_print(tmp_path / "three.cir")
