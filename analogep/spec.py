@@ -160,7 +160,7 @@ class CircuitSpec:
     runner: Literal["auto", "shared", "subprocess"] = field(
         default="auto", metadata=_key("runner", "ngspice interface: shared library (PySpice), subprocess, or auto")
     )
-    timeout: float = field(default=120.0, metadata=_key("timeout", "seconds before one ngspice solve is abandoned", gt=0))
+    timeout: float = field(default=120.0, metadata=_key("timeout", "seconds before one ngspice run (one sweep of training points) is abandoned", gt=0))
 
 
 @dataclass(frozen=True)
