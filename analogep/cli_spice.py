@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
-from .errors import AnalogepError
 
 
 @click.command("compile")

@@ -39,7 +39,7 @@ def _header(spec: Spec, phase: str, origin: str, point: str, counts: dict, flat:
         phase,
         [
             "Result: V(x<i>) = x*_i and V(h<l>_<j>) = h*_j, the equilibrium (state units).",
-            f"  Velocity read-out (free phase): v_i = alpha*lambda*(V(x<i>) - xt_<i>) = alpha * I(Rspring<i>) / g0.",
+            "  Velocity read-out (free phase): v_i = alpha*lambda*(V(x<i>) - xt_<i>) = alpha * I(Rspring<i>) / g0.",
             "  EP update of W_l[j,i] from the +beta and -beta decks: -(a_j a_i)(+beta) + (a_j a_i)(-beta), over 2 beta.",
         ],
     )

@@ -7,7 +7,3 @@ class AnalogepError(Exception):
 
 class CheckpointError(AnalogepError):
     """A checkpoint or run folder that cannot be used."""
-
-
-class TrainingError(AnalogepError):
-    """Training stopped because its gradients could not be trusted."""

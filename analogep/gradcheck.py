@@ -23,8 +23,7 @@ from .energy import EnergyModel, Params, params_dot, params_map, params_norm
 from .flow import FlowBatch
 from .hopfield import build_energy
 from .measurement import ep_gradient, velocity
-from .phases import NumpyBackend, free_start, run_phases
-from .relax import relax
+from .phases import NumpyBackend, run_phases
 from .spec import GradEPSpec, RelaxSpec, Spec
 
 # Relaxation used for reference equilibria: float64, to (near) machine precision.

@@ -320,7 +320,6 @@ def build_netlist(
 
 def crossbar_sections(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[tuple[str, list[Element]]], dict[str, int]]:
     """The crossbars of all weight matrices, forward and transposed reads, and clip counts."""
-    c = spec.circuit
     names = state_nodes(model.sizes)
     sections, clipped = [], {}
     for l in range(len(model.sizes) - 1):

@@ -18,7 +18,7 @@ import numpy as np
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .energy import EnergyModel, Params
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError
 from .flow import FlowBatchStream
 from .gradep import gradep_step
 from .hopfield import build_energy

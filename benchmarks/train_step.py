@@ -12,7 +12,6 @@ ratio, not the seconds.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 

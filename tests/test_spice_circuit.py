@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from analogep.decks import compile_decks
-from analogep.energy import Activation
 from analogep.graphcheck import check_graph
 from analogep.hopfield import HopfieldEnergy, build_energy
 from analogep.netlist import CircuitError, LIBRARY, build_netlist, library_text, render
