@@ -35,20 +35,23 @@ class Activation:
     def _evaluate(self, u: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
         """rho and its derivatives up to `order`. Hot in every solver (profiled: most of a
         relaxation sweep), so it computes nothing extra and works in place: each fresh
-        batch-sized temporary costs more than the arithmetic on it."""
-        sig = np.multiply(u, 0.5)
-        np.tanh(sig, out=sig)
+        batch-sized temporary costs more than the arithmetic on it. The logistic is
+        1 / (1 + exp(-u)), not the tanh form: numpy's float32 exp is about twice as fast."""
+        sig = np.negative(u)
+        with np.errstate(over="ignore", under="ignore"):
+            np.exp(sig, out=sig)  # inf for u < -88 (float32): sig is then 0, its limit
         sig += 1.0
-        sig *= 0.5  # logistic(u), overflow-free
+        np.reciprocal(sig, out=sig)
         f = u * sig
-        df = d2f = None
+        df = d2f = one_minus = None
         if order >= 1:
             one_minus = 1.0 - sig
             df = u * one_minus
             df += 1.0
             df *= sig  # sig (1 + u (1 - sig))
         if order >= 2:
-            d2f = 1.0 - 2.0 * sig
+            d2f = np.multiply(sig, -2.0)
+            d2f += 1.0
             d2f *= u
             d2f += 2.0
             d2f *= sig
@@ -56,16 +59,18 @@ class Activation:
         if self.name == "silu":
             return (f, df, d2f)[: order + 1]
         c = self.clamp
-        t = np.divide(f, c, out=f)
+        t = np.multiply(f, 1.0 / c, out=f)
         np.tanh(t, out=t)
         value = t * c
         if order == 0:
             return (value,)
-        sech2 = np.multiply(t, t)
+        sech2 = np.multiply(t, t, out=one_minus)  # one_minus is not needed any more
         np.subtract(1.0, sech2, out=sech2)
         if order >= 2:
-            # sech2 (d2f - 2 t df^2 / c)
-            d2f -= (2.0 / c) * t * df * df
+            correction = t * df  # d2 = sech2 (d2f - 2 t df^2 / c)
+            correction *= df
+            correction *= 2.0 / c
+            d2f -= correction
             d2f *= sech2
         df *= sech2
         return (value, df, d2f)[: order + 1]
