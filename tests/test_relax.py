@@ -15,6 +15,7 @@ import pytest
 from analogep.data import load_dataset
 from analogep.energy import max_abs
 from analogep.hopfield import HopfieldEnergy, build_energy
+from analogep import relax as relax_module
 from analogep.relax import VisibleSpring, relax, total_grad
 from analogep.spec import ModelSpec, load_spec
 
@@ -113,8 +114,9 @@ def test_euler_reproduces_a_hand_computed_two_step_example():
     assert abs(eq.state[0][0][0] - 0.3) > 0.1 and abs(eq.state[1][0][0] - 0.9) > 0.01
 
 
+@pytest.mark.parametrize("omega", [1.0, 1.4, 1.8])
 @pytest.mark.parametrize("gain", [0.5, 1.0, 1.5])
-def test_fast_and_euler_reach_the_same_equilibrium(gain):
+def test_fast_and_euler_reach_the_same_equilibrium(gain, omega):
     """Init (0.5) and trained-like weights: 400 steps of tiny.yaml grow the weights' std to
     ~1.5x the init (gain ~0.75). Far stronger weights make E multistable, and then the two
     solvers can settle in different basins from the same start (see the report)."""
@@ -122,15 +124,16 @@ def test_fast_and_euler_reach_the_same_equilibrium(gain):
     spring = VisibleSpring(LAM, x)
     start = free_start(model, x)
     e = relax(model, params, start, spring, solver="euler", max_steps=50000, tol=1e-11)
-    f = relax(model, params, start, spring, solver="fast", max_steps=50000, tol=1e-11)
+    f = relax(model, params, start, spring, solver="fast", max_steps=50000, tol=1e-11, omega=omega)
     assert e.residual < 1e-11 and f.residual < 1e-11
     assert max_diff(e.state, f.state) < 1e-8
     # hidden units are really active (the test is not about a trivial h = 0 fixed point)
     assert max(np.max(np.abs(h)) for h in e.state[1:]) > 0.2
 
 
+@pytest.mark.parametrize("omega", [1.0, 1.4])
 @pytest.mark.parametrize("beta_sign", [1.0, -1.0])
-def test_fast_and_euler_agree_in_nudged_phases(beta_sign):
+def test_fast_and_euler_agree_in_nudged_phases(beta_sign, omega):
     """Nudged phases: combined spring (negative stiffness for -beta), warm start from free."""
     model, params, x = small_model(gain=1.5, seed=3)
     rng = np.random.default_rng(5)
@@ -140,7 +143,7 @@ def test_fast_and_euler_agree_in_nudged_phases(beta_sign):
     nudge = VisibleSpring(beta_sign * 1.25e-3 * (2.0 * LAM) ** 2, anchor)
     spring = VisibleSpring.combine(free_spring, nudge)
     e = relax(model, params, free.state, spring, solver="euler", max_steps=50000, tol=1e-11)
-    f = relax(model, params, free.state, spring, solver="fast", max_steps=50000, tol=1e-11)
+    f = relax(model, params, free.state, spring, solver="fast", max_steps=50000, tol=1e-11, omega=omega)
     assert e.residual < 1e-11 and f.residual < 1e-11
     assert max_diff(e.state, f.state) < 1e-8
     # the nudge moved x toward (+beta) or away from (-beta) the anchor
@@ -162,6 +165,23 @@ def test_fast_and_euler_agree_on_the_paper_model_at_init():
     f = relax(model, params, start, spring, solver="fast", max_steps=20000, tol=1e-10)
     assert e.residual < 1e-10 and f.residual < 1e-10
     assert max_diff(e.state, f.state) < 1e-8
+
+
+def test_fast_over_relaxes_only_points_near_their_equilibrium():
+    """Far from equilibrium (largest slope above relax._OVERRELAX_BELOW) a sweep ignores
+    omega, so the path that picks the basin is plain block descent; near it, omega acts."""
+    model, params, x = small_model(gain=1.5)
+    spring = VisibleSpring(LAM, x)
+    far = free_start(model, x)
+    assert relax_module.sample_max_abs(total_grad(model, params, far, spring)).min() > relax_module._OVERRELAX_BELOW
+    plain = relax(model, params, far, spring, solver="fast", max_steps=1, omega=1.0)
+    over = relax(model, params, far, spring, solver="fast", max_steps=1, omega=1.8)
+    assert max_diff(plain.state, over.state) == 0.0
+    near = relax(model, params, far, spring, solver="fast", max_steps=5000, tol=1e-3).state
+    assert max_abs(total_grad(model, params, near, spring)) < relax_module._OVERRELAX_BELOW
+    plain = relax(model, params, near, spring, solver="fast", max_steps=1, omega=1.0)
+    over = relax(model, params, near, spring, solver="fast", max_steps=1, omega=1.8)
+    assert max_diff(plain.state, over.state) > 1e-6
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
