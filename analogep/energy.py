@@ -32,7 +32,7 @@ class Activation:
             raise ValueError(f"unknown activation {name!r}")
         self.name, self.clamp = name, clamp
 
-    def _evaluate(self, u: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
+    def evaluate(self, u: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
         """rho and its derivatives up to `order`. Hot in every solver (profiled: most of a
         relaxation sweep), so it computes nothing extra and works in place: each fresh
         batch-sized temporary costs more than the arithmetic on it. The logistic is
@@ -77,16 +77,16 @@ class Activation:
 
     def all(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rho, rho', rho'') at u."""
-        return self._evaluate(u, 2)
+        return self.evaluate(u, 2)
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
-        return self._evaluate(u, 0)[0]
+        return self.evaluate(u, 0)[0]
 
     def deriv(self, u: np.ndarray) -> np.ndarray:
-        return self._evaluate(u, 1)[1]
+        return self.evaluate(u, 1)[1]
 
     def value_and_deriv(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._evaluate(u, 1)
+        return self.evaluate(u, 1)
 
 
 class EnergyModel(ABC):

@@ -54,14 +54,15 @@ class HopfieldEnergy(EnergyModel):
 
     # Energy and its derivatives ------------------------------------------------------------------
 
-    def _activities(self, state: State) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-        """a_l, a_l', a_l'' per layer (the visible layer is linear: a_0 = x)."""
+    def _activities(self, state: State, order: int = 2) -> tuple[list[np.ndarray], list, list]:
+        """a_l, a_l', a_l'' per layer (the visible layer is linear: a_0 = x); derivatives
+        above `order` are None (not computed: rho is the hot spot of every solver)."""
         acts, d1, d2 = [state[0]], [None], [None]
         for s in state[1:]:
-            f, df, d2f = self.rho.all(s)
-            acts.append(f)
-            d1.append(df)
-            d2.append(d2f)
+            values = self.rho.evaluate(s, order) + (None,) * (2 - order)
+            acts.append(values[0])
+            d1.append(values[1])
+            d2.append(values[2])
         return acts, d1, d2
 
     def _drives(self, params: Params, acts: list[np.ndarray]) -> list[np.ndarray]:
@@ -76,14 +77,14 @@ class HopfieldEnergy(EnergyModel):
         return drives
 
     def energy(self, params: Params, state: State) -> np.ndarray:
-        acts, _, _ = self._activities(state)
+        acts, _, _ = self._activities(state, order=0)
         e = sum(0.5 * np.sum(s * s, axis=1) for s in state) - state[0] @ params["b_x"]
         for l in range(self.n_layers):
             e = e - np.sum(acts[l + 1] * (acts[l] @ params[f"W{l}"].T + params[f"b{l}"]), axis=1)
         return e
 
     def state_grad(self, params: Params, state: State) -> State:
-        acts, d1, _ = self._activities(state)
+        acts, d1, _ = self._activities(state, order=1)
         drives = self._drives(params, acts)
         grads = [state[0] - drives[0]]
         grads += [s - d * c for s, d, c in zip(state[1:], d1[1:], drives[1:])]
@@ -106,7 +107,7 @@ class HopfieldEnergy(EnergyModel):
 
     def param_terms(self, params: Params, state: State) -> Params:
         """Local dE/dtheta (method.md section 3): each weight's term is -a_post a_pre^T."""
-        acts, _, _ = self._activities(state)
+        acts, _, _ = self._activities(state, order=0)
         batch = state[0].shape[0]
         terms: Params = {"b_x": -state[0].mean(axis=0)}
         for l in range(self.n_layers):
@@ -133,7 +134,7 @@ class HopfieldEnergy(EnergyModel):
         return out
 
     def param_terms_jvp(self, params: Params, state: State, direction: State) -> Params:
-        acts, d1, _ = self._activities(state)
+        acts, d1, _ = self._activities(state, order=1)
         batch = state[0].shape[0]
         dacts = [direction[0]] + [d * w for d, w in zip(d1[1:], direction[1:])]
         out: Params = {"b_x": -direction[0].mean(axis=0)}

@@ -57,7 +57,7 @@ def main() -> None:
         ref = relax(model, params, start, spring, solver="euler", max_steps=args.euler_steps, tol=args.tol, step=0.1)
         print(f"reference: euler step 0.1, {ref.iterations} steps, {time.perf_counter() - t0:.1f} s, "
               f"{int(np.sum(ref.sample_residual >= args.tol))} of {args.points} points above tol {args.tol:g}")
-        print(f"\n{'fast solver':34s} {'time s':>7s} {'sweeps':>6s} {'unconverged':>11s} {'other minimum':>13s}")
+        print(f"\n{'fast solver':42s} {'time s':>7s} {'sweeps':>6s} {'unconverged':>11s} {'other minimum':>13s}")
         rules = [("over-relaxed near equilibrium", relax_module._OVERRELAX_BELOW), ("over-relaxed from the start", np.inf)]
         for omega in (float(w) for w in args.omegas.split(",")):
             for label, below in rules if omega != 1.0 else rules[:1]:
@@ -67,7 +67,7 @@ def main() -> None:
                 seconds = time.perf_counter() - t0
                 other = int(np.sum(point_distance(eq.state, ref.state) > 1e-3))
                 name = f"omega {omega:g}" + ("" if omega == 1.0 else f", {label}")
-                print(f"{name:34s} {seconds:7.3f} {eq.iterations:6d} {int(np.sum(eq.sample_residual >= args.tol)):11d} {other:13d}")
+                print(f"{name:42s} {seconds:7.3f} {eq.iterations:6d} {int(np.sum(eq.sample_residual >= args.tol)):11d} {other:13d}")
             relax_module._OVERRELAX_BELOW = rules[0][1]
 
 
