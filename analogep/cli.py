@@ -24,6 +24,7 @@ Examples:
   analogep sample runs/tiny --n 100 --out tiny.png
   analogep evaluate runs/tiny --json
   analogep gradcheck examples/tiny.yaml --beta-sweep
+  analogep compare runs/digits runs/digits-euler
 """
 
 
@@ -387,6 +388,39 @@ def gradcheck(source, batch, seed, beta_sweep, plot, as_json):
         click.echo(f"  beta sweep -> {plot}")
         for i, b in enumerate(result["beta_sweep"]["betas"]):
             click.echo(f"    beta {b:.2e}: two-phase {errors['two-phase'][i]:.2e}  three-phase {errors['three-phase'][i]:.2e}")
+
+
+# --- compare -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--plot", type=click.Path(dir_okay=False), default="compare.png", show_default=True,
+              help="Where the overlaid loss curves go.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(runs, plot, as_json):
+    """Compare training runs step by step (the first is the reference).
+
+    RUNS are run folders. Reports each run's solver, steps, final loss, seconds per step
+    and, where `analogep evaluate` wrote quality.json, its sample quality; then each run
+    against the first over the steps both logged: up to which step the losses agree,
+    the largest difference, and the mean loss over the second half. Writes the loss
+    curves and their differences to --plot.
+    """
+    from .compare import compare_runs, format_comparison, load_run
+    from .plots import plot_loss_comparison
+
+    if len(runs) < 2:
+        raise AnalogepError(f"compare needs at least two run folders; got {len(runs)}")
+    summaries = [load_run(r) for r in runs]
+    result = compare_runs(summaries)
+    plot_loss_comparison([(f"{Path(s.path).name} ({s.solver})", s.steps, s.loss) for s in summaries], plot)
+    result["plot"] = plot
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(format_comparison(result))
+        click.echo(f"loss curves -> {plot}")
 
 
 from .cli_spice import check_cmd, compile_cmd  # noqa: E402  (the SPICE commands, issue 3)

@@ -249,3 +249,41 @@ def plot_class_shares(report_dict: dict, path: str | os.PathLike) -> None:
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3, axis="y")
         _save(fig, path)
+
+
+def plot_loss_comparison(runs: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | os.PathLike) -> None:
+    """Loss curves of several runs (label, steps, loss) on one axis, and each run's
+    difference from the first on a second, both as trailing moving averages over the
+    raw curves drawn faint."""
+    if len(runs) < 2:
+        raise ValueError("need at least two runs to compare")
+    window = max(1, max(len(loss) for _, _, loss in runs) // 50)
+    with _figure(2, 1, figsize=(7, 6.5), sharex=True) as (fig, (ax, ax_diff)):
+        ref_label, ref_steps, ref_loss = runs[0]
+        smooth_range = [0.0]
+        for k, (label, steps, loss) in enumerate(runs):
+            color = f"C{k}"
+            ax.plot(steps, loss, lw=0.6, alpha=0.25, color=color)
+            ax.plot(steps, _moving_average(loss, window), lw=1.4, color=color, label=label)
+            if k == 0:
+                continue
+            common, i, j = np.intersect1d(ref_steps, steps, return_indices=True)
+            diff = loss[j] - ref_loss[i]
+            smooth = _moving_average(diff, window)
+            ax_diff.plot(common, diff, lw=0.6, alpha=0.25, color=color)
+            ax_diff.plot(common, smooth, lw=1.4, color=color, label=f"{label} - {ref_label}")
+            smooth_range.extend([smooth.min(), smooth.max()])
+        _log_if_helpful(ax, np.concatenate([loss for _, _, loss in runs]))
+        ax.set_ylabel("loss")
+        ax.set_title(f"training loss (lines: moving average over {window} steps)" if window > 1 else "training loss")
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+        ax_diff.axhline(0.0, color="k", lw=0.6)
+        low, high = min(smooth_range), max(smooth_range)
+        pad = 0.1 * (high - low) or 1e-3
+        ax_diff.set_ylim(low - pad, high + pad)  # the moving averages set the scale; raw spikes are cut
+        ax_diff.set_ylabel("loss difference")
+        ax_diff.set_xlabel("step")
+        ax_diff.legend(loc="upper right")
+        ax_diff.grid(alpha=0.3)
+        _save(fig, path)

@@ -18,7 +18,7 @@ from analogep.train import read_metrics
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CORE_COMMANDS = ["train", "sample", "evaluate", "gradcheck"]
+CORE_COMMANDS = ["train", "sample", "evaluate", "gradcheck", "compare"]
 
 
 def invoke(*args: str):
@@ -237,3 +237,31 @@ def test_non_existent_config_is_one_line(tmp_path):
     assert_one_line_error(invoke("train", missing, "--out", tmp_path / "run"), "no such config file")
     assert not (tmp_path / "run").exists()
     assert_one_line_error(invoke("gradcheck", missing), "no such config file")
+
+
+def test_compare_reports_where_two_runs_part(run_dir, tmp_path):
+    """The same run twice agrees at every step; a run with another seed parts at once."""
+    other = tmp_path / "other-seed"
+    assert_ok(invoke("train", TINY, "--out", other, "--steps", 4, "--seed", 7, "--no-samples"))
+    plot = tmp_path / "cmp.png"
+    result = invoke("compare", run_dir, run_dir, other, "--plot", plot, "--json")
+    assert_ok(result)
+    report = json.loads(result.output)
+    same, parted = report["against_first"]
+    assert same["same_loss_through_step"] == 4 and same["max_abs_loss_difference"] == 0.0
+    assert parted["same_loss_through_step"] == 0 and parted["max_abs_loss_difference"] > 1e-4
+    losses = [r["loss"] for r in read_metrics(other)]
+    assert report["runs"][2]["final_loss"] == losses[-1]
+    assert report["runs"][0]["solver"] == load_spec(TINY).relax.solver
+    assert is_png(plot)
+    text = invoke("compare", run_dir, other, "--plot", plot)
+    assert_ok(text)
+    assert "same loss" in text.output and "through step 0" in text.output
+
+
+def test_compare_refuses_a_folder_without_metrics(run_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(invoke("compare", run_dir, empty, "--plot", tmp_path / "c.png"), str(empty), "metrics.jsonl")
+    assert_one_line_error(invoke("compare", run_dir, "--plot", tmp_path / "c.png"), "at least two")
+    assert not (tmp_path / "c.png").exists()
