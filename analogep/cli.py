@@ -166,27 +166,41 @@ def train(config, out_dir, steps, batch, seed, solver, threads, backend, spice_r
 
 
 class _TrainBar:
-    """A progress bar on stderr with loss, steps/s and ETA."""
+    """Progress on stderr with loss, steps/s and ETA: a bar on a terminal; in a log (stderr
+    not a terminal, where click draws only the label) one line every 5% or minute."""
+
+    LOG_EVERY_S = 60.0
 
     def __init__(self, total: int, solves_per_step: int = 0):
         self.total, self.last, self.t0, self.bar = total, 0, time.perf_counter(), None
         self.solves_per_step = solves_per_step  # DC solves per step (SPICE backend: batch x phases)
         self.first = None
+        self.as_lines = not sys.stderr.isatty()
+        self.last_line = (0, self.t0)  # (step, time) of the last logged line
 
     def update(self, step: int, record: dict) -> None:
-        if self.bar is None:
+        if self.first is None:
             self.first = step - 1
+        now = time.perf_counter()
+        rate = (step - self.first) / max(now - self.t0, 1e-9)
+        flag = f"  {rate * self.solves_per_step:.1f} solves/s" if self.solves_per_step else ""
+        flag += " SKIPPED" if "skipped" in record else ""
+        status = f"loss {record['loss']:.4f}  {rate:.2f} steps/s{flag}"
+        if self.as_lines:
+            last_step, last_time = self.last_line
+            if step == self.total or step - last_step >= max(1, self.total // 20) or now - last_time >= self.LOG_EVERY_S:
+                eta = (self.total - step) / rate if rate > 0 else float("nan")
+                click.echo(f"train: step {step}/{self.total}  {status}  ETA {eta:.0f} s", err=True)
+                self.last_line = (step, now)
+            return
+        if self.bar is None:
             self.bar = click.progressbar(
                 length=self.total, label="train", file=sys.stderr, show_eta=True, show_pos=True,
                 item_show_func=lambda r: r,
             )
             self.bar.__enter__()
             self.bar.update(self.first)
-        rate = (step - self.first) / max(time.perf_counter() - self.t0, 1e-9)
-        flag = f"  {rate * self.solves_per_step:.1f} solves/s" if self.solves_per_step else ""
-        flag += " SKIPPED" if "skipped" in record else ""
-        self.bar.update(step - self.last if self.last else step - self.first,
-                        f"loss {record['loss']:.4f}  {rate:.2f} steps/s{flag}")
+        self.bar.update(step - self.last if self.last else step - self.first, status)
         self.last = step
 
     def close(self) -> None:

@@ -64,6 +64,15 @@ def test_train_writes_the_run_files(run_dir):
     assert samples.shape == (spec.generate.n, 64) and np.all(np.isfinite(samples))
 
 
+def test_train_logs_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    """Under nohup or CI a bar would show only its label: progress comes as lines instead."""
+    result = invoke("train", TINY, "--out", tmp_path / "run", "--steps", 40, "--no-samples")
+    assert_ok(result)
+    lines = [l for l in result.stderr.splitlines() if l.startswith("train: step ")]
+    assert 20 <= len(lines) <= 21  # every 5% of the steps
+    assert lines[-1].startswith("train: step 40/40  loss ") and "steps/s" in lines[-1] and "ETA" in lines[-1]
+
+
 def test_train_json_summary_and_resume(tmp_path):
     out = tmp_path / "run"
     first = invoke("train", TINY, "--out", out, "--steps", 2, "--no-samples", "--json")
