@@ -416,7 +416,7 @@ def compare(runs, plot, as_json):
     """Compare training runs step by step (the first is the reference).
 
     RUNS are run folders. Reports each run's solver, steps, final loss, seconds per step
-    and, where `analogep evaluate` wrote quality.json, its sample quality; then each run
+    (median of the logged steps' step_time) and, where `analogep evaluate` wrote quality.json, its sample quality; then each run
     against the first over the steps both logged: up to which step the losses agree,
     the largest difference, and the mean loss over the second half. Writes the loss
     curves and their differences to --plot.

@@ -29,12 +29,14 @@ class RunSummary:
     solver: str
     steps: np.ndarray
     loss: np.ndarray
-    seconds: float  # wall time at the last record (the run's clock, pauses included)
+    step_times: np.ndarray  # seconds of each logged step (NaN where the record has none)
     quality: dict = field(default_factory=dict)  # quality.json, when evaluate wrote one
 
     @property
     def seconds_per_step(self) -> float:
-        return self.seconds / self.steps[-1] if len(self.steps) else float("nan")
+        """Median over the logged steps: pauses and resumes do not count."""
+        known = self.step_times[np.isfinite(self.step_times)]
+        return float(np.median(known)) if known.size else float("nan")
 
     def mean_loss(self, first: int, last: int) -> float:
         window = (self.steps >= first) & (self.steps <= last)
@@ -59,7 +61,7 @@ def load_run(path: str | Path) -> RunSummary:
         solver=solver,
         steps=np.array([r["step"] for r in records]),
         loss=np.array([r["loss"] for r in records], dtype=np.float64),
-        seconds=float(records[-1].get("time", float("nan"))),
+        step_times=np.array([r.get("step_time", np.nan) for r in records], dtype=np.float64),
         quality=quality,
     )
 
@@ -75,7 +77,6 @@ def compare_runs(runs: list[RunSummary]) -> dict:
             "solver": run.solver,
             "steps": int(run.steps[-1]),
             "final_loss": float(run.loss[-1]),
-            "seconds": run.seconds,
             "seconds_per_step": run.seconds_per_step,
             "confidence": q.get("confidence"),
             "classes_covered": q.get("classes_covered"),

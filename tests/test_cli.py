@@ -262,6 +262,7 @@ def test_compare_reports_where_two_runs_part(run_dir, tmp_path):
     losses = [r["loss"] for r in read_metrics(other)]
     assert report["runs"][2]["final_loss"] == losses[-1]
     assert report["runs"][0]["solver"] == load_spec(TINY).relax.solver
+    assert all(r["seconds_per_step"] > 0 for r in report["runs"])
     assert is_png(plot)
     text = invoke("compare", run_dir, other, "--plot", plot)
     assert_ok(text)

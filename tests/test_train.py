@@ -31,7 +31,8 @@ def snapshot(folder: Path) -> dict:
 
 
 def without_time(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "time"} for r in records]
+    """Records without their clocks (time, step_time): what must repeat exactly."""
+    return [{k: v for k, v in r.items() if k not in ("time", "step_time")} for r in records]
 
 
 def test_a_tiny_run_lowers_the_flow_loss(tiny, tmp_path):
@@ -51,6 +52,7 @@ def test_metrics_jsonl_has_one_object_per_logged_step(tiny, tmp_path):
     for r in records:
         assert isinstance(r["loss"], float) and np.isfinite(r["loss"])
         assert "skipped" not in r
+        assert 0 < r["step_time"] <= r["time"]
     assert without_time(records) == without_time(result.records)
     assert read_metrics(tmp_path) == records
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / CHECKPOINT_NAME).is_file()
