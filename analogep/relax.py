@@ -254,7 +254,7 @@ def _cached_residual(model, params, state, derivs, spring, clamp_visible) -> np.
             if clamp_visible:
                 continue
             if spring is not None:
-                drive += spring.pull
+                drive = drive + spring.pull
             slope = (1.0 + (0.0 if spring is None else spring.stiffness)) * state[0] - drive
         else:
             slope = drive * derivs[layer][1]
