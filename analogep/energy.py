@@ -85,9 +85,6 @@ class Activation:
     def deriv(self, u: np.ndarray) -> np.ndarray:
         return self.evaluate(u, 1)[1]
 
-    def value_and_deriv(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.evaluate(u, 1)
-
 
 class EnergyModel(ABC):
     """An energy E(theta, s) over a layered state; see method.md section 1."""
