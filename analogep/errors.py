@@ -7,3 +7,9 @@ class AnalogepError(Exception):
 
 class CheckpointError(AnalogepError):
     """A checkpoint or run folder that cannot be used."""
+
+
+
+
+class CircuitError(AnalogepError):
+    """A circuit that cannot be built or solved; the message names what and where."""

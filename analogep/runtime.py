@@ -1,6 +1,6 @@
-"""Process-level settings: BLAS threads.
+"""Process-level settings: cores, BLAS threads.
 
-Measured on a shared 2-core machine (issue 4): the same numpy training step ran 37x
+Measured on a shared 2-core machine: the same numpy training step ran 37x
 slower with OpenBLAS at 2 threads while another process kept the second core busy than
 with 1 thread. So the thread count is chosen on purpose, and a user can set it.
 """
@@ -33,3 +33,19 @@ def blas_threads(n: int = 0) -> Iterator[int]:
     n = n or default_threads()
     with threadpool_limits(limits=n, user_api="blas"):
         yield n
+
+
+def free_cores() -> int:
+    """Cores not already busy (available cores minus the 1-minute load average), at least 1.
+
+    The default number of ngspice workers. Each ngspice process holds its own sparse matrix
+    (170k non-zeros on the paper circuit) and pays its own ordering; on a 2-core machine
+    already running two training processes, two ngspice workers took 1.7x longer per point
+    than one (64 points), so busy cores are left out rather than oversubscribed.
+    """
+    cores = available_cores()
+    try:
+        busy = int(round(os.getloadavg()[0]))
+    except (AttributeError, OSError):
+        busy = 0
+    return max(1, min(cores, cores - busy))

@@ -19,15 +19,16 @@ import time
 
 import numpy as np
 
-from analogep import relax as relax_module
-from analogep.checkpoint import load_checkpoint
+from analogep.backends.numpy_backend import phase_spring
+from analogep.config import load_spec
 from analogep.data import load_dataset
-from analogep.flow import sample_flow_batch
-from analogep.hopfield import build_energy
-from analogep.phases import NumpyBackend, free_start
-from analogep.relax import relax
+from analogep.ep.phases import free_start
+from analogep.model.registry import build_energy
+from analogep.objectives.flow import sample_flow_batch
 from analogep.runtime import blas_threads
-from analogep.spec import load_spec
+from analogep.solvers import block as relax_module
+from analogep.solvers.registry import relax
+from analogep.training.checkpoint import load_checkpoint
 
 
 def point_distance(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
@@ -49,7 +50,7 @@ def main() -> None:
     params = load_checkpoint(args.checkpoint).params if args.checkpoint else model.init_params(np.random.default_rng(0))
     data = load_dataset(spec.train.dataset, dtype=model.dtype)
     batch = sample_flow_batch(data, args.points, np.random.default_rng(0), spec.train.ot_coupling)
-    spring = NumpyBackend(model, spec.gradep, spec.relax).springs(batch.x_t, None)
+    spring = phase_spring(spec.gradep, batch.x_t, None)
     start = free_start(model, batch.x_t)
 
     with blas_threads(1):
@@ -58,17 +59,17 @@ def main() -> None:
         print(f"reference: euler step 0.1, {ref.iterations} steps, {time.perf_counter() - t0:.1f} s, "
               f"{int(np.sum(ref.sample_residual >= args.tol))} of {args.points} points above tol {args.tol:g}")
         print(f"\n{'fast solver':42s} {'time s':>7s} {'sweeps':>6s} {'unconverged':>11s} {'other minimum':>13s}")
-        rules = [("over-relaxed near equilibrium", relax_module._OVERRELAX_BELOW), ("over-relaxed from the start", np.inf)]
+        rules = [("over-relaxed near equilibrium", relax_module.OVERRELAX_BELOW), ("over-relaxed from the start", np.inf)]
         for omega in (float(w) for w in args.omegas.split(",")):
             for label, below in rules if omega != 1.0 else rules[:1]:
-                relax_module._OVERRELAX_BELOW = below
+                relax_module.OVERRELAX_BELOW = below
                 t0 = time.perf_counter()
                 eq = relax(model, params, start, spring, solver="fast", max_steps=spec.relax.free_steps, tol=args.tol, omega=omega)
                 seconds = time.perf_counter() - t0
                 other = int(np.sum(point_distance(eq.state, ref.state) > 1e-3))
                 name = f"omega {omega:g}" + ("" if omega == 1.0 else f", {label}")
                 print(f"{name:42s} {seconds:7.3f} {eq.iterations:6d} {int(np.sum(eq.sample_residual >= args.tol)):11d} {other:13d}")
-            relax_module._OVERRELAX_BELOW = rules[0][1]
+            relax_module.OVERRELAX_BELOW = rules[0][1]
 
 
 if __name__ == "__main__":

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from analogep.backends.numpy_backend import NumpyBackend
+from analogep.backends.spice_backend import SpiceBackend
+from analogep.circuit.ngspice import ngspice_info
+from analogep.config import load_spec
 from analogep.data import load_dataset
-from analogep.flow import sample_flow_batch
-from analogep.gradcheck import TIGHT, as_float64
-from analogep.hopfield import build_energy
-from analogep.ngspice import ngspice_info
-from analogep.phases import NumpyBackend
-from analogep.spec import load_spec
-from analogep.spice_backend import SpiceBackend
+from analogep.evaluation.gradcheck import REFERENCE_RELAX, as_float64
+from analogep.model.registry import build_energy
+from analogep.objectives.flow import sample_flow_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,16 +37,18 @@ def bench(config: Path, n: int, runner: str, workers: list[int]) -> dict:
     model, params = as_float64(spec, build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed)))
     batch = sample_flow_batch(load_dataset(dtype=np.float64), n, np.random.default_rng(0), spec.train.ot_coupling)
     out = {"config": spec.name, "sizes": list(spec.model.sizes), "points": n}
-    for name, relax_spec in (("numpy_" + spec.relax.solver, spec.relax), ("numpy_tight", TIGHT)):
+    for name, relax_spec in (("numpy_" + spec.relax.solver, spec.relax), ("numpy_tight", REFERENCE_RELAX)):
         backend = NumpyBackend(model, spec.gradep, relax_spec)
+        backend.program(params)
         t0 = time.perf_counter()
-        backend.equilibrium(params, batch.x_t, None, None)
+        backend.equilibrium(batch.x_t, None, None)
         out[f"{name}_solves_per_s"] = n / (time.perf_counter() - t0)
     for w in workers:
-        backend = SpiceBackend(spec, model, runner=runner, workers=w)
-        backend.equilibrium(params, batch.x_t[:2], None, None)  # start the workers and load ngspice
+        backend = SpiceBackend.from_spec(spec, model, runner=runner, workers=w)
+        backend.program(params)
+        backend.equilibrium(batch.x_t[:2], None, None)  # start the workers and load ngspice
         t0 = time.perf_counter()
-        eq = backend.equilibrium(params, batch.x_t, None, None)
+        eq = backend.equilibrium(batch.x_t, None, None)
         seconds = time.perf_counter() - t0
         out[f"spice_{w}proc_solves_per_s"] = n / seconds
         out[f"spice_{w}proc_s_per_point"] = seconds / n

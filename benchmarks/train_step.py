@@ -17,17 +17,18 @@ import time
 
 import numpy as np
 
-from analogep.checkpoint import load_checkpoint
+from analogep.backends.numpy_backend import NumpyBackend
+from analogep.config import load_spec
 from analogep.data import load_dataset
-from analogep.flow import FlowBatchStream, ot_pairing
-from analogep.generate import generate
-from analogep.gradcheck import compare
-from analogep.gradep import gradep_step
-from analogep.hopfield import build_energy
-from analogep.optim import build_optimizer, clip_by_global_norm
-from analogep.phases import NumpyBackend
+from analogep.ep.step import gradep_step
+from analogep.evaluation.gradcheck import compare
+from analogep.model.registry import build_energy
+from analogep.objectives.flow import ot_pairing
+from analogep.objectives.flow_sampling import generate
+from analogep.objectives.registry import build_objective
 from analogep.runtime import blas_threads
-from analogep.spec import load_spec
+from analogep.training.checkpoint import load_checkpoint
+from analogep.training.optim import build_optimizer, clip_by_global_norm
 
 # The paper's relaxation, trusted as the paper trusts it (examples/digits-euler.yaml).
 PAPER = {
@@ -40,7 +41,8 @@ def time_steps(model, spec, params, data, repeats, seed=0):
     """`repeats` training steps as train() runs them (OT of the next batch prefetched in a
     worker thread), each from the same weights; returns per-step timings and results."""
     backend = NumpyBackend(model, spec.gradep, spec.relax)
-    stream = FlowBatchStream(data, spec.train.batch, np.random.default_rng(seed), spec.train.ot_coupling, repeats)
+    objective = build_objective(spec)
+    stream = objective.batches(data, np.random.default_rng(seed), repeats)
     t = spec.train
     rows = []
     try:
@@ -50,7 +52,8 @@ def time_steps(model, spec, params, data, repeats, seed=0):
             t0 = time.perf_counter()
             batch = stream.next()  # waits only for the part of the OT pairing not hidden
             t1 = time.perf_counter()
-            result = gradep_step(model, backend, work, batch, spec.gradep, t.max_residual, t.max_dropped, t.max_asymmetry)
+            realised = backend.program(work)
+            result = gradep_step(model, backend, realised, batch, objective, spec.gradep, t)
             t2 = time.perf_counter()
             grad, _ = clip_by_global_norm(result.grad, t.grad_clip)
             optimizer.step(work, grad)
@@ -111,7 +114,9 @@ def main() -> None:
 
         t0 = time.perf_counter()
         g = spec.generate
-        generate(model, params, spec.gradep, spec.relax, n=args.samples, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed)
+        backend = NumpyBackend(model, spec.gradep, spec.relax)
+        backend.program(params)
+        generate(model, backend, spec.gradep, n=args.samples, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed)
         print(f"sampling {args.samples} digits ({int(round(g.t1 / g.dt))} Euler steps, {spec.relax.solver} warm re-relaxation): "
               f"{time.perf_counter() - t0:.1f} s")
 

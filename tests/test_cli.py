@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analogep.checkpoint import load_checkpoint
-from analogep.cli import main
-from analogep.spec import load_spec
-from analogep.train import read_metrics
+from analogep.cli.app import main
+from analogep.config import load_spec
+from analogep.training.checkpoint import load_checkpoint
+from analogep.training.runlog import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"

@@ -14,8 +14,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from analogep.cli import main
-from analogep.spec import ConfigError, Spec, dump_spec, from_dict, load_spec, to_dict
+from analogep.cli.app import main
+from analogep.config import (
+    ConfigError,
+    Spec,
+    dump_spec,
+    from_dict,
+    load_spec,
+    to_dict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -175,11 +182,11 @@ def test_euler_example_is_the_default_with_the_papers_relaxation():
 
 
 def test_packaged_config_is_byte_identical_to_the_example():
-    packaged = ROOT / "analogep" / "configs" / "digits.yaml"
+    packaged = ROOT / "analogep" / "config" / "digits.yaml"
     assert packaged.read_bytes() == (EXAMPLES / "digits.yaml").read_bytes()
     from importlib import resources
 
-    assert resources.files("analogep.configs").joinpath("digits.yaml").read_bytes() == packaged.read_bytes()
+    assert resources.files("analogep.config").joinpath("digits.yaml").read_bytes() == packaged.read_bytes()
 
 
 def test_examples_set_every_key_of_the_schema():

@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from analogep.data import load_dataset
-from analogep.flow import FlowBatchStream, ot_pairing, sample_flow_batch
+from analogep.objectives.flow import FlowBatchStream, ot_pairing, sample_flow_batch
 
 
 def cost(x0: np.ndarray, x1: np.ndarray, perm) -> float:

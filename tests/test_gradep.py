@@ -13,19 +13,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analogep import gradcheck as gc
+from analogep.config import TrainSpec
 from analogep.data import load_dataset
-from analogep.energy import params_dot, params_map, params_norm
-from analogep.flow import sample_flow_batch
-from analogep.gradep import diagnose, gradep_step, trusted_points
-from analogep.spec import TrainSpec
+from analogep.ep.step import gradep_step
+from analogep.ep.trust import diagnose, trusted_points
+from analogep.evaluation import gradcheck as gc
+from analogep.model.tensors import params_dot, params_map, params_norm
+from analogep.objectives.flow import sample_flow_batch
 
 MAX_NUDGE_ASYMMETRY = TrainSpec().max_asymmetry
-from analogep.hopfield import build_energy
-from analogep.measurement import ep_gradient, flow_loss, nudge_asymmetry, velocity
-from analogep.phases import NumpyBackend, PhaseResult, run_phases
-from analogep.relax import Equilibrium
-from analogep.spec import load_spec
+from analogep.backends.numpy_backend import NumpyBackend
+from analogep.config import load_spec
+from analogep.ep.measurement import ep_gradient, nudge_asymmetry, velocity
+from analogep.ep.phases import PhaseResult, run_phases
+from analogep.model.registry import build_energy
+from analogep.objectives.flow import flow_loss
+from analogep.solvers.base import Equilibrium
 
 TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny.yaml"
 
@@ -60,7 +63,7 @@ def test_ep_gradient_matches_the_exact_gradient_at_the_default_beta(setup):
     assert as_trained.cosine >= 0.999
     assert as_trained.rel_error < 0.05
     # float64, tight relaxation: only the method's O(beta^2) bias is left
-    tight = gc.compare(gc.ep_estimate(model64, params64, batch, spec.gradep, gc.TIGHT), exact)
+    tight = gc.compare(gc.ep_estimate(model64, params64, batch, spec.gradep, gc.REFERENCE_RELAX), exact)
     assert tight.cosine >= 0.9999
     assert tight.rel_error < 0.02
     for name, stats in tight.per_tensor.items():
@@ -119,8 +122,9 @@ def test_ep_bias_shrinks_as_beta_for_two_phase_and_beta_squared_for_three_phase(
 def test_two_phase_variant(setup):
     spec, model, params, model64, params64, batch, exact = setup
     gradep2 = dataclasses.replace(spec.gradep, phases=2)
-    backend = NumpyBackend(model64, gradep2, gc.TIGHT)
-    phases = run_phases(backend, params64, batch.x_t, batch.u, gradep2)
+    backend = NumpyBackend(model64, gradep2, gc.REFERENCE_RELAX)
+    backend.program(params64)
+    phases = run_phases(backend, batch.x_t, batch.u, gradep2)
     assert phases.minus is None and len(phases.all) == 2
     grad = ep_gradient(model64, params64, phases)
     # one-sided estimate: [dE/dtheta(+beta) - dE/dtheta(free)] / beta
@@ -131,10 +135,10 @@ def test_two_phase_variant(setup):
     comparison = gc.compare(grad, exact)
     assert comparison.cosine >= 0.995
     # O(beta) bias: clearly worse than the three-phase estimate at the same beta
-    three = gc.compare(gc.ep_estimate(model64, params64, batch, spec.gradep, gc.TIGHT), exact)
+    three = gc.compare(gc.ep_estimate(model64, params64, batch, spec.gradep, gc.REFERENCE_RELAX), exact)
     assert comparison.rel_error > 3 * three.rel_error
     # and the training step runs it without trouble, reporting no asymmetry
-    step = gradep_step(model, NumpyBackend(model, gradep2, spec.relax), params, _as32(batch), gradep2, 1e-2)
+    step = _step(model, NumpyBackend(model, gradep2, spec.relax), params, _as32(batch), gradep2, 1e-2)
     assert step.trouble == []
     assert step.metrics["nudge_asym"] == 0.0
     assert gc.compare(step.grad, exact).cosine >= 0.995
@@ -143,7 +147,7 @@ def test_two_phase_variant(setup):
 def test_gradep_step_reads_velocity_from_the_spring_and_loss_from_it(setup):
     spec, model, params, _, _, batch, _ = setup
     b32 = _as32(batch)
-    step = gradep_step(model, NumpyBackend(model, spec.gradep, spec.relax), params, b32, spec.gradep, 1e-2)
+    step = _step(model, NumpyBackend(model, spec.gradep, spec.relax), params, b32, spec.gradep, 1e-2)
     x_star = step.phases.free.state[0]
     np.testing.assert_allclose(step.v, spec.gradep.alpha * spec.gradep.lam * (x_star - b32.x_t), rtol=1e-6)
     np.testing.assert_array_equal(step.v, velocity(x_star, b32.x_t, spec.gradep))
@@ -161,7 +165,7 @@ def test_gradep_step_reads_velocity_from_the_spring_and_loss_from_it(setup):
 
 def test_gradient_descent_along_the_ep_gradient_lowers_the_loss(setup):
     spec, _, _, model64, params64, batch, _ = setup
-    grad = gc.ep_estimate(model64, params64, batch, spec.gradep, gc.TIGHT)
+    grad = gc.ep_estimate(model64, params64, batch, spec.gradep, gc.REFERENCE_RELAX)
     before = gc.loss_at(model64, params64, batch, spec.gradep)
     lr = 1e-3 / params_norm(grad)
     after = gc.loss_at(model64, params_map(lambda p, g: p - lr * g, params64, grad), batch, spec.gradep)
@@ -175,7 +179,9 @@ def test_minus_phase_is_finite_when_the_nudge_cancels_the_spring(setup):
     spec, _, _, model64, params64, batch, _ = setup
     spec = spec.replace(gradep={"beta": 1.0 / (spec.gradep.alpha**2 * spec.gradep.lam)})
     assert spec.gradep.nudge_stiffness == spec.gradep.lam  # the -beta spring cancels lambda exactly
-    phases = run_phases(NumpyBackend(model64, spec.gradep, gc.TIGHT), params64, batch.x_t, batch.u, spec.gradep)
+    backend = NumpyBackend(model64, spec.gradep, gc.REFERENCE_RELAX)
+    backend.program(params64)
+    phases = run_phases(backend, batch.x_t, batch.u, spec.gradep)
     assert all(np.all(np.isfinite(s)) for s in phases.minus.state)
     assert phases.minus.residual < 1e-8
 
@@ -259,8 +265,8 @@ class _JumpingBackend(NumpyBackend):
     """The numpy backend, except that training point 0's -beta phase lands where +beta did
     (what a basin jump near a bifurcation looks like)."""
 
-    def equilibrium(self, params, x_t, nudge, start):
-        eq = super().equilibrium(params, x_t, nudge, start)
+    def equilibrium(self, x_t, nudge, start):
+        eq = super().equilibrium(x_t, nudge, start)
         if nudge is not None:
             if nudge.beta > 0:
                 self.last_plus = [s[0].copy() for s in eq.state]
@@ -274,25 +280,35 @@ def test_gradep_step_drops_a_basin_jumping_point(setup):
     spec, model, params, _, _, batch, _ = setup
     b32 = _as32(batch)
     backend = _JumpingBackend(model, spec.gradep, spec.relax)
-    strict = gradep_step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.0)
+    strict = _step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.0)
     assert strict.keep.tolist() == [False] + [True] * 7
     assert strict.metrics["dropped"] == 1 and strict.metrics["nudge_asym"] > MAX_NUDGE_ASYMMETRY
     assert len(strict.trouble) == 1 and "1 of 8" in strict.trouble[0]
-    keep_all = gradep_step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.0, max_asymmetry=1.0)
+    keep_all = _step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.0, max_asymmetry=1.0)
     assert keep_all.keep.all() and keep_all.trouble == []  # the paper's setting: no point dropped
-    lenient = gradep_step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.2)
+    lenient = _step(model, backend, params, b32, spec.gradep, 1e-3, max_dropped=0.2)
     assert lenient.trouble == []
     # the gradient averages the trusted points only
     expected = ep_gradient(model, params, lenient.phases, lenient.keep)
     for k in expected:
         np.testing.assert_array_equal(lenient.grad[k], expected[k])
-    clean = gradep_step(model, NumpyBackend(model, spec.gradep, spec.relax), params, _as32(_drop_first(batch)), spec.gradep, 1e-3)
+    clean = _step(model, NumpyBackend(model, spec.gradep, spec.relax), params, _as32(_drop_first(batch)), spec.gradep, 1e-3)
     assert gc.compare(lenient.grad, clean.grad).cosine > 0.99999
 
 
 def test_gradep_step_reports_an_unconverged_phase(setup):
     spec, model, params, _, _, batch, _ = setup
     short = dataclasses.replace(spec.relax, free_steps=1, nudge_steps=1, tol=0.0)
-    step = gradep_step(model, NumpyBackend(model, spec.gradep, short), params, _as32(batch), spec.gradep, 1e-3, 0.05)
+    step = _step(model, NumpyBackend(model, spec.gradep, short), params, _as32(batch), spec.gradep, 1e-3, 0.05)
     assert not step.keep.any()
     assert any("8 of 8" in t and "unconverged" in t for t in step.trouble)
+
+
+def _step(model, backend, params, batch, gradep, max_residual=np.inf, max_dropped=1.0, max_asymmetry=0.5):
+    """One GradEP step as training takes it: program the backend, then measure."""
+    from analogep.config import TrainSpec
+    from analogep.objectives.flow import FlowMatching
+
+    realised = backend.program(params)
+    trust = TrainSpec(max_residual=max_residual, max_dropped=max_dropped, max_asymmetry=max_asymmetry)
+    return gradep_step(model, backend, realised, batch, FlowMatching(gradep, True, batch.x_t.shape[0]), gradep, trust)

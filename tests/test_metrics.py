@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from analogep.metrics import (
+from analogep.evaluation.quality import (
     N_CLASSES,
     QualityReport,
     evaluate_samples,
@@ -51,7 +51,7 @@ def test_split_is_fixed_stratified_and_disjoint(split):
 
 
 def test_classifier_is_accurate_and_confident_on_held_out(split, real_report):
-    from analogep.metrics import _predict_proba
+    from analogep.evaluation.quality import _predict_proba
 
     proba = _predict_proba(split.x_held, 0)
     assert np.mean(proba.argmax(axis=1) == split.y_held) >= 0.97

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analogep import plots
+from analogep.evaluation import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

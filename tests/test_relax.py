@@ -12,12 +12,14 @@ import math
 import numpy as np
 import pytest
 
+from analogep.config import ModelSpec, load_spec
 from analogep.data import load_dataset
-from analogep.energy import max_abs
-from analogep.hopfield import HopfieldEnergy, build_energy
-from analogep import relax as relax_module
-from analogep.relax import VisibleSpring, relax, total_grad
-from analogep.spec import ModelSpec, load_spec
+from analogep.model.families.hopfield import HopfieldEnergy
+from analogep.model.registry import build_energy
+from analogep.model.tensors import max_abs
+from analogep.solvers import block as relax_module
+from analogep.solvers.base import VisibleSpring, total_grad
+from analogep.solvers.registry import relax
 
 SOLVERS = ["euler", "fast"]
 LAM = 15.0
@@ -173,12 +175,12 @@ def test_fast_over_relaxes_only_points_near_their_equilibrium():
     model, params, x = small_model(gain=1.5)
     spring = VisibleSpring(LAM, x)
     far = free_start(model, x)
-    assert relax_module.sample_max_abs(total_grad(model, params, far, spring)).min() > relax_module._OVERRELAX_BELOW
+    assert relax_module.sample_max_abs(total_grad(model, params, far, spring)).min() > relax_module.OVERRELAX_BELOW
     plain = relax(model, params, far, spring, solver="fast", max_steps=1, omega=1.0)
     over = relax(model, params, far, spring, solver="fast", max_steps=1, omega=1.8)
     assert max_diff(plain.state, over.state) == 0.0
     near = relax(model, params, far, spring, solver="fast", max_steps=5000, tol=1e-3).state
-    assert max_abs(total_grad(model, params, near, spring)) < relax_module._OVERRELAX_BELOW
+    assert max_abs(total_grad(model, params, near, spring)) < relax_module.OVERRELAX_BELOW
     plain = relax(model, params, near, spring, solver="fast", max_steps=1, omega=1.0)
     over = relax(model, params, near, spring, solver="fast", max_steps=1, omega=1.8)
     assert max_diff(plain.state, over.state) > 1e-6
@@ -267,14 +269,13 @@ def test_fast_and_paper_euler_give_the_same_training_steps_on_the_paper_config()
     the same parameters after three Adam steps."""
     import dataclasses
 
+    from analogep.backends.numpy_backend import NumpyBackend
+    from analogep.config import load_spec
     from analogep.data import load_dataset
-    from analogep.flow import sample_flow_batch
-    from analogep.gradcheck import compare
-    from analogep.gradep import gradep_step
-    from analogep.hopfield import build_energy
-    from analogep.optim import build_optimizer, clip_by_global_norm
-    from analogep.phases import NumpyBackend
-    from analogep.spec import load_spec
+    from analogep.evaluation.gradcheck import compare
+    from analogep.model.registry import build_energy
+    from analogep.objectives.flow import sample_flow_batch
+    from analogep.training.optim import build_optimizer, clip_by_global_norm
 
     spec = load_spec(None)
     paper = dataclasses.replace(spec.relax, solver="euler", step=0.1, free_steps=300, nudge_steps=300, tol=0.0)
@@ -288,7 +289,7 @@ def test_fast_and_paper_euler_give_the_same_training_steps_on_the_paper_config()
         grads = []
         for _ in range(3):
             batch = sample_flow_batch(data, 96, rng, True)
-            result = gradep_step(model, NumpyBackend(model, spec.gradep, relax_spec), params, batch, spec.gradep)
+            result = _step(model, NumpyBackend(model, spec.gradep, relax_spec), params, batch, spec.gradep)
             grads.append(result.grad)
             optimizer.step(params, clip_by_global_norm(result.grad, spec.train.grad_clip)[0])
         runs[name] = (grads, params)
@@ -299,3 +300,14 @@ def test_fast_and_paper_euler_give_the_same_training_steps_on_the_paper_config()
     init = model.init_params(np.random.default_rng(spec.model.seed))
     delta = {run: {k: v - init[k] for k, v in params.items()} for run, (_, params) in runs.items()}
     assert compare(delta["fast"], delta["euler"]).rel_error < 0.02
+
+
+def _step(model, backend, params, batch, gradep, max_residual=np.inf, max_dropped=1.0, max_asymmetry=0.5):
+    """One GradEP step as training takes it: program the backend, then measure."""
+    from analogep.config import TrainSpec
+    from analogep.ep.step import gradep_step
+    from analogep.objectives.flow import FlowMatching
+
+    realised = backend.program(params)
+    trust = TrainSpec(max_residual=max_residual, max_dropped=max_dropped, max_asymmetry=max_asymmetry)
+    return gradep_step(model, backend, realised, batch, FlowMatching(gradep, True, batch.x_t.shape[0]), gradep, trust)

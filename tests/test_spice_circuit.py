@@ -11,11 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analogep.decks import compile_decks
-from analogep.graphcheck import check_graph
-from analogep.hopfield import HopfieldEnergy, build_energy
-from analogep.netlist import CircuitError, LIBRARY, build_netlist, library_text, render
-from analogep.spec import CircuitSpec, GradEPSpec, ModelSpec, Spec, load_spec
+from analogep.api import compile_circuit
+from analogep.circuit.compiler import build_netlist
+from analogep.circuit.graph import check_graph
+from analogep.circuit.library import LIBRARY, library_text
+from analogep.circuit.netlist import render
+from analogep.config import CircuitSpec, GradEPSpec, ModelSpec, Spec, load_spec
+from analogep.errors import CircuitError
+from analogep.model.families.hopfield import HopfieldEnergy
+from analogep.model.registry import build_energy
 
 pytestmark = pytest.mark.spice
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +44,7 @@ def _tiny():
 
 def test_golden_decks_are_what_the_compiler_writes():
     spec, params = _tiny()
-    files, clipped = compile_decks(spec, params, "examples/tiny.yaml (initial weights, seed 0)")
+    files, clipped = compile_circuit(spec, params, "examples/tiny.yaml (initial weights, seed 0)")
     assert sorted(files) == sorted(p.name for p in GOLDEN.iterdir())
     for name, text in files.items():
         assert (GOLDEN / name).read_text() == text, f"netlists/tiny/{name} differs: recompile with analogep compile examples/tiny.yaml"
@@ -49,25 +53,27 @@ def test_golden_decks_are_what_the_compiler_writes():
 
 def test_golden_decks_solve_to_the_numpy_equilibrium(tmp_path):
     """ngspice -b on each reviewed deck prints the numpy equilibrium (and -dE/dx for generate)."""
-    from analogep.decks import TIGHT
+    from analogep.api import DECK_RELAX as TIGHT
+    from analogep.backends.numpy_backend import NumpyBackend
     from analogep.data import load_dataset
-    from analogep.flow import sample_flow_batch
-    from analogep.gradcheck import as_float64
-    from analogep.phases import NumpyBackend, Nudge, nudge_anchor
-    from analogep.relax import relax
+    from analogep.ep.phases import Nudge, nudge_anchor
+    from analogep.evaluation.gradcheck import as_float64
+    from analogep.objectives.flow import sample_flow_batch
+    from analogep.solvers.registry import relax
 
     spec, params = _tiny()
     model, p = as_float64(spec, params)
     batch = sample_flow_batch(load_dataset(dtype=np.float64), 1, np.random.default_rng(spec.train.seed), ot=False)
     numpy = NumpyBackend(model, spec.gradep, TIGHT)
-    free = numpy.equilibrium(p, batch.x_t, None, None)
+    numpy.program(p)
+    free = numpy.equilibrium(batch.x_t, None, None)
     a = nudge_anchor(batch.x_t, batch.u, spec.gradep)
     x = np.random.default_rng(spec.generate.seed).standard_normal((1, 64))
     gen = relax(model, p, [x] + model.zeros_state(1)[1:], None, solver="fast", max_steps=5000, tol=1e-12, clamp_visible=True)
     expected = {
         "free.cir": free.state,
-        "nudge_plus.cir": numpy.equilibrium(p, batch.x_t, Nudge(spec.gradep.beta, a), free.state).state,
-        "nudge_minus.cir": numpy.equilibrium(p, batch.x_t, Nudge(-spec.gradep.beta, a), free.state).state,
+        "nudge_plus.cir": numpy.equilibrium(batch.x_t, Nudge(spec.gradep.beta, a), free.state).state,
+        "nudge_minus.cir": numpy.equilibrium(batch.x_t, Nudge(-spec.gradep.beta, a), free.state).state,
         "generate.cir": gen.state,
     }
     for name in expected:
@@ -139,7 +145,7 @@ def test_graph_check_names_floating_nodes_and_voltage_loops():
 def test_weights_outside_the_conductance_range_fail_or_are_clipped_with_a_count(tmp_path):
     from click.testing import CliRunner
 
-    from analogep.cli import main
+    from analogep.cli.app import main
 
     cfg = tmp_path / "narrow.yaml"
     cfg.write_text((ROOT / "examples" / "tiny.yaml").read_text() + "\ncircuit:\n  gmax: 2.0e-5\n")
@@ -158,15 +164,16 @@ def test_weights_outside_the_conductance_range_fail_or_are_clipped_with_a_count(
 def test_a_deck_that_cannot_converge_fails_with_one_clear_line():
     """Tolerances below machine precision: no Newton iterate can satisfy them, so the sweep,
     then .op with gmin and source stepping, fail; the error names phase, point and ngspice's words."""
-    from analogep.spice_backend import SpiceBackend
+    from analogep.backends.spice_backend import SpiceBackend
 
     spec = _three_neuron_spec(reltol=1e-16, vntol=1e-19, abstol=1e-22, timeout=60)
     model = HopfieldEnergy(spec.model)
     params, xt, _ = _hand_solved()
-    backend = SpiceBackend(spec, model, workers=1)
+    backend = SpiceBackend.from_spec(spec, model, workers=1)
+    backend.program(params)
     try:
         with pytest.raises(CircuitError) as info:
-            backend.equilibrium(params, np.array([[0.3], [0.1]]), None, None)
+            backend.equilibrium(np.array([[0.3], [0.1]]), None, None)
     finally:
         backend.close()
     msg = str(info.value)
@@ -175,14 +182,15 @@ def test_a_deck_that_cannot_converge_fails_with_one_clear_line():
 
 
 def test_unbounded_energy_is_reported_before_ngspice_runs():
-    from analogep.spice_backend import SpiceBackend
+    from analogep.backends.spice_backend import SpiceBackend
 
     spec = _three_neuron_spec()
     model = HopfieldEnergy(spec.model)
     params = {"b_x": np.zeros(1), "W0": np.array([[8.0]]), "b0": np.array([5.0]), "W1": np.array([[8.0]]), "b1": np.zeros(1)}
-    backend = SpiceBackend(spec, model, workers=1)
+    backend = SpiceBackend.from_spec(spec, model, workers=1)
+    backend.program(params)
     try:
         with pytest.raises(CircuitError, match="free phase: the energy looks unbounded"):
-            backend.equilibrium(params, np.array([[1.0]]), None, None)
+            backend.equilibrium(np.array([[1.0]]), None, None)
     finally:
         backend.close()

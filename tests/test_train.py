@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analogep.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
-from analogep.cli import main
+from analogep.cli.app import main
+from analogep.config import OptimizerSpec, load_spec
 from analogep.errors import CheckpointError
-from analogep.optim import SGD, Adam, clip_by_global_norm
-from analogep.spec import OptimizerSpec, load_spec
-from analogep.train import METRICS_NAME, read_metrics, train
+from analogep.training.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from analogep.training.loop import train
+from analogep.training.optim import SGD, Adam, clip_by_global_norm
+from analogep.training.runlog import METRICS_NAME, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 

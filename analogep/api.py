@@ -1,0 +1,193 @@
+"""The Python API: what the CLI does, as functions that return objects and print nothing.
+
+    import analogep
+    spec = analogep.load_config("examples/tiny.yaml")
+    result = analogep.train(spec, "runs/tiny")
+    x = analogep.sample(spec, result.params, n=100)
+    report = analogep.evaluate(x)                      # .confidence, .frechet, .format()
+    grads = analogep.gradcheck(spec, result.params)    # EP vs the exact gradient
+    files, clipped = analogep.compile_circuit(spec, result.params)
+    check, _, _ = analogep.check_circuit(spec, result.params, n=8)   # needs ngspice
+
+Errors are AnalogepError subclasses whose message is one line (ConfigError for a bad
+config, CheckpointError for a bad run folder, CircuitError for a circuit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from analogep.backends.base import Nudge
+from analogep.backends.numpy_backend import NumpyBackend
+from analogep.backends.registry import make_backend
+from analogep.circuit.decks import DeckPoint, compile_decks
+from analogep.circuit.devices import effective_params
+from analogep.config.load import load_spec
+from analogep.config.spec import RelaxSpec, Spec
+from analogep.data import load_dataset
+from analogep.ep.phases import nudge_anchor
+from analogep.evaluation import gradcheck as gc
+from analogep.evaluation.compare import compare_runs, load_run
+from analogep.evaluation.crosscheck import CheckReport, crosscheck
+from analogep.evaluation.quality import QualityReport, evaluate_samples
+from analogep.model.energy import Params
+from analogep.model.registry import build_energy
+from analogep.objectives.registry import build_objective
+from analogep.runtime import blas_threads
+from analogep.training.checkpoint import check_params, load_checkpoint
+from analogep.training.loop import TrainResult
+from analogep.training.loop import train as _train
+
+# The reviewed decks carry the numpy equilibrium as .nodeset: relaxed to print precision.
+DECK_RELAX = RelaxSpec(solver="fast", free_steps=5000, nudge_steps=5000, tol=1e-12)
+
+
+def load_config(path: str | Path | None = None) -> Spec:
+    """A model.yaml, validated (None: the packaged paper config)."""
+    return load_spec(path)
+
+
+def load_model(source: str | Path | None = None) -> tuple[Spec, Params, str]:
+    """(spec, params, origin) from a RUN_DIR or checkpoint (.npz), or from a CONFIG (the
+    initial weights of its seed; None: the packaged paper config)."""
+    if source is not None and (Path(source).is_dir() or str(source).endswith(".npz")):
+        ckpt = load_checkpoint(source)
+        check_params(build_energy(ckpt.spec.model), ckpt.params, str(source))
+        return ckpt.spec, ckpt.params, f"{source} (step {ckpt.step})"
+    spec = load_spec(source)
+    params = build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed))
+    return spec, params, f"{source or 'default config'} (initial weights, seed {spec.model.seed})"
+
+
+def train(
+    spec: Spec,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    backend: str = "numpy",
+    on_step: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train spec's model with GradEP into `out_dir` (config.yaml, metrics.jsonl,
+    checkpoint.npz), under spec.train.threads BLAS threads; `resume` continues the run
+    there. `on_step(step, record)` sees every step's metrics."""
+    with blas_threads(spec.train.threads):
+        return _train(spec, out_dir, resume=resume, backend_name=backend, on_step=on_step)
+
+
+def sample(
+    spec: Spec,
+    params: Params,
+    *,
+    n: int | None = None,
+    t1: float | None = None,
+    dt: float | None = None,
+    mode: str | None = None,
+    seed: int | None = None,
+    backend: str = "numpy",
+    spice_runner: str | None = None,
+    threads: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Samples (n, n_visible) by the objective's sampler on the named backend; unset
+    options take spec.generate's values. `threads`: BLAS threads (default train.threads)."""
+    changes = dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed)
+    g = dataclasses.replace(spec.generate, **{k: v for k, v in changes.items() if v is not None})
+    model = build_energy(spec.model)
+    options = {"runner": spice_runner} if backend == "spice" else {}
+    with blas_threads(spec.train.threads if threads is None else threads):
+        hardware = make_backend(spec, model, backend, **options)
+        try:
+            hardware.program(params)
+            return build_objective(spec).sample(model, hardware, g, on_step)
+        finally:
+            hardware.close()
+
+
+def evaluate(samples: np.ndarray) -> QualityReport:
+    """Sample quality against the real digits (confidence, class shares, Frechet distance,
+    nearest-training-image distance), each beside the held-out real digits' figure."""
+    return evaluate_samples(samples)
+
+
+def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, beta_sweep: np.ndarray | None = None) -> dict:
+    """The EP gradient as training measures it, and in float64 with tight relaxation,
+    against the exact gradient (implicit differentiation); with `beta_sweep` (betas), the
+    relative error of two- and three-phase EP per beta."""
+    data = load_dataset(spec.train.dataset, dtype=np.float64)
+    points = build_objective(spec).batch(data, batch, np.random.default_rng(seed))
+    model64, params64 = gc.as_float64(spec, params)
+    exact = gc.exact_gradient(model64, params64, points, spec.gradep)
+    as_trained = gc.compare(gc.ep_estimate(build_energy(spec.model), params, points, spec.gradep, spec.relax), exact)
+    tight = gc.compare(gc.ep_estimate(model64, params64, points, spec.gradep, gc.REFERENCE_RELAX), exact)
+    result = {
+        "batch": batch,
+        "beta": spec.gradep.beta,
+        "phases": spec.gradep.phases,
+        "cosine": as_trained.cosine,
+        "rel_error": as_trained.rel_error,
+        "per_tensor": as_trained.per_tensor,
+        "float64_tight": tight.to_dict(),
+    }
+    if beta_sweep is not None:
+        errors = gc.beta_sweep(model64, params64, points, spec.gradep, beta_sweep)
+        result["beta_sweep"] = {"betas": [float(b) for b in beta_sweep], **errors}
+    return result
+
+
+def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
+    """The points the reviewed decks solve, with their numpy equilibria: the first training
+    point of train.seed for the GradEP phases, the first noise sample of generate.seed for
+    the inference circuit (relaxed by plain block descent, omega 1)."""
+    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    realised, _ = effective_params(model, p64, spec)
+    data = load_dataset(spec.train.dataset, dtype=np.float64)
+    objective = build_objective(spec)
+    batch = objective.batch(data, 1, np.random.default_rng(spec.train.seed))
+    numpy = NumpyBackend(model, spec.gradep, DECK_RELAX)
+    numpy.program(realised)
+    free = numpy.equilibrium(batch.x_t, None, None)
+    anchor = nudge_anchor(batch.x_t, batch.target, spec.gradep)
+    plus = numpy.equilibrium(batch.x_t, Nudge(spec.gradep.beta, anchor), free.state)
+    minus = numpy.equilibrium(batch.x_t, Nudge(-spec.gradep.beta, anchor), free.state)
+    inference = NumpyBackend(model, spec.gradep, dataclasses.replace(DECK_RELAX, omega=1.0))
+    inference.program(realised)
+    x_gen = np.random.default_rng(spec.generate.seed).standard_normal((1, model.sizes[0]))
+    gen, _ = inference.clamped(x_gen, None)
+    when = f", t = {float(batch.t[0, 0]):.4f}" if hasattr(batch, "t") else ""
+    point = f"x_t and target u of {objective.label} draw 0 (seed train.seed = {spec.train.seed}{when})"
+    return {
+        "free": DeckPoint({"xt": batch.x_t}, free.state, point),
+        "nudge_plus": DeckPoint({"xt": batch.x_t, "a": anchor}, plus.state, point),
+        "nudge_minus": DeckPoint({"xt": batch.x_t, "a": anchor}, minus.state, point),
+        "generate": DeckPoint({"xc": x_gen}, gen.state, f"x ~ N(0, I), first noise sample of generate.seed = {spec.generate.seed}"),
+    }
+
+
+def compile_circuit(spec: Spec, params: Params, origin: str = "given weights") -> tuple[dict[str, str], dict[str, int]]:
+    """ngspice decks of the four circuits (free, +beta, -beta, generate) and the library
+    copy, as file name -> text, with the clip counts per weight matrix. Writes nothing."""
+    return compile_decks(spec, params, origin, deck_points(spec, params))
+
+
+def check_circuit(
+    spec: Spec, params: Params, *, n: int = 16, seed: int = 0, runner: str | None = None, workers: int = 0
+) -> tuple[CheckReport, np.ndarray, np.ndarray]:
+    """The same n training points solved by ngspice and by numpy: (report, numpy node
+    voltages, ngspice node voltages)."""
+    return crosscheck(spec, params, n=n, seed=seed, runner=runner, workers=workers)
+
+
+def compare(run_dirs: list[str | Path]) -> dict:
+    """Runs side by side, each against the first (see `analogep compare --help`)."""
+    return compare_runs([load_run(r) for r in run_dirs])
+
+
+__all__ = [
+    "check_circuit", "compare", "compile_circuit", "deck_points", "evaluate", "gradcheck", "load_config",
+    "load_model", "sample", "train",
+]

@@ -1,0 +1,7 @@
+"""Equilibrium backends behind one protocol: numpy relaxation and ngspice."""
+
+from analogep.backends.base import EquilibriumBackend, Nudge
+from analogep.backends.numpy_backend import NumpyBackend, phase_spring
+from analogep.backends.registry import make_backend
+
+__all__ = ["EquilibriumBackend", "NumpyBackend", "Nudge", "make_backend", "phase_spring"]

@@ -1,0 +1,242 @@
+"""The SPICE equilibrium backend: ngspice finds the circuit's DC operating points.
+
+Implements the `EquilibriumBackend` protocol (backends/base.py), so training, sampling,
+the check and the measurement layer use it exactly as they use numpy relaxation; it
+returns equilibria and computes no update. `program(params)` maps the parameters to
+conductances (circuit/devices.py) and compiles the crossbars once per parameter set. EP on SPICE-simulated analog networks: Kendall et
+al. 2020, "Training End-to-End Analog Neural Networks with Equilibrium Propagation".
+
+Per equilibrium call (a phase of a batch of training points, or a generation step):
+1. a numpy warm start (block-coordinate relaxation, loose tolerance) picks the basin:
+   a DC solve finds any fixed point, saddles included, and with an unbounded energy
+   ngspice fails only after tens of seconds, so a diverging warm start is reported at
+   once instead;
+2. the phase's training points are split into one contiguous chunk per worker; each
+   chunk is one `.dc` sweep over an index source with the anchors tabled as pwl
+   functions of the index, the warm start of its first point as `.nodeset`;
+3. a point where the sweep stopped, or whose solution left the warm start's basin, is
+   solved alone by `.op` from its own warm start (ngspice applies gmin and source
+   stepping there); if that fails too, one line names the phase, the point and
+   ngspice's message.
+The residual of each returned equilibrium is numpy's max |dE/ds| at the SPICE node
+voltages: a convergence certificate independent of ngspice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from analogep.backends.base import Nudge
+from analogep.backends.numpy_backend import phase_spring
+from analogep.circuit.compiler import build_netlist, crossbar_sections, state_nodes
+from analogep.circuit.devices import effective_params
+from analogep.circuit.graph import check_graph
+from analogep.circuit.netlist import render
+from analogep.circuit.ngspice import ngspice_info
+from analogep.circuit.pool import NgspicePool
+from analogep.circuit.runners import make_runner
+from analogep.config.spec import RelaxSpec, Spec
+from analogep.errors import CircuitError
+from analogep.model.energy import EnergyModel, Params, State
+from analogep.model.registry import build_energy
+from analogep.model.tensors import max_abs
+from analogep.solvers.base import Equilibrium, free_start, sample_max_abs, total_grad
+from analogep.solvers.registry import relax
+
+# Warm start: cheap numpy relaxation that only has to land in the right basin.
+WARM = RelaxSpec(solver="fast", free_steps=400, nudge_steps=400, tol=1e-6)
+# A SPICE solution farther than this (max |dV|, volts) from its warm start left the basin.
+BASIN_TOL = 1e-2
+# Smallest chunk worth its own ngspice run (each run re-orders the matrix once).
+MIN_CHUNK = 8
+# A warm start is taken as diverging (the energy unbounded for these weights) when a unit
+# passes UNBOUNDED_STATE, or passes DIVERGING_STATE while still far from equilibrium
+# (residual above 1). Bounded states of the soft-clamped families stay within a few tens:
+# a unit's equilibrium is s = rho'(s) c with |rho| <= clamp (10).
+UNBOUNDED_STATE = 1e6
+DIVERGING_STATE = 50.0
+
+
+class SpiceBackend:
+    """Equilibria from ngspice DC sweeps of the compiled circuit (method.md section 7).
+
+    The backend is handed its runner (a pool of ngspice workers, circuit/runners.py) and
+    closes it in `close`."""
+
+    def __init__(self, spec: Spec, model: EnergyModel, pool: NgspicePool):
+        self.spec, self.model, self.pool = spec, model, pool
+        self.model64 = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+        self.klu = ngspice_info().klu
+        self.clipped: dict[str, int] = {}
+        self._checked: set[str] = set()
+        self._p64: Params | None = None
+        self._realised: Params | None = None
+        self._crossbar = None
+
+    @classmethod
+    def from_spec(cls, spec: Spec, model: EnergyModel, *, runner: str | None = None, workers: int = 0) -> "SpiceBackend":
+        """A backend with a pool of the named runner (default circuit.runner)."""
+        return cls(spec, model, make_runner(runner or spec.circuit.runner, workers))
+
+    # --- the protocol ----------------------------------------------------------------------------
+
+    def program(self, params: Params) -> Params:
+        """Map the parameters to conductances (clipping counted in `clipped`) and compile
+        the crossbars; returns the realised parameters in the model's dtype."""
+        self._p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        self._realised, self.clipped = effective_params(self.model64, self._p64, self.spec)
+        self._crossbar, _ = crossbar_sections(self.spec, self.model64, self._p64)
+        return {k: v.astype(self.model.dtype) for k, v in self._realised.items()}
+
+    def equilibrium(self, x_t: np.ndarray, nudge: Nudge | None, start: State | None) -> Equilibrium:
+        x64 = np.asarray(x_t, dtype=np.float64)
+        start64 = free_start(self.model64, x64) if start is None else [np.asarray(s, np.float64) for s in start]
+        nudge64 = None if nudge is None else Nudge(nudge.beta, np.asarray(nudge.anchor, np.float64))
+        warm = self._warm(start64, phase_spring(self.spec.gradep, x64, nudge64), clamp_visible=False)
+        phase = "free" if nudge is None else ("nudge_plus" if nudge.beta > 0 else "nudge_minus")
+        self._precheck(warm, phase)
+        anchors = {"xt": x64} if nudge is None else {"xt": x64, "a": nudge64.anchor}
+        state, _ = self._solve(phase, anchors, warm.state, beta=None if nudge is None else nudge.beta)
+        residual = sample_max_abs(total_grad(self.model64, self._realised, state, phase_spring(self.spec.gradep, x64, nudge64)))
+        return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1)
+
+    def clamped(self, x: np.ndarray, hidden: list[np.ndarray] | None) -> tuple[Equilibrium, np.ndarray]:
+        """The inference circuit: the clamp currents over g0 equal -dE/dx (method.md 2, 7)."""
+        x64 = np.asarray(x, dtype=np.float64)
+        hidden = hidden if hidden is not None else self.model64.zeros_state(x.shape[0])[1:]
+        warm = self._warm([x64] + [np.asarray(h, np.float64) for h in hidden], None, clamp_visible=True)
+        self._precheck(warm, "generate")
+        state, currents = self._solve("generate", {"xc": x64}, warm.state, want_clamp=True)
+        residual = sample_max_abs(total_grad(self.model64, self._realised, state, None, clamp_visible=True))
+        de_dx = -currents / self.spec.circuit.g0
+        return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1), de_dx.astype(self.model.dtype)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _warm(self, start: State, spring, clamp_visible: bool) -> Equilibrium:
+        """The numpy warm start (plain block descent with the visible units clamped;
+        over-relaxed as WARM says otherwise)."""
+        omega = 1.0 if clamp_visible else WARM.omega
+        return relax(self.model64, self._realised, start, spring, solver=WARM.solver, max_steps=WARM.free_steps,
+                     tol=WARM.tol, step=WARM.step, omega=omega, clamp_visible=clamp_visible)
+
+    def _precheck(self, warm: Equilibrium, phase: str) -> None:
+        size = max_abs(warm.state)
+        if not np.isfinite(size) or size > UNBOUNDED_STATE or (warm.residual > 1.0 and size > DIVERGING_STATE):
+            raise CircuitError(
+                f"{phase} phase: the energy looks unbounded for these weights (numpy relaxation diverges, "
+                f"max |s| = {size:.3g}); ngspice would fail slowly. Use smaller weights (model.init_gain) "
+                f"or the soft_silu activation"
+            )
+
+    def _deck(self, phase, anchors, nodeset, *, sweep, beta, want_clamp) -> str:
+        net = build_netlist(
+            self.spec, self.model64, self._p64, phase, anchors, sweep=sweep, nodeset=nodeset, beta=beta,
+            crossbar=self._crossbar,
+        )
+        if self.klu:
+            net.options["klu"] = None
+        names = [n for layer in state_nodes(self.model.sizes) for n in layer]
+        net.saves = [f"v({n})" for n in names]
+        if want_clamp:
+            net.saves += [f"i(vclamp{i})" for i in range(self.model.sizes[0])]
+        deck = render(net, include=None)  # self-contained: runs on any host
+        if phase not in self._checked:
+            check_graph(deck, f"{phase} circuit")
+            self._checked.add(phase)
+        return deck
+
+    def _solve(self, phase, anchors, warm: State, *, beta=None, want_clamp=False):
+        """Node voltages (and clamp currents) of every point of one phase."""
+        n = warm[0].shape[0]
+        order = chain_order(warm)
+        anchors = {k: v[order] for k, v in anchors.items()}
+        warm = [w[order] for w in warm]
+        sizes = self.model.sizes
+        names = state_nodes(sizes)
+        state = [np.full((n, k), np.nan) for k in sizes]
+        currents = np.full((n, sizes[0]), np.nan)
+        k = max(1, min(self.pool.workers, -(-n // MIN_CHUNK)))
+        bounds = np.linspace(0, n, k + 1).round().astype(int)
+        chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        common = dict(beta=beta, want_clamp=want_clamp)
+
+        def sub(arrs, a, b):
+            return {key: v[a:b] for key, v in arrs.items()}
+
+        decks = [self._deck(phase, sub(anchors, a, b), [s[a:a + 1] for s in warm], sweep=True, **common) for a, b in chunks]
+        results = self.pool.map(decks, self.spec.circuit.timeout)
+
+        def store(i: int, vectors: dict, row: int) -> None:
+            for layer, lnames in enumerate(names):
+                state[layer][i] = [vectors[nm][row] for nm in lnames]
+            if want_clamp:
+                currents[i] = [vectors[f"vclamp{j}#branch"][row] for j in range(sizes[0])]
+
+        pending: list[tuple[int, int, str]] = []  # (start, end, message) of unsolved tails
+        for (a, b), res in zip(chunks, results):
+            rows = min(res.rows, b - a) if self._complete(res, names, want_clamp) else 0
+            for r in range(rows):
+                store(a + r, res.vectors, r)
+            if a + rows < b:
+                pending.append((a + rows, b, res.message))
+        while pending:
+            a, b, message = pending.pop()
+            self._solve_alone(phase, anchors, warm, a, message, store, common, order)
+            if a + 1 < b:  # the rest of the chunk: one more sweep from the next point
+                res = self.pool.map([self._deck(phase, sub(anchors, a + 1, b), [s[a + 1:a + 2] for s in warm], sweep=True, **common)], self.spec.circuit.timeout)[0]
+                rows = min(res.rows, b - a - 1) if self._complete(res, names, want_clamp) else 0
+                for r in range(rows):
+                    store(a + 1 + r, res.vectors, r)
+                if a + 1 + rows < b:
+                    pending.append((a + 1 + rows, b, res.message))
+        # Points that left the warm start's basin: solve alone from their own warm start.
+        layers = slice(1, None) if phase == "generate" else slice(None)
+        far = np.zeros(n, dtype=bool)
+        for s, w in zip(state[layers], warm[layers]):
+            far |= np.max(np.abs(s - w), axis=1) > BASIN_TOL
+        for i in np.flatnonzero(far):
+            self._solve_alone(phase, anchors, warm, int(i), "left the basin of its warm start", store, common, order)
+        back = np.argsort(order)
+        return [s[back] for s in state], currents[back]
+
+    @staticmethod
+    def _complete(res, names, want_clamp) -> bool:
+        need = [nm for layer in names for nm in layer]
+        return all(nm in res.vectors for nm in need) and (not want_clamp or "vclamp0#branch" in res.vectors)
+
+    def _solve_alone(self, phase, anchors, warm, i, why, store, common, order) -> None:
+        """One point by .op from its own warm start (ngspice's gmin and source stepping apply)."""
+        deck = self._deck(phase, {k: v[i:i + 1] for k, v in anchors.items()}, [s[i:i + 1] for s in warm], sweep=False, **common)
+        res = self.pool.map([deck], self.spec.circuit.timeout)[0]
+        names = state_nodes(self.model.sizes)
+        if res.rows < 1 or not self._complete(res, names, common["want_clamp"]):
+            msg = res.message or "no solution"
+            raise CircuitError(f"ngspice could not solve the {phase} phase at training point {order[i]} of the batch: {msg}")
+        store(i, res.vectors, 0)
+
+
+def chain_order(warm: State) -> np.ndarray:
+    """Order the points so that consecutive ones are close (greedy nearest-neighbour chain).
+
+    A sweep starts each point's Newton iteration from the previous point's solution; on
+    the 64-128-128 circuit this order cut the iterations per point from 9.4 to 5.7 and
+    the sweep time 2.9x (64 training points, ngspice 39).
+    """
+    s = np.concatenate([np.asarray(w, dtype=np.float64) for w in warm], axis=1)
+    n = s.shape[0]
+    sq = np.sum(s * s, axis=1)
+    dist = sq[:, None] + sq[None, :] - 2.0 * (s @ s.T)
+    order = np.empty(n, dtype=int)
+    free = np.ones(n, dtype=bool)
+    order[0], free[0] = 0, False
+    for k in range(1, n):
+        row = np.where(free, dist[order[k - 1]], np.inf)
+        order[k] = int(np.argmin(row))
+        free[order[k]] = False
+    return order

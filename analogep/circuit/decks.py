@@ -1,0 +1,105 @@
+"""The reviewed decks of `analogep compile`: free, +beta, -beta and inference circuits.
+
+One training point per deck, anchors as `.param`s a user can edit, the numpy
+equilibrium (computed by the caller) as `.nodeset`, and a `.control` block that runs `op` and prints the node
+voltages, so each file runs as it is with `ngspice -b FILE`. The circuit mapping is
+netlist.py's (method.md section 7); this module adds the header a reviewer reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from analogep.circuit.compiler import PHASE_TITLES, PHASES, build_netlist, state_nodes
+from analogep.circuit.devices import effective_params
+from analogep.circuit.graph import check_graph, flatten
+from analogep.circuit.library import LIBRARY, library_text
+from analogep.circuit.netlist import render
+from analogep.config.spec import Spec
+from analogep.model.energy import Params, State
+from analogep.model.registry import build_energy
+
+DECK_NAMES = {"free": "free.cir", "nudge_plus": "nudge_plus.cir", "nudge_minus": "nudge_minus.cir", "generate": "generate.cir"}
+
+
+def _header(spec: Spec, phase: str, origin: str, point: str, counts: dict, flat: int, clipped: dict[str, int]) -> list[str]:
+    c, g = spec.circuit, spec.gradep
+    sizes = "-".join(map(str, spec.model.sizes))
+    kinds = ", ".join(f"{n} {k}" for k, n in counts.items())
+    read = {
+        "generate": [
+            "Result: V(h<l>_<j>) = hidden equilibrium h*; the velocity at the clamped x is",
+            f"  v_i = alpha * I(Vclamp<i>) / g0 = {g.alpha:g} * I(Vclamp<i>) / {c.g0:g}  (= -alpha dE/dx_i, method.md 2).",
+        ],
+    }.get(
+        phase,
+        [
+            "Result: V(x<i>) = x*_i and V(h<l>_<j>) = h*_j, the equilibrium (state units).",
+            "  Velocity read-out (free phase): v_i = alpha*lambda*(V(x<i>) - xt_<i>) = alpha * I(Rspring<i>) / g0.",
+            "  EP update of W_l[j,i] from the +beta and -beta decks: -(a_j a_i)(+beta) + (a_j a_i)(-beta), over 2 beta.",
+        ],
+    )
+    return [
+        f"{PHASE_TITLES[phase]}.",
+        f"Compiled by analogep from config {spec.name!r} ({sizes}, {spec.model.activation}); weights: {origin}.",
+        f"Training point: {point}.",
+        "",
+        "Mapping (method.md section 7; Kendall et al. 2020): 1 V = 1 state unit, unit conductance",
+        f"  g0 = {c.g0:g} S. Leak g0 per neuron; spring lambda*g0 = {g.lam * c.g0:g} S to the anchor xt<i>;",
+        f"  nudge beta*(alpha*lambda)^2*g0 = {g.nudge_stiffness * c.g0:g} S as a VCCS (G element) between x<i> and a<i>",
+        "  (negative transconductance for -beta, i.e. a negative conductance); bias b: current source b*g0",
+        "  into the neuron's sense line; W_l[j,i]: differential pair G+ - G- = W*g0, G+/- in",
+        f"  [gmin, gmax] = [{c.gmin:g}, {c.gmax:g}] S (|W| <= {(c.gmax - c.gmin) / c.g0:g}); zero-conductance devices are",
+        "  left out; each crossbar is read forward (RW<l>p/m_<j>_<i>) and transposed (RW<l>pT/mT_<j>_<i>).",
+        f"  Clipped weights: {', '.join(f'{k} {v}' for k, v in clipped.items())}. Node capacitance: {c.capacitance:g} F.",
+        f"Elements: {kinds} (X = neuron cells of {LIBRARY}); {flat} after expanding the cells.",
+        *read,
+        "Run: ngspice -b THIS_FILE. Edit the .param anchors to move the training point. On ngspice >= 42",
+        "  built with KLU, add 'klu' to .options for a faster solve.",
+    ]
+
+
+@dataclass(frozen=True)
+class DeckPoint:
+    """What one reviewed deck solves: its anchors, the equilibrium given to ngspice as
+    `.nodeset`, and a line that says which point it is."""
+
+    anchors: dict[str, np.ndarray]
+    nodeset: State
+    description: str
+
+
+def compile_decks(spec: Spec, params: Params, origin: str, points: dict[str, DeckPoint]) -> tuple[dict[str, str], dict[str, int]]:
+    """File name -> text of the four decks and the library copy, and the clip counts.
+
+    `points` holds each phase's point (analogep.api.compile_circuit computes them).
+    Nothing is written here: a weight that does not fit raises before any file exists.
+    """
+    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    _, clipped = effective_params(model, p64, spec)
+    names = [n for layer in state_nodes(model.sizes) for n in layer]
+    files: dict[str, str] = {}
+    for phase in PHASES:
+        point = points[phase]
+        net = build_netlist(spec, model, p64, phase, point.anchors, sweep=False, nodeset=point.nodeset)
+        prints = [f"v({n})" for n in names]
+        if phase == "generate":
+            prints += [f"i(vclamp{i})" for i in range(model.sizes[0])]
+        net.analysis = "* analysis: op, run by the .control block"
+        net.control = (
+            ["set numdgt=10", "op"]
+            + ["print " + " ".join(prints[k : k + 8]) for k in range(0, len(prints), 8)]
+            + ["quit"]  # exit 0 in batch mode (without it ngspice -b ends with 1: no analysis line)
+        )
+        text = render(net)
+        flat = len(flatten(text))
+        net.header = _header(spec, phase, origin, point.description, net.counts(), flat, clipped)
+        text = render(net)
+        check_graph(text, f"{DECK_NAMES[phase]}")
+        files[DECK_NAMES[phase]] = text
+    files[LIBRARY] = library_text()
+    return files, clipped

@@ -1,0 +1,5 @@
+"""The analogep command line (entry point `analogep = analogep.cli:main`)."""
+
+from analogep.cli.app import main
+
+__all__ = ["main"]

@@ -1,0 +1,55 @@
+"""The analogep command line: train, sample, evaluate, gradcheck (and the SPICE commands).
+
+Every command explains itself with --help, reports as JSON with --json, and turns bad
+input into one line on stderr naming what is wrong, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import click
+
+from analogep.cli.analysis import compare_cmd, gradcheck_cmd
+from analogep.cli.circuit import check_cmd, compile_cmd
+from analogep.cli.generation import evaluate_cmd, sample_cmd
+from analogep.cli.training import train_cmd
+from analogep.errors import AnalogepError
+
+EXAMPLES = """
+\b
+Examples:
+  analogep train examples/tiny.yaml --out runs/tiny
+  analogep sample runs/tiny --n 100 --out tiny.png
+  analogep evaluate runs/tiny --json
+  analogep gradcheck examples/tiny.yaml --beta-sweep
+  analogep compare runs/digits runs/digits-euler
+"""
+
+
+class Group(click.Group):
+    """Turn analogep's user errors into one clean line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AnalogepError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="analogep")
+def main() -> None:
+    """Train energy-based generative models with Gradient Equilibrium Propagation.
+
+    FlowEqProp (Gower 2026): a Hopfield-like energy network learns a flow-matching
+    velocity field from spring-clamped equilibria, with no backpropagation. The
+    equilibria come from numpy relaxation or from an ngspice-simulated analog circuit.
+    """
+
+
+for command in (train_cmd, sample_cmd, evaluate_cmd, gradcheck_cmd, compare_cmd, compile_cmd, check_cmd):
+    main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

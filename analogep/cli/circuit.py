@@ -1,0 +1,89 @@
+"""The SPICE commands of the CLI: `compile` (circuit decks) and `check` (ngspice vs numpy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from analogep import api
+from analogep.circuit.runners import runner_choices
+
+
+@click.command("compile")
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--checkpoint", type=click.Path(), help="Trained weights (run folder or .npz) [default: initial weights from the config's seed].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: netlists/<config name>].")
+def compile_cmd(config, checkpoint, out_dir):
+    """Compile the energy network into ngspice decks (method.md section 7).
+
+    Writes free.cir, nudge_plus.cir, nudge_minus.cir (the three GradEP phases of one
+    training point), generate.cir (visible nodes clamped: the inference circuit) and
+    the subcircuit library analogep.lib beside them. Each deck runs as it is:
+    ngspice -b OUT/free.cir prints the equilibrium node voltages.
+    """
+    from analogep.cli.common import _load_config, _load_source
+    from analogep.io import write_text
+    from analogep.model.registry import build_energy
+    from analogep.training.checkpoint import check_params
+
+    if checkpoint is not None:
+        ckpt_spec, params, origin = _load_source(checkpoint)
+        spec = _load_config(config) if config else ckpt_spec
+        check_params(build_energy(spec.model), params, checkpoint)
+    else:
+        spec, params, origin = _load_source(config)
+    out = Path(out_dir or Path("netlists") / spec.name)
+    files, clipped = api.compile_circuit(spec, params, origin)
+    for name, text in files.items():
+        write_text(out / name, text)
+    n_clipped = sum(clipped.values())
+    if n_clipped:
+        click.echo(
+            f"warning: clipped {n_clipped} weights to the conductance range ("
+            + ", ".join(f"{k}: {v}" for k, v in clipped.items())
+            + f"; |W| <= {(spec.circuit.gmax - spec.circuit.gmin) / spec.circuit.g0:g})",
+            err=True,
+        )
+    click.echo(f"wrote {', '.join(files)} to {out} (weights: {origin}); run: ngspice -b {out / 'free.cir'}")
+
+
+@click.command("check")
+@click.argument("source", required=False, type=click.Path())
+@click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="Training points solved both ways.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the flow-matching batch.")
+@click.option("--spice-runner", type=click.Choice(runner_choices()), help="ngspice interface [default: circuit.runner].")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="ngspice processes (0: the cores not already busy).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Scatter plot of SPICE vs numpy voltages [default: spice_check.png, in RUN_DIR for a run].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level max_abs_error, max_rel_error, grad_cosine).")
+@click.pass_context
+def check_cmd(ctx, source, n, seed, spice_runner, workers, plot, as_json):
+    """Cross-check the circuit: ngspice vs numpy equilibria on the same training points.
+
+    SOURCE is a CONFIG (initial weights) or a RUN_DIR/CHECKPOINT. Solves all GradEP
+    phases with both backends and reports the node-voltage errors (relative errors are
+    full-scale: divided by the largest node voltage), the velocity error and the cosine
+    between the two EP gradients. Exits with 1 when they disagree by more than 1e-6.
+    """
+    from analogep.cli.common import _echo_json, _load_source
+    from analogep.evaluation.crosscheck import TOLERANCE
+    from analogep.evaluation.plots import plot_scatter
+
+    spec, params, origin = _load_source(source)
+    report, ref, got = api.check_circuit(spec, params, n=n, seed=seed, runner=spice_runner, workers=workers)
+    if plot is None:
+        plot = str(Path(source) / "spice_check.png") if source and Path(source).is_dir() else "spice_check.png"
+    plot_scatter(ref, got, plot, "numpy equilibrium (V)", "ngspice node voltage (V)", title=f"{spec.name}: {n} points x {spec.gradep.phases} phases")
+    result = {"source": origin, "plot": plot, **report.to_dict()}
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(f"ngspice {report.ngspice} ({report.runner}{', KLU' if report.klu else ''}) vs numpy, {origin}, {n} training points")
+        click.echo(f"  node voltages: max abs error {report.max_abs_error:.3e}, max rel error {report.max_rel_error:.3e} (full scale)")
+        click.echo(f"  velocity:      max abs error {report.velocity_abs_error:.3e}, rel {report.velocity_rel_error:.3e}")
+        click.echo(f"  EP gradient:   cosine {report.grad_cosine:.9f}, rel error {report.grad_rel_error:.3e}")
+        click.echo(f"  time: ngspice {report.spice_seconds:.2f} s ({report.solves_per_s:.1f} solves/s), numpy {report.numpy_seconds:.2f} s; plot {plot}")
+        click.echo(f"  {'PASS' if report.passed else 'FAIL'} (tolerance {TOLERANCE:g})")
+    if not report.passed:
+        ctx.exit(1)

@@ -1,0 +1,94 @@
+"""`analogep train`: GradEP training from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from analogep import api
+from analogep.circuit.runners import runner_choices
+from analogep.cli.common import _echo_json, _load_config, _TrainBar, _write_samples
+from analogep.errors import AnalogepError, CheckpointError
+from analogep.registry import names
+
+
+@click.command("train")
+@click.argument("config", required=False)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder [default: runs/<config name>].")
+@click.option("--steps", type=click.IntRange(min=1), help="Override train.steps.")
+@click.option("--batch", type=click.IntRange(min=1), help="Override train.batch.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override train.seed (noise, times, batches).")
+@click.option("--solver", type=click.Choice(names("solver")), help="Override relax.solver.")
+@click.option("--threads", type=click.IntRange(min=0), help="Override train.threads (BLAS threads, 0 = auto).")
+@click.option("--backend", type=click.Choice(names("backend")), default="numpy", show_default=True,
+              help="Where equilibria come from: numpy relaxation or ngspice DC solves.")
+@click.option("--spice-runner", type=click.Choice(runner_choices()),
+              help="With --backend spice: ngspice in process (PySpice) or ngspice -b [default: circuit.runner].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (same result as an uninterrupted run).")
+@click.option("--samples/--no-samples", default=True, show_default=True, help="Write samples.png and samples.npy at the end.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
+def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spice_runner, resume, samples, as_json):
+    """Train a model with GradEP flow matching.
+
+    CONFIG is a model.yaml (default: the paper's 64-128-128 digits config). Writes
+    OUT/config.yaml (resolved), OUT/metrics.jsonl (one JSON object per logged step),
+    OUT/checkpoint.npz (every train.checkpoint_every steps and at the end),
+    OUT/loss.png and OUT/samples.png.
+
+    With --resume, the config is read from OUT/config.yaml (CONFIG is not needed;
+    --steps may extend the run).
+    """
+    from analogep.evaluation.plots import plot_loss
+    from analogep.model.registry import build_energy
+    from analogep.training.checkpoint import CHECKPOINT_NAME
+
+    if resume:
+        if out_dir is None:
+            raise AnalogepError("--resume needs --out RUN_DIR")
+        if config is not None:
+            raise AnalogepError(f"--resume continues {out_dir} with its own config.yaml; drop {config} (use --steps to extend)")
+        saved = Path(out_dir) / "config.yaml"
+        if not saved.is_file():
+            raise CheckpointError(f"{out_dir}: nothing to resume (no config.yaml)")
+        spec = api.load_config(saved)
+    else:
+        spec = _load_config(config)
+    overrides = {k: v for k, v in dict(steps=steps, batch=batch, seed=seed, threads=threads).items() if v is not None}
+    if overrides:
+        spec = spec.replace(train=overrides)
+    if solver:
+        spec = spec.replace(relax={"solver": solver})
+    if spice_runner:
+        spec = spec.replace(circuit={"runner": spice_runner})
+    out = Path(out_dir or Path("runs") / spec.name)
+    if not resume and (out / CHECKPOINT_NAME).exists():
+        raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+
+    sizes = "-".join(map(str, spec.model.sizes))
+    click.echo(
+        f"analogep: training {spec.name} ({sizes}, {build_energy(spec.model).n_params:,} parameters) for {spec.train.steps} steps, "
+        f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend} -> {out}",
+        err=True,
+    )
+    bar = _TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
+    result = api.train(spec, out, resume=resume, backend=backend, on_step=bar.update)
+    bar.close()
+    plot_loss(result.records, out / "loss.png")
+    summary = {
+        "out": str(out),
+        "step": result.step,
+        "seconds": round(result.seconds, 2),
+        "loss": result.records[-1]["loss"] if result.records else None,
+        "n_params": build_energy(spec.model).n_params,
+        "stopped": result.stopped,
+    }
+    if samples and result.stopped is None:
+        _write_samples(spec, result.params, out)
+    if result.stopped:
+        raise AnalogepError(f"training stopped at {result.stopped}")
+    if as_json:
+        _echo_json(summary)
+    else:
+        loss = f"loss {summary['loss']:.4f}, " if summary["loss"] is not None else ""
+        click.echo(f"done: step {result.step}, {loss}{result.seconds:.1f} s; wrote {out}")

@@ -1,0 +1,21 @@
+"""model.yaml: the schema (spec.py), reading and writing it (load.py), the packaged default."""
+
+from analogep.config.load import dump_spec, load_spec
+from analogep.config.spec import (
+    CircuitSpec,
+    ConfigError,
+    GenerateSpec,
+    GradEPSpec,
+    ModelSpec,
+    OptimizerSpec,
+    RelaxSpec,
+    Spec,
+    TrainSpec,
+    from_dict,
+    to_dict,
+)
+
+__all__ = [
+    "CircuitSpec", "ConfigError", "GenerateSpec", "GradEPSpec", "ModelSpec", "OptimizerSpec", "RelaxSpec",
+    "Spec", "TrainSpec", "dump_spec", "from_dict", "load_spec", "to_dict",
+]

@@ -1,1 +1,0 @@
-"""Configurations shipped with the package (the paper's digits config is the default)."""

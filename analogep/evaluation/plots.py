@@ -1,0 +1,294 @@
+"""Every figure the CLI writes, in one place (style.md: plotting lives outside the model).
+
+Each function takes plain arrays or records, draws one figure, and writes it through
+`atomic_path`, so an interrupted run never leaves a half-written PNG. The Agg backend
+is forced: the CLI runs on headless machines.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+from analogep.io import atomic_path
+
+matplotlib.use("Agg")
+
+
+DIGIT_SIDE = 8
+
+
+DIAGNOSTIC_KEYS = ("grad_norm", "v_norm", "u_norm", "residual_free", "residual_nudge")
+
+
+_DPI = 120
+
+
+@contextmanager
+def _figure(*args, **kwargs) -> Iterator[tuple]:
+    """`plt.subplots` that always closes the figure, even when drawing or writing fails."""
+    fig, axes = plt.subplots(*args, **kwargs)
+    try:
+        yield fig, axes
+    finally:
+        plt.close(fig)
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    """Write `fig` atomically (atomic_path creates the parent directories)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=_DPI, bbox_inches="tight")
+
+
+def plot_samples(
+    samples: np.ndarray,
+    path: str | os.PathLike,
+    title: str | None = None,
+    ncols: int = 10,
+    max_images: int = 100,
+) -> None:
+    """Grid of 8x8 digits in gray, -1 black and +1 white (values beyond are shown as the ends).
+
+    `samples` is (N, 64) or (N, 8, 8); the first `max_images` are drawn.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    side2 = DIGIT_SIDE * DIGIT_SIDE
+    if x.ndim < 2 or len(x) == 0 or x[0].size != side2:
+        raise ValueError(f"samples must have shape (N, {side2}) or (N, 8, 8) with N >= 1; got {x.shape}")
+    if ncols < 1 or max_images < 1:
+        raise ValueError(f"ncols and max_images must be >= 1; got ncols={ncols}, max_images={max_images}")
+    images = x[:max_images].reshape(-1, DIGIT_SIDE, DIGIT_SIDE)
+    cols = min(ncols, len(images))
+    rows = math.ceil(len(images) / cols)
+    title_in = 0.4 if title else 0.0  # inches kept above the grid for the title
+    height = 0.8 * rows + title_in
+    with _figure(rows, cols, figsize=(0.8 * cols, height), squeeze=False) as (fig, axes):
+        for ax in axes.flat:
+            ax.set_axis_off()
+        for ax, img in zip(axes.flat, images):
+            ax.imshow(img, cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest")
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - title_in / height, wspace=0.05, hspace=0.05)
+        if title:
+            fig.suptitle(title, y=1 - 0.1 / height, va="top")
+        _save(fig, path)
+
+
+def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over `window` points (shorter at the start), so it never runs ahead of the data."""
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    idx = np.arange(1, len(y) + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def _series(records: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(step, value) for the records that carry a finite `key`."""
+    pairs = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    steps, values = (np.asarray(v, dtype=np.float64) for v in zip(*pairs))
+    ok = np.isfinite(values)
+    return steps[ok], values[ok]
+
+
+def _log_if_helpful(ax, values: np.ndarray) -> None:
+    """Log-y when the values are positive and span more than a decade."""
+    if len(values) and np.all(values > 0) and values.max() / values.min() > 10.0:
+        ax.set_yscale("log")
+
+
+def plot_loss(records: list[dict], path: str | os.PathLike) -> None:
+    """Training loss against step with a trailing moving average; diagnostics in a second panel.
+
+    Records need "step" and "loss"; "grad_norm", "v_norm", "u_norm" and "residual" are
+    drawn in a second panel when any record has them.
+    """
+    if not records:
+        raise ValueError("records is empty; nothing to plot")
+    for i, r in enumerate(records):
+        missing = [k for k in ("step", "loss") if k not in r]
+        if missing:
+            raise ValueError(f"record {i} lacks {', '.join(missing)}; each record needs 'step' and 'loss'")
+    steps, loss = _series(records, "loss")
+    present = [k for k in DIAGNOSTIC_KEYS if len(_series(records, k)[0])]
+    n_panels = 2 if present else 1
+    with _figure(n_panels, 1, figsize=(7, 3 * n_panels + 0.5), sharex=True, squeeze=False) as (fig, axes):
+        ax = axes[0, 0]
+        ax.plot(steps, loss, lw=0.8, alpha=0.4, label="loss")
+        window = max(1, len(loss) // 20)
+        if window > 1:
+            ax.plot(steps, _moving_average(loss, window), lw=1.6, label=f"moving average ({window} steps)")
+        _log_if_helpful(ax, loss)
+        ax.set_ylabel("loss")
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+        if present:
+            ax2 = axes[1, 0]
+            drawn = []
+            for key in present:
+                s, v = _series(records, key)
+                ax2.plot(s, v, lw=1.0, label=key)
+                drawn.append(v)
+            _log_if_helpful(ax2, np.concatenate(drawn))
+            ax2.set_ylabel("diagnostics")
+            ax2.legend(loc="upper right")
+            ax2.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("step")
+        _save(fig, path)
+
+
+def plot_beta_sweep(
+    betas: Sequence[float] | np.ndarray,
+    errors_by_label: dict[str, list[float]],
+    path: str | os.PathLike,
+) -> None:
+    """Relative gradient error against nudge beta, log-log, with dashed O(beta) and O(beta^2) guides.
+
+    The guides start at the largest beta from the largest error there, so a line parallel
+    to one of them has that order (one-sided EP: O(beta); symmetric: O(beta^2), De 2026).
+    Non-positive errors cannot go on a log axis and are left out.
+    """
+    b = np.asarray(betas, dtype=np.float64)
+    if b.ndim != 1 or len(b) == 0 or np.any(b <= 0):
+        raise ValueError(f"betas must be a non-empty 1-D list of positive values; got {betas!r}")
+    if not errors_by_label:
+        raise ValueError("errors_by_label is empty; nothing to plot")
+    curves = {}
+    for label, errors in errors_by_label.items():
+        e = np.asarray(errors, dtype=np.float64)
+        if e.shape != b.shape:
+            raise ValueError(f"errors_by_label[{label!r}] has {e.size} values; betas has {b.size}")
+        curves[label] = np.where(e > 0, e, np.nan)
+    top = int(np.argmax(b))
+    anchors = [e[top] for e in curves.values() if np.isfinite(e[top])]
+    with _figure(figsize=(5.5, 4.2)) as (fig, ax):
+        for label, e in curves.items():
+            ax.plot(b, e, "o-", label=label)
+        if anchors and len(b) > 1:
+            grid = np.geomspace(b.min(), b.max(), 50)
+            y0 = max(anchors)
+            ax.plot(grid, y0 * grid / b[top], "k--", lw=0.8, label=r"$O(\beta)$")
+            ax.plot(grid, y0 * (grid / b[top]) ** 2, "k:", lw=1.0, label=r"$O(\beta^2)$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"nudge $\beta$")
+        ax.set_ylabel("relative error")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+        _save(fig, path)
+
+
+def plot_scatter(
+    reference: np.ndarray,
+    measured: np.ndarray,
+    path: str | os.PathLike,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+) -> None:
+    """Measured against reference values (e.g. SPICE vs numpy node voltages) with the y = x line.
+
+    The largest and RMS differences are printed on the plot: agreement is read from them,
+    not from how close the dots look.
+    """
+    r = np.asarray(reference, dtype=np.float64).ravel()
+    m = np.asarray(measured, dtype=np.float64).ravel()
+    if r.size != m.size or r.size == 0:
+        raise ValueError(f"reference and measured must have the same non-zero size; got {r.size} and {m.size}")
+    both = np.concatenate([r, m])
+    both = both[np.isfinite(both)]
+    lo, hi = (both.min(), both.max()) if both.size else (0.0, 1.0)
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    diff = m - r
+    summary = f"max |diff| = {np.nanmax(np.abs(diff)):.3g}\nrms diff = {np.sqrt(np.nanmean(diff**2)):.3g}"
+    with _figure(figsize=(4.8, 4.8)) as (fig, ax):
+        ax.scatter(r, m, s=8, alpha=0.6)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="y = x")
+        ax.text(
+            0.03,
+            0.97,
+            summary,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=9,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+        )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        _save(fig, path)
+
+
+def plot_class_shares(report_dict: dict, path: str | os.PathLike) -> None:
+    """Bar chart of predicted class shares (a `QualityReport.to_dict()`), with the coverage threshold.
+
+    Held-out real shares, when the dict has them, are drawn as markers for comparison.
+    """
+    if "class_shares" not in report_dict:
+        raise ValueError("report_dict lacks 'class_shares'; pass QualityReport.to_dict()")
+    shares = np.asarray(report_dict["class_shares"], dtype=np.float64)
+    min_share = float(report_dict.get("min_share", 0.03))
+    ref = report_dict.get("reference", {}).get("class_shares")
+    covered = report_dict.get("classes_covered")
+    classes = np.arange(len(shares))
+    with _figure(figsize=(6, 3.5)) as (fig, ax):
+        ax.bar(classes, shares, color="tab:blue", label="samples")
+        if ref is not None:
+            ax.plot(classes, ref, "k_", markersize=18, mew=2, label="held-out real")
+        ax.axhline(min_share, color="tab:red", ls="--", lw=1, label=f"{100 * min_share:g}% (covered)")
+        ax.set_xticks(classes)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("share of samples")
+        if covered is not None:
+            ax.set_title(f"classes covered: {covered}/{len(shares)}")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+        _save(fig, path)
+
+
+def plot_loss_comparison(runs: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | os.PathLike) -> None:
+    """Loss curves of several runs (label, steps, loss) on one axis, and each run's
+    difference from the first on a second, both as trailing moving averages over the
+    raw curves drawn faint."""
+    if len(runs) < 2:
+        raise ValueError("need at least two runs to compare")
+    window = max(1, max(len(loss) for _, _, loss in runs) // 50)
+    with _figure(2, 1, figsize=(7, 6.5), sharex=True) as (fig, (ax, ax_diff)):
+        ref_label, ref_steps, ref_loss = runs[0]
+        smooth_range = [0.0]
+        for k, (label, steps, loss) in enumerate(runs):
+            color = f"C{k}"
+            ax.plot(steps, loss, lw=0.6, alpha=0.25, color=color)
+            ax.plot(steps, _moving_average(loss, window), lw=1.4, color=color, label=label)
+            if k == 0:
+                continue
+            common, i, j = np.intersect1d(ref_steps, steps, return_indices=True)
+            diff = loss[j] - ref_loss[i]
+            smooth = _moving_average(diff, window)
+            ax_diff.plot(common, diff, lw=0.6, alpha=0.25, color=color)
+            ax_diff.plot(common, smooth, lw=1.4, color=color, label=f"{label} - {ref_label}")
+            smooth_range.extend([smooth.min(), smooth.max()])
+        _log_if_helpful(ax, np.concatenate([loss for _, _, loss in runs]))
+        ax.set_ylabel("loss")
+        ax.set_title(f"training loss (lines: moving average over {window} steps)" if window > 1 else "training loss")
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+        ax_diff.axhline(0.0, color="k", lw=0.6)
+        low, high = min(smooth_range), max(smooth_range)
+        pad = 0.1 * (high - low) or 1e-3
+        ax_diff.set_ylim(low - pad, high + pad)  # the moving averages set the scale; raw spikes are cut
+        ax_diff.set_ylabel("loss difference")
+        ax_diff.set_xlabel("step")
+        ax_diff.legend(loc="upper right")
+        ax_diff.grid(alpha=0.3)
+        _save(fig, path)

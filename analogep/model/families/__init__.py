@@ -1,0 +1,1 @@
+"""Energy families, one module each; registered in analogep.registry.FAMILIES."""

@@ -1,0 +1,87 @@
+"""Checkpoints: parameters, optimizer state, RNG state and step in one .npz, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from analogep.config.load import dump_spec
+from analogep.config.spec import ConfigError, Spec, from_dict
+from analogep.errors import CheckpointError
+from analogep.io import atomic_path
+from analogep.model.energy import EnergyModel, Params
+
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+@dataclass
+class Checkpoint:
+    params: Params
+    optimizer: dict[str, np.ndarray]
+    rng_state: dict
+    step: int
+    spec: Spec
+    bad_steps: int = 0
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write the checkpoint atomically: a crash mid-write leaves the previous one intact."""
+    arrays = {f"param/{k}": v for k, v in ckpt.params.items()}
+    arrays.update({f"optim/{k}": v for k, v in ckpt.optimizer.items()})
+    arrays["meta"] = np.array(
+        json.dumps(
+            {
+                "format": "analogep-checkpoint-1",
+                "step": ckpt.step,
+                "bad_steps": ckpt.bad_steps,
+                "rng_state": ckpt.rng_state,
+                "config": dump_spec(ckpt.spec),
+            }
+        )
+    )
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder or a checkpoint file -> the checkpoint file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise CheckpointError(f"{path}: no checkpoint found (expected a run folder holding {CHECKPOINT_NAME}, or a .npz)")
+    return p
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by save_checkpoint (a run folder is accepted too)."""
+    p = resolve_checkpoint(path)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            params = {k[6:]: data[k] for k in data.files if k.startswith("param/")}
+            optimizer = {k[6:]: data[k] for k in data.files if k.startswith("optim/")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{p}: not an analogep checkpoint ({exc})") from None
+    if meta.get("format") != "analogep-checkpoint-1":
+        raise CheckpointError(f"{p}: not an analogep checkpoint (format {meta.get('format')!r})")
+    try:
+        spec = from_dict(yaml.safe_load(meta["config"]))
+    except ConfigError as exc:
+        raise CheckpointError(f"{p}: its stored config is invalid ({exc})") from None
+    return Checkpoint(params, optimizer, meta["rng_state"], int(meta["step"]), spec, int(meta.get("bad_steps", 0)))
+
+
+def check_params(model: EnergyModel, params: Params, where: str) -> None:
+    """Parameters must match the model's names and shapes (a checkpoint of another model)."""
+    shapes = model.param_shapes()
+    if set(params) != set(shapes) or any(params[k].shape != s for k, s in shapes.items()):
+        got = {k: v.shape for k, v in params.items()}
+        raise CheckpointError(f"{where}: parameters {got} do not fit the model {shapes}")

@@ -1,0 +1,157 @@
+"""The extension seams: a new family, objective name or runner is one module plus one line
+in analogep.registry; backends are programmed; the public API runs end to end."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import analogep
+from analogep import registry
+from analogep.config import ConfigError, load_spec
+from analogep.ep.measurement import ep_gradient
+from analogep.ep.phases import run_phases
+from analogep.backends import NumpyBackend
+from analogep.circuit.netlist import render
+from analogep.model import build_energy
+from analogep.objectives import build_objective
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "examples" / "tiny.yaml"
+
+TOY_FAMILY = '''
+"""A test family: the hopfield energy with every weight read at half strength."""
+
+import numpy as np
+
+from analogep.model.families.hopfield import HopfieldEnergy
+
+
+class HalfHopfield(HopfieldEnergy):
+    def init_params(self, rng):
+        return {k: (v * 0.5).astype(self.dtype) for k, v in super().init_params(rng).items()}
+'''
+
+
+def test_a_new_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
+    (tmp_path / "toy_family.py").write_text(TOY_FAMILY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.FAMILIES, "half", "toy_family:HalfHopfield")  # the one line
+    config = tmp_path / "toy.yaml"
+    config.write_text(TINY.read_text().replace("model:\n", "model:\n  family: half\n"))
+    spec = analogep.load_config(config)
+    assert type(build_energy(spec.model)).__name__ == "HalfHopfield"
+    result = analogep.train(spec.replace(train={"steps": 3, "batch": 32}), tmp_path / "run")
+    assert result.step == 3 and np.isfinite(result.records[-1]["loss"])
+    x = analogep.sample(spec, result.params, n=4, t1=0.1, dt=0.05)
+    assert x.shape == (4, 64) and np.all(np.isfinite(x))
+    files, _ = analogep.compile_circuit(spec, result.params)
+    assert "free.cir" in files
+    assert analogep.gradcheck(spec, result.params, batch=4)["cosine"] > 0.999
+
+
+def test_registered_names_are_what_the_config_accepts(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for section, key, value in (("model", "family", "ising"), ("relax", "solver", "newton"), ("train", "objective", "gan"),
+                                ("circuit", "runner", "xyce")):
+        bad.write_text(f"{section}:\n  {key}: {value}\n")
+        with pytest.raises(ConfigError) as err:
+            load_spec(bad)
+        assert f"{section}.{key}" in str(err.value) and "must be one of" in str(err.value) and "\n" not in str(err.value)
+    assert load_spec(None).train.objective in registry.names("objective")
+
+
+def test_replace_merges_nested_sections():
+    spec = load_spec(TINY)
+    changed = spec.replace(train={"optimizer": {"lr": 0.5}})
+    assert changed.train.optimizer.lr == 0.5
+    assert changed.train.optimizer.betas == spec.train.optimizer.betas
+    assert changed.train.steps == spec.train.steps
+
+
+def test_per_point_weights_scale_each_points_share_of_the_ep_gradient():
+    spec = load_spec(TINY)
+    model = build_energy(spec.model)
+    params = model.init_params(np.random.default_rng(0))
+    data = np.asarray(__import__("analogep.data", fromlist=["load_dataset"]).load_dataset(dtype=model.dtype))
+    batch = build_objective(spec).batch(data, 8, np.random.default_rng(1))
+    backend = NumpyBackend(model, spec.gradep, spec.relax)
+    backend.program(params)
+    phases = run_phases(backend, batch.x_t, batch.target, spec.gradep)
+    plain = ep_gradient(model, params, phases)
+    ones = ep_gradient(model, params, phases, weights=np.ones(8))
+    mask = np.arange(8) < 3
+    masked = ep_gradient(model, params, phases, weights=mask.astype(float))
+    subset = ep_gradient(model, params, phases, keep=mask)
+    for k in plain:
+        np.testing.assert_allclose(ones[k], plain[k], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(masked[k], subset[k] * 3 / 8, rtol=1e-4, atol=1e-6)
+
+
+def test_the_numpy_backend_solves_what_it_was_programmed_with():
+    spec = load_spec(TINY)
+    model = build_energy(spec.model)
+    params = model.init_params(np.random.default_rng(0))
+    x = np.random.default_rng(2).standard_normal((2, 64)).astype(model.dtype)
+    backend = NumpyBackend(model, spec.gradep, spec.relax)
+    backend.program(params)
+    before = backend.equilibrium(x, None, None).state[1]
+    backend.program({k: v * 2 for k, v in params.items()})
+    after = backend.equilibrium(x, None, None).state[1]
+    assert not np.allclose(before, after)
+
+
+@pytest.mark.spice
+def test_backend_decks_are_self_contained_and_run_anywhere(tmp_path):
+    """No .include of this machine's library: the deck runs from a folder that holds nothing else."""
+    from analogep.circuit.compiler import build_netlist
+
+    if shutil.which("ngspice") is None:
+        pytest.skip("ngspice is not installed")
+    spec = load_spec(TINY)
+    model = build_energy(spec.model)
+    params = model.init_params(np.random.default_rng(0))
+    x = np.zeros((1, 64))
+    net = build_netlist(spec, model, params, "free", {"xt": x}, sweep=False)
+    net.control = ["op", "print v(h1_0)", "quit"]
+    deck = render(net, include=None)
+    assert ".include" not in deck and ".subckt visible" in deck
+    (tmp_path / "free.cir").write_text(deck)
+    proc = subprocess.run(["ngspice", "-b", "free.cir"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "h1_0" in proc.stdout.lower()
+
+
+def test_auto_runner_is_a_registered_one_and_unknown_runners_are_refused():
+    from analogep.circuit.ngspice import NgspiceError
+    from analogep.circuit.runners import choose_runner, runner_choices
+
+    assert runner_choices() == ("auto",) + registry.names("runner")
+    if shutil.which("ngspice") is not None:
+        assert choose_runner("auto") in registry.names("runner")
+    with pytest.raises(NgspiceError):
+        choose_runner("xyce")
+
+
+def test_importing_analogep_does_not_load_the_api():
+    code = "import sys, analogep; print('analogep.api' in sys.modules, 'analogep.training.loop' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_the_notebook_example_of_the_readme(tmp_path):
+    spec = analogep.load_config(TINY).replace(train={"steps": 2, "batch": 32})
+    result = analogep.train(spec, tmp_path / "run")
+    x = analogep.sample(spec, result.params, n=20)
+    report = analogep.evaluate(x)
+    assert 0 <= report.confidence <= 1 and "Fr" in report.format()
+    spec2, params, origin = analogep.load_model(tmp_path / "run")
+    assert spec2 == spec and "step 2" in origin
+    for k in params:
+        np.testing.assert_array_equal(params[k], result.params[k])
+    compared = analogep.compare([tmp_path / "run", tmp_path / "run"])
+    assert compared["against_first"][0]["max_abs_loss_difference"] == 0.0
