@@ -48,9 +48,3 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented JSON atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one JSON object as a line (a log: appending a whole line is the unit of progress)."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")

@@ -1,5 +1,5 @@
 """The compiled circuit with real ngspice: golden decks, a hand-solved circuit, graph checks,
-clipping, and the clear errors (issue 3)."""
+clipping, and the clear errors."""
 
 from __future__ import annotations
 

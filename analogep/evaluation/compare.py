@@ -1,6 +1,6 @@
 """Compare training runs: loss curves step by step, time per step, sample quality.
 
-What a solver or hardware comparison needs (issue 4: the default solver against the
+What a solver or hardware comparison needs (for example the default solver against the
 paper's euler on the same seeds): where the loss curves part, how far apart they end up,
 what each run cost, and, when `evaluate` has written quality.json, how good the samples are.
 """
