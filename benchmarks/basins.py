@@ -22,7 +22,7 @@ import numpy as np
 from analogep.backends.numpy_backend import phase_spring
 from analogep.config import load_spec
 from analogep.data import load_dataset
-from analogep.ep.phases import free_start
+from analogep.solvers.base import free_start
 from analogep.model.registry import build_energy
 from analogep.objectives.flow import sample_flow_batch
 from analogep.runtime import blas_threads

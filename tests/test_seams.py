@@ -155,3 +155,10 @@ def test_the_notebook_example_of_the_readme(tmp_path):
         np.testing.assert_array_equal(params[k], result.params[k])
     compared = analogep.compare([tmp_path / "run", tmp_path / "run"])
     assert compared["against_first"][0]["max_abs_loss_difference"] == 0.0
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_benchmark_scripts_load_against_the_current_api(script):
+    """Benchmarks are not tests, but they must still import what exists (--help loads them)."""
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-500:]
