@@ -38,7 +38,7 @@ from analogep.model.energy import Params
 from analogep.model.registry import build_energy
 from analogep.objectives.registry import build_objective
 from analogep.runtime import blas_threads
-from analogep.training.checkpoint import check_params, load_checkpoint
+from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
 from analogep.training.loop import TrainResult
 from analogep.training.loop import train as _train
 
@@ -56,7 +56,7 @@ def load_model(source: str | Path | None = None) -> tuple[Spec, Params, str]:
     initial weights of its seed; None: the packaged paper config)."""
     if source is not None and (Path(source).is_dir() or str(source).endswith(".npz")):
         ckpt = load_checkpoint(source)
-        check_params(build_energy(ckpt.spec.model), ckpt.params, str(source))
+        ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, str(source))
         return ckpt.spec, ckpt.params, f"{source} (step {ckpt.step})"
     spec = load_spec(source)
     params = build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed))

@@ -13,11 +13,11 @@ import pytest
 
 import analogep
 from analogep import registry
+from analogep.backends import NumpyBackend
+from analogep.circuit.netlist import render
 from analogep.config import ConfigError, load_spec
 from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
-from analogep.backends import NumpyBackend
-from analogep.circuit.netlist import render
 from analogep.model import build_energy
 from analogep.objectives import build_objective
 
@@ -162,3 +162,26 @@ def test_benchmark_scripts_load_against_the_current_api(script):
     """Benchmarks are not tests, but they must still import what exists (--help loads them)."""
     proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-500:]
+
+
+@pytest.mark.spice
+def test_spice_check_counts_the_solves_of_the_phases_it_ran():
+    if shutil.which("ngspice") is None:
+        pytest.skip("ngspice is not installed")
+    spec = load_spec(TINY).replace(gradep={"phases": 2})
+    params = build_energy(spec.model).init_params(np.random.default_rng(0))
+    report, numpy_v, spice_v = analogep.check_circuit(spec, params, n=4, workers=1)
+    assert report.solves_per_s * report.spice_seconds == pytest.approx(2 * 4)
+    assert numpy_v.size == spice_v.size and report.passed
+
+
+@pytest.mark.spice
+def test_spice_training_leaves_no_ngspice_worker_behind(tmp_path):
+    import multiprocessing
+
+    if shutil.which("ngspice") is None:
+        pytest.skip("ngspice is not installed")
+    spec = load_spec(TINY).replace(train={"steps": 1, "batch": 8})
+    result = analogep.train(spec, tmp_path / "run", backend="spice")
+    assert result.step == 1
+    assert multiprocessing.active_children() == []

@@ -121,9 +121,3 @@ class NgspicePool:
             if w.process.is_alive():
                 w.process.kill()
         self._pool.clear()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass

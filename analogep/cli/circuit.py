@@ -26,12 +26,12 @@ def compile_cmd(config, checkpoint, out_dir):
     from analogep.cli.common import _load_config, _load_source
     from analogep.io import write_text
     from analogep.model.registry import build_energy
-    from analogep.training.checkpoint import check_params
+    from analogep.training.checkpoint import ensure_params_fit
 
     if checkpoint is not None:
         ckpt_spec, params, origin = _load_source(checkpoint)
         spec = _load_config(config) if config else ckpt_spec
-        check_params(build_energy(spec.model), params, checkpoint)
+        ensure_params_fit(build_energy(spec.model), params, checkpoint)
     else:
         spec, params, origin = _load_source(config)
     out = Path(out_dir or Path("netlists") / spec.name)

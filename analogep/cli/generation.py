@@ -41,14 +41,14 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, t
     from analogep.io import atomic_path
     from analogep.model.registry import build_energy
     from analogep.training.checkpoint import (
-        check_params,
+        ensure_params_fit,
         load_checkpoint,
         resolve_checkpoint,
     )
 
     ckpt_path = resolve_checkpoint(source)
     ckpt = load_checkpoint(ckpt_path)
-    check_params(build_energy(ckpt.spec.model), ckpt.params, source)
+    ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
     spec, params = ckpt.spec, ckpt.params
     g = dataclasses.replace(
         spec.generate, **{k: v for k, v in dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed).items() if v is not None}

@@ -41,6 +41,42 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     """
     from analogep.evaluation.plots import plot_loss
     from analogep.model.registry import build_energy
+
+    spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),
+                               solver, spice_runner)
+    n_params = build_energy(spec.model).n_params
+    sizes = "-".join(map(str, spec.model.sizes))
+    click.echo(
+        f"analogep: training {spec.name} ({sizes}, {n_params:,} parameters) for {spec.train.steps} steps, "
+        f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend} -> {out}",
+        err=True,
+    )
+    bar = _TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
+    result = api.train(spec, out, resume=resume, backend=backend, on_step=bar.update)
+    bar.close()
+    plot_loss(result.records, out / "loss.png")
+    summary = {
+        "out": str(out),
+        "step": result.step,
+        "seconds": round(result.seconds, 2),
+        "loss": result.records[-1]["loss"] if result.records else None,
+        "n_params": n_params,
+        "stopped": result.stopped,
+    }
+    if samples and result.stopped is None:
+        _write_samples(spec, result.params, out)
+    if result.stopped:
+        raise AnalogepError(f"training stopped at {result.stopped}")
+    if as_json:
+        _echo_json(summary)
+    else:
+        loss = f"loss {summary['loss']:.4f}, " if summary["loss"] is not None else ""
+        click.echo(f"done: step {result.step}, {loss}{result.seconds:.1f} s; wrote {out}")
+
+
+def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver, spice_runner):
+    """The spec a `train` command runs (its config, or the run's own config.yaml on
+    --resume, with the flags' overrides) and its run folder; refuses what cannot run."""
     from analogep.training.checkpoint import CHECKPOINT_NAME
 
     if resume:
@@ -54,7 +90,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
         spec = api.load_config(saved)
     else:
         spec = _load_config(config)
-    overrides = {k: v for k, v in dict(steps=steps, batch=batch, seed=seed, threads=threads).items() if v is not None}
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
     if overrides:
         spec = spec.replace(train=overrides)
     if solver:
@@ -64,31 +100,4 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     out = Path(out_dir or Path("runs") / spec.name)
     if not resume and (out / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
-
-    sizes = "-".join(map(str, spec.model.sizes))
-    click.echo(
-        f"analogep: training {spec.name} ({sizes}, {build_energy(spec.model).n_params:,} parameters) for {spec.train.steps} steps, "
-        f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend} -> {out}",
-        err=True,
-    )
-    bar = _TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
-    result = api.train(spec, out, resume=resume, backend=backend, on_step=bar.update)
-    bar.close()
-    plot_loss(result.records, out / "loss.png")
-    summary = {
-        "out": str(out),
-        "step": result.step,
-        "seconds": round(result.seconds, 2),
-        "loss": result.records[-1]["loss"] if result.records else None,
-        "n_params": build_energy(spec.model).n_params,
-        "stopped": result.stopped,
-    }
-    if samples and result.stopped is None:
-        _write_samples(spec, result.params, out)
-    if result.stopped:
-        raise AnalogepError(f"training stopped at {result.stopped}")
-    if as_json:
-        _echo_json(summary)
-    else:
-        loss = f"loss {summary['loss']:.4f}, " if summary["loss"] is not None else ""
-        click.echo(f"done: step {result.step}, {loss}{result.seconds:.1f} s; wrote {out}")
+    return spec, out

@@ -3,7 +3,7 @@
 from analogep.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
-    check_params,
+    ensure_params_fit,
     load_checkpoint,
     save_checkpoint,
 )
@@ -11,6 +11,6 @@ from analogep.training.loop import TrainResult, train
 from analogep.training.runlog import METRICS_NAME, read_metrics
 
 __all__ = [
-    "CHECKPOINT_NAME", "METRICS_NAME", "Checkpoint", "TrainResult", "check_params", "load_checkpoint",
+    "CHECKPOINT_NAME", "METRICS_NAME", "Checkpoint", "TrainResult", "ensure_params_fit", "load_checkpoint",
     "read_metrics", "save_checkpoint", "train",
 ]

@@ -79,7 +79,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(params, optimizer, meta["rng_state"], int(meta["step"]), spec, int(meta.get("bad_steps", 0)))
 
 
-def check_params(model: EnergyModel, params: Params, where: str) -> None:
+def ensure_params_fit(model: EnergyModel, params: Params, where: str) -> None:
     """Parameters must match the model's names and shapes (a checkpoint of another model)."""
     shapes = model.param_shapes()
     if set(params) != set(shapes) or any(params[k].shape != s for k, s in shapes.items()):

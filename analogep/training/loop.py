@@ -28,7 +28,7 @@ from analogep.objectives.registry import build_objective
 from analogep.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
-    check_params,
+    ensure_params_fit,
     load_checkpoint,
     save_checkpoint,
 )
@@ -66,7 +66,7 @@ def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
         params = model.init_params(np.random.default_rng(spec.model.seed))
         return _Run(params, build_optimizer(spec.train.optimizer, params), np.random.default_rng(spec.train.seed))
     ckpt = load_checkpoint(ckpt_path)
-    check_params(model, ckpt.params, str(ckpt_path))
+    ensure_params_fit(model, ckpt.params, str(ckpt_path))
     optimizer = build_optimizer(spec.train.optimizer, ckpt.params)
     optimizer.load_state_dict(ckpt.optimizer)
     rng = np.random.default_rng()
