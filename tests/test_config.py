@@ -53,6 +53,11 @@ MALFORMED = [
         "gradep:\n  beta: 0.02\nrelax:\n  solver: fast\n",
         ["gradep.beta", "-beta phase", "unbounded", "beta < 0.0178"],
     ),
+    (
+        "beta-below-float32-resolution",
+        "gradep:\n  beta: 1.0e-12\n",
+        ["gradep.beta: 1e-12 is below the resolution of float32", "beta >= 2.12e-05"],
+    ),
     ("phases-4", "gradep:\n  phases: 4\n", ["gradep.phases: 4 is not allowed", "one of 2, 3"]),
     ("phases-bool", "gradep:\n  phases: true\n", ["gradep.phases"]),
     ("bad-solver", "relax:\n  solver: rk4\n", ["relax.solver: 'rk4' is not allowed", "'euler', 'fast'"]),

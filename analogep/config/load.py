@@ -6,6 +6,7 @@ examples/digits.yaml).
 
 from __future__ import annotations
 
+import collections.abc
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +17,17 @@ from analogep.config.spec import ConfigError, Spec, from_dict, to_dict
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses duplicate mapping keys (YAML 1.2 requires unique keys;
-    PyYAML otherwise keeps the last value without a word)."""
+    PyYAML otherwise keeps the last value without a word), and reports a tagged scalar that
+    its constructor cannot read (`!!int abc`, `!!timestamp x`, `!!bool maybe`) as a YAML
+    error at its line rather than the constructor's ValueError, KeyError or AttributeError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.tag} value {_short(node.value)} ({_one_line(exc)})", node.start_mark
+            ) from None
 
 
 def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
@@ -24,8 +35,10 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
     mapping = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, collections.abc.Hashable):
+            raise yaml.constructor.ConstructorError(None, None, f"a {type(key).__name__} as a key", key_node.start_mark)
         if key in mapping:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_short(key)}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
 
@@ -33,23 +46,50 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (PyYAML's span several)."""
+    return " ".join(str(exc).split())
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, (list, dict)) else f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse(raw: bytes | str, source: str) -> object:
+    """YAML text (bytes: UTF-8, or UTF-16 with a byte-order mark) -> Python data."""
+    try:
+        return yaml.load(raw, Loader=_UniqueKeyLoader)
+    except yaml.reader.ReaderError as exc:  # undecodable bytes or a control character
+        if exc.encoding == "unicode":  # decoded, but a character YAML does not allow
+            what = f"not YAML text (character U+{exc.character:04X} at character {exc.position}: {exc.reason})"
+        else:
+            what = f"not {exc.encoding.upper()} text (byte 0x{exc.character:02x} at byte {exc.position}: {exc.reason})"
+        raise ConfigError(f"{source}: {what}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{source}:{where} not valid YAML ({_one_line(problem)})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML (nested too deeply to read)") from None
+
+
 def load_spec(path: str | Path | None = None) -> Spec:
     """Load model.yaml (or the packaged paper config when `path` is None)."""
     if path is None:
-        text = resources.files("analogep.config").joinpath("digits.yaml").read_text()
+        raw = resources.files("analogep.config").joinpath("digits.yaml").read_bytes()
         source = "default config"
     else:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{path}: no such config file")
-        text = p.read_text()
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror or _one_line(exc)})") from None
         source = str(path)
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = _parse(raw, source)
     try:
         return from_dict(data)
     except ConfigError as exc:

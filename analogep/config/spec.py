@@ -8,7 +8,9 @@ names the key path and what is allowed; the CLI prints it and exits with code 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +21,16 @@ from analogep.registry import names
 
 class ConfigError(AnalogepError, ValueError):
     """A config that cannot be used; the message names the key path and what is allowed."""
+
+
+# Machine epsilon of each model.dtype (numpy.finfo(dtype).eps).
+DTYPE_EPS = {"float32": 2.0**-23, "float64": 2.0**-52}
+
+# The nudge must move the visible units by at least this many eps of (a - x*) (see GradEPSpec.min_beta).
+NUDGE_RESOLUTION = 1e4
+
+# Integers are stored in numpy int64 arrays and written back to YAML; larger ones are refused.
+INT_MAX = 2**63 - 1
 
 
 def _key(help: str, **constraints: Any) -> Any:
@@ -51,7 +63,14 @@ class GradEPSpec:
 
     lam: float = field(default=15.0, metadata=_key("spring stiffness lambda", gt=0, yaml="lambda"))
     alpha: float = field(default=2.0, metadata=_key("output scale alpha", gt=0))
-    beta: float = field(default=1.25e-3, metadata=_key("nudge strength beta", gt=0))
+    beta: float = field(
+        default=1.25e-3,
+        metadata=_key(
+            "nudge strength beta; beta*(alpha*lambda)^2/(1 + lambda + beta*(alpha*lambda)^2) must be >= 1e4 * "
+            "model.dtype's eps (the nudge must be resolvable) and beta < (1 + lambda)/(alpha*lambda)^2 (stable -beta phase)",
+            gt=0,
+        ),
+    )
     phases: Literal[2, 3] = field(default=3, metadata=_key("2 (free, +beta) or 3 (symmetric: free, +beta, -beta)"))
 
     @property
@@ -63,6 +82,30 @@ class GradEPSpec:
     def max_stable_beta(self) -> float:
         """The -beta phase needs a positive visible curvature 1 + lambda - beta (alpha lambda)^2."""
         return (1.0 + self.lam) / (self.alpha * self.lam) ** 2
+
+    @property
+    def nudge_gain(self) -> float:
+        """How far the +beta phase moves a visible unit, as a fraction of (a - x*):
+        beta (alpha lambda)^2 / (1 + lambda + beta (alpha lambda)^2) (the nudge spring against
+        the unit's own curvature 1 + lambda, method.md sections 1 and 3)."""
+        return self.nudge_stiffness / (1.0 + self.lam + self.nudge_stiffness)
+
+    def min_beta(self, dtype: str) -> float:
+        """The smallest beta whose nudge a `dtype` state resolves: nudge_gain >= 1e4 eps
+        (method.md section 3).
+
+        EP differences states at |x| ~ 0.5-3 that the nudge moves by nudge_gain * |a - x*|,
+        where |a - x*| = |v - u| / (alpha lambda) ~ 0.01-0.05 on the digits models. Below about
+        one ulp of x the nudged states round to the free one and the gradient is zero (beta
+        1e-12 in float32) or noise. Measured in float32 on examples/tiny.yaml against the exact
+        gradient, relaxed to convergence: the relative error is about 5 eps / nudge_gain at the
+        initial weights and 30 eps / nudge_gain after 200 training steps (|a - x*| shrinks as
+        v approaches u), and the gradient collapses (cosine < 0.9) below 5-50 eps. At 1e4 eps
+        rounding stays under ~0.5%; in float32 at lambda 15, alpha 2 that is beta >= 2.1e-5,
+        60x below the paper's 1.25e-3.
+        """
+        k = NUDGE_RESOLUTION * DTYPE_EPS[dtype]
+        return k * (1.0 + self.lam) / ((1.0 - k) * (self.alpha * self.lam) ** 2)
 
 
 @dataclass(frozen=True)
@@ -202,6 +245,31 @@ def _yaml_key(f: dataclasses.Field) -> str:
     return f.metadata.get("yaml", f.name)
 
 
+class _ShortRepr(reprlib.Repr):
+    """repr() cut to a readable length (a value may be a whole YAML document, or an integer
+    too long for repr)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring, self.maxother, self.maxlong, self.maxlevel = 60, 60, 40, 3
+
+    def repr_int(self, x: int, level: int) -> str:
+        return super().repr_int(x, level) if x.bit_length() <= 256 else f"<{x.bit_length()}-bit integer>"
+
+
+_short_repr = _ShortRepr().repr
+
+
+def _show(value: Any) -> str:
+    """A value for an error message: one short line."""
+    return _short_repr(value)
+
+
+def _show_key(key: Any) -> str:
+    """A mapping key for a key path: as written when it is a plain printable string."""
+    return key if isinstance(key, str) and key.isprintable() and 0 < len(key) <= 60 else _show(key)
+
+
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -221,7 +289,7 @@ def _check_bounds(path: str, value: Any, meta: dict) -> None:
     ]
     for name, ok, sym in rules:
         if name in meta and not ok(value, meta[name]):
-            raise ConfigError(f"{path}: {value!r} is not allowed; must be {sym} {meta[name]}")
+            raise ConfigError(f"{path}: {_show(value)} is not allowed; must be {sym} {meta[name]}")
 
 
 def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
@@ -231,11 +299,11 @@ def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
     if origin is Literal:
         choices = typing.get_args(tp)
         if isinstance(value, bool) or value not in choices or type(value) not in {type(c) for c in choices}:
-            raise ConfigError(f"{path}: {value!r} is not allowed; must be {_describe(tp)}")
+            raise ConfigError(f"{path}: {_show(value)} is not allowed; must be {_describe(tp)}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected {_describe(tp)}, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{path}: expected {_describe(tp)}, got {type(value).__name__} {_show(value)}")
         if "len" in meta and len(value) != meta["len"]:
             raise ConfigError(f"{path}: expected {meta['len']} values, got {len(value)}")
         if "min_len" in meta and len(value) < meta["min_len"]:
@@ -244,11 +312,13 @@ def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
         return tuple(_convert(f"{path}[{i}]", v, item_tp, meta) for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {_show(value)}")
+        if value > INT_MAX:
+            raise ConfigError(f"{path}: {_show(value)} is too large; must be <= 2**63 - 1")
         _check_bounds(path, value, meta)
         return value
     if tp is float:
@@ -256,24 +326,27 @@ def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
             try:
                 value = float(value)
             except ValueError:
-                raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+                raise ConfigError(f"{path}: expected a number, got {_show(value)}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {_show(value)}")
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ConfigError(f"{path}: expected a finite number, got {_show(value)}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {_show(value)}")
         _check_bounds(path, value, meta)
         return value
     if tp is str:
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{path}: expected a non-empty string, got {value!r}")
+            raise ConfigError(f"{path}: expected a non-empty string, got {_show(value)}")
         if "registry" in meta:
             allowed = tuple(meta.get("also", ())) + names(meta["registry"])
             if value not in allowed:
-                raise ConfigError(f"{path}: {value!r} is not allowed; must be one of {', '.join(map(repr, allowed))}")
+                raise ConfigError(f"{path}: {_show(value)} is not allowed; must be one of {', '.join(map(repr, allowed))}")
             return value
         if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
-            raise ConfigError(f"{path}: {value!r} is not allowed; use letters, digits, '.', '_' and '-' (it names folders)")
+            raise ConfigError(f"{path}: {_show(value)} is not allowed; use letters, digits, '.', '_' and '-' (it names folders)")
         return value
     raise TypeError(f"unsupported spec type {tp!r}")  # a bug in this module, not in the config
 
@@ -282,12 +355,12 @@ def _build(cls: type, data: Any, path: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, got {type(data).__name__} {data!r}")
+        raise ConfigError(f"{path or 'config'}: expected a mapping of keys, got {type(data).__name__} {_show(data)}")
     hints = typing.get_type_hints(cls)
     fields = {_yaml_key(f): f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{_show_key(key)}" if path else _show_key(key)
             raise ConfigError(f"{where}: unknown key; allowed keys: {', '.join(fields)}")
     kwargs = {}
     for key, f in fields.items():
@@ -306,6 +379,19 @@ def _check_consistency(spec: Spec) -> None:
     if m.sizes[0] != dim:
         raise ConfigError(
             f"model.sizes[0]: {m.sizes[0]} visible units, but dataset {spec.train.dataset!r} has {dim} pixels; must be {dim}"
+        )
+    scale = g.alpha * g.lam
+    if not 0.0 < scale * scale < math.inf:
+        raise ConfigError(
+            f"gradep.alpha: (alpha*lambda)^2 = ({g.alpha:g}*{g.lam:g})^2 "
+            f"{'overflows' if scale * scale else 'underflows to 0'}; alpha*lambda must be within 1e-150..1e150"
+        )
+    if g.beta < g.min_beta(m.dtype):
+        raise ConfigError(
+            f"gradep.beta: {g.beta:g} is below the resolution of {m.dtype}: the nudge moves the visible units by "
+            f"beta*(alpha*lambda)^2/(1 + lambda + beta*(alpha*lambda)^2) = {g.nudge_gain:.3g} of (a - x*), "
+            f"which must be >= {NUDGE_RESOLUTION:g}*eps = {NUDGE_RESOLUTION * DTYPE_EPS[m.dtype]:.3g}; "
+            f"must satisfy beta >= {g.min_beta(m.dtype):.3g}{' (or use model.dtype: float64)' if m.dtype == 'float32' else ''}"
         )
     if g.beta >= g.max_stable_beta:
         raise ConfigError(
