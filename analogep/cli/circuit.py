@@ -26,11 +26,12 @@ def compile_cmd(config, checkpoint, out_dir):
     from analogep.cli.common import _load_config, _load_source
     from analogep.io import write_text
     from analogep.model.registry import build_energy
-    from analogep.training.checkpoint import ensure_params_fit
+    from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
 
     if checkpoint is not None:
-        ckpt_spec, params, origin = _load_source(checkpoint)
-        spec = _load_config(config) if config else ckpt_spec
+        ckpt = load_checkpoint(checkpoint)  # a run folder or .npz, never a config
+        params, origin = ckpt.params, f"{checkpoint} (step {ckpt.step})"
+        spec = _load_config(config) if config else ckpt.spec
         ensure_params_fit(build_energy(spec.model), params, checkpoint)
     else:
         spec, params, origin = _load_source(config)
@@ -68,8 +69,10 @@ def check_cmd(ctx, source, n, seed, spice_runner, workers, plot, as_json):
     """
     from analogep.cli.common import _echo_json, _load_source
     from analogep.evaluation.crosscheck import TOLERANCE
-    from analogep.evaluation.plots import plot_scatter
+    from analogep.evaluation.plots import image_format, plot_scatter
 
+    if plot is not None:
+        image_format(plot)
     spec, params, origin = _load_source(source)
     report, ref, got = api.check_circuit(spec, params, n=n, seed=seed, runner=spice_runner, workers=workers)
     if plot is None:
