@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from analogep import api
-from analogep.cli.common import _echo_json, _load_source
+from analogep.cli.common import _check_image_path, _echo_json, _load_source
 from analogep.errors import AnalogepError
 
 
@@ -30,9 +30,7 @@ def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
     (two-phase) bias of the method.
     """
     if beta_sweep:
-        from analogep.evaluation.plots import image_format
-
-        image_format(plot)
+        _check_image_path(plot)
     spec, params, origin = _load_source(source)
     betas = np.geomspace(1e-5, 0.5 * spec.gradep.max_stable_beta, 9) if beta_sweep else None
     result = {"source": origin, **api.gradcheck(spec, params, batch=batch, seed=seed, beta_sweep=betas)}
@@ -74,11 +72,11 @@ def compare_cmd(runs, plot, as_json):
     curves and their differences to --plot.
     """
     from analogep.evaluation.compare import compare_runs, format_comparison, load_run
-    from analogep.evaluation.plots import image_format, plot_loss_comparison
+    from analogep.evaluation.plots import plot_loss_comparison
 
     if len(runs) < 2:
         raise AnalogepError(f"compare needs at least two run folders; got {len(runs)}")
-    image_format(plot)
+    _check_image_path(plot)
     summaries = [load_run(r) for r in runs]
     result = compare_runs(summaries)
     plot_loss_comparison([(f"{Path(s.path).name} ({s.solver})", s.steps, s.loss) for s in summaries], plot)

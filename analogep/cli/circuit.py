@@ -23,7 +23,7 @@ def compile_cmd(config, checkpoint, out_dir):
     the subcircuit library analogep.lib beside them. Each deck runs as it is:
     ngspice -b OUT/free.cir prints the equilibrium node voltages.
     """
-    from analogep.cli.common import _load_config, _load_source
+    from analogep.cli.common import _check_writable, _load_config, _load_source
     from analogep.io import write_text
     from analogep.model.registry import build_energy
     from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
@@ -36,6 +36,7 @@ def compile_cmd(config, checkpoint, out_dir):
     else:
         spec, params, origin = _load_source(config)
     out = Path(out_dir or Path("netlists") / spec.name)
+    _check_writable(out / "free.cir")
     files, clipped = api.compile_circuit(spec, params, origin)
     for name, text in files.items():
         write_text(out / name, text)
@@ -67,12 +68,12 @@ def check_cmd(ctx, source, n, seed, spice_runner, workers, plot, as_json):
     full-scale: divided by the largest node voltage), the velocity error and the cosine
     between the two EP gradients. Exits with 1 when they disagree by more than 1e-6.
     """
-    from analogep.cli.common import _echo_json, _load_source
+    from analogep.cli.common import _check_image_path, _echo_json, _load_source
     from analogep.evaluation.crosscheck import TOLERANCE
-    from analogep.evaluation.plots import image_format, plot_scatter
+    from analogep.evaluation.plots import plot_scatter
 
     if plot is not None:
-        image_format(plot)
+        _check_image_path(plot)
     spec, params, origin = _load_source(source)
     report, ref, got = api.check_circuit(spec, params, n=n, seed=seed, runner=spice_runner, workers=workers)
     if plot is None:

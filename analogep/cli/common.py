@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -86,11 +87,30 @@ def _generate(
         bar.update(1)
 
     try:
-        return api.sample(spec, params, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, backend=backend,
-                          spice_runner=spice_runner, threads=threads, on_step=step, out=out)
+        with np.errstate(over="ignore", invalid="ignore"):  # diverging samples are reported once, after sampling
+            return api.sample(spec, params, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, backend=backend,
+                              spice_runner=spice_runner, threads=threads, on_step=step, out=out)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+def _check_writable(path: str | Path) -> None:
+    """Refuse an output whose folder is a file or not writable before the work that makes it
+    (the writers create missing folders)."""
+    existing = Path(path).absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise AnalogepError(f"{path}: cannot write there ({existing} is not a writable folder)")
+
+
+def _check_image_path(path: str | Path) -> None:
+    """An image output: an extension matplotlib writes, in a folder that can be written."""
+    from analogep.evaluation.plots import image_format
+
+    image_format(path)
+    _check_writable(path)
 
 
 def _check_samples_path(npy: str | Path) -> None:
@@ -98,6 +118,7 @@ def _check_samples_path(npy: str | Path) -> None:
     `evaluate` tells samples from a run by it."""
     if not str(npy).endswith(".npy"):
         raise AnalogepError(f"{npy}: a samples file must end in .npy (evaluate reads samples by that extension)")
+    _check_writable(npy)
 
 
 def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
@@ -126,17 +147,20 @@ def _sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: 
             )
         plot_samples(x, png, title=title)
 
-    if npy is None:
-        finish(_generate(spec, params, g, out=None, **options))
-        return seconds
-    with atomic_path(npy) as tmp:
-        shape, dtype = (g.n, spec.model.sizes[0]), np.dtype(spec.model.dtype)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        try:
-            finish(_generate(spec, params, g, out=out, **options))
-            out.flush()
-        finally:
-            del out  # unmap before the rename (or the removal on failure)
+    try:
+        if npy is None:
+            finish(_generate(spec, params, g, out=None, **options))
+            return seconds
+        with atomic_path(npy) as tmp:
+            shape, dtype = (g.n, spec.model.sizes[0]), np.dtype(spec.model.dtype)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            try:
+                finish(_generate(spec, params, g, out=out, **options))
+                out.flush()
+            finally:
+                del out  # unmap before the rename (or the removal on failure)
+    except OSError as exc:  # a folder that cannot be made, a full disk
+        raise AnalogepError(f"{exc.filename or npy or png}: cannot write ({exc.strerror or exc})") from None
     return seconds
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from analogep import api
 from analogep.circuit.runners import runner_choices
-from analogep.cli.common import _check_samples_path, _echo_json, _generate, _sample_to_files
+from analogep.cli.common import _check_image_path, _check_samples_path, _echo_json, _generate, _sample_to_files
 from analogep.config.spec import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
 from analogep.registry import names
@@ -43,7 +43,6 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, t
     hidden units at every step (method.md section 5). Samples that come out non-finite
     are an error, and nothing is written.
     """
-    from analogep.evaluation.plots import image_format
     from analogep.model.registry import build_energy
     from analogep.training.checkpoint import (
         ensure_params_fit,
@@ -52,7 +51,7 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, t
     )
 
     if png:
-        image_format(png)
+        _check_image_path(png)
     if npy:
         _check_samples_path(npy)
     ckpt_path = resolve_checkpoint(source)
