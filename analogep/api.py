@@ -16,6 +16,7 @@ config, CheckpointError for a bad run folder, CircuitError for a circuit).
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +39,7 @@ from analogep.model.energy import Params
 from analogep.model.registry import build_energy
 from analogep.objectives.registry import build_objective
 from analogep.runtime import blas_threads
-from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
+from analogep.training.checkpoint import ensure_finite, ensure_params_fit, load_checkpoint
 from analogep.training.loop import TrainResult
 from analogep.training.loop import train as _train
 
@@ -52,9 +53,10 @@ def load_config(path: str | Path | None = None) -> Spec:
 
 
 def load_model(source: str | Path | None = None) -> tuple[Spec, Params, str]:
-    """(spec, params, origin) from a RUN_DIR or checkpoint (.npz), or from a CONFIG (the
-    initial weights of its seed; None: the packaged paper config)."""
-    if source is not None and (Path(source).is_dir() or str(source).endswith(".npz")):
+    """(spec, params, origin) from a RUN_DIR or checkpoint (a .npz archive), or from a
+    CONFIG (the initial weights of its seed; None: the packaged paper config)."""
+    p = None if source is None else Path(source)
+    if p is not None and (p.is_dir() or p.suffix == ".npz" or (p.is_file() and zipfile.is_zipfile(p))):
         ckpt = load_checkpoint(source)
         ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, str(source))
         return ckpt.spec, ckpt.params, f"{source} (step {ckpt.step})"
@@ -91,18 +93,23 @@ def sample(
     spice_runner: str | None = None,
     threads: int | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Samples (n, n_visible) by the objective's sampler on the named backend; unset
-    options take spec.generate's values. `threads`: BLAS threads (default train.threads)."""
+    options take spec.generate's values, and the settings are checked as model.yaml's
+    generate section is (GenerateSpec.integration_problem). `threads`: BLAS threads
+    (default train.threads). `out`: an (n, n_visible) array to write the samples into
+    (a numpy.lib.format.open_memmap for more samples than memory holds)."""
     changes = dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed)
-    g = dataclasses.replace(spec.generate, **{k: v for k, v in changes.items() if v is not None})
+    g = spec.replace(generate={k: v for k, v in changes.items() if v is not None}).generate
+    ensure_finite(params, "params")
     model = build_energy(spec.model)
     options = {"runner": spice_runner} if backend == "spice" else {}
     with blas_threads(spec.train.threads if threads is None else threads):
         hardware = make_backend(spec, model, backend, **options)
         try:
             hardware.program(params)
-            return build_objective(spec).sample(model, hardware, g, on_step)
+            return build_objective(spec).sample(model, hardware, g, on_step, out)
         finally:
             hardware.close()
 
@@ -117,6 +124,7 @@ def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, bet
     """The EP gradient as training measures it, and in float64 with tight relaxation,
     against the exact gradient (implicit differentiation); with `beta_sweep` (betas), the
     relative error of two- and three-phase EP per beta."""
+    ensure_finite(params, "params")
     data = load_dataset(spec.train.dataset, dtype=np.float64)
     points = build_objective(spec).batch(data, batch, np.random.default_rng(seed))
     model64, params64 = gc.as_float64(spec, params)
@@ -171,6 +179,7 @@ def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
 def compile_circuit(spec: Spec, params: Params, origin: str = "given weights") -> tuple[dict[str, str], dict[str, int]]:
     """ngspice decks of the four circuits (free, +beta, -beta, generate) and the library
     copy, as file name -> text, with the clip counts per weight matrix. Writes nothing."""
+    ensure_finite(params, origin)
     return compile_decks(spec, params, origin, deck_points(spec, params))
 
 
@@ -179,6 +188,7 @@ def check_circuit(
 ) -> tuple[CheckReport, np.ndarray, np.ndarray]:
     """The same n training points solved by ngspice and by numpy: (report, numpy node
     voltages, ngspice node voltages)."""
+    ensure_finite(params, "params")
     return crosscheck(spec, params, n=n, seed=seed, runner=runner, workers=workers)
 
 

@@ -80,7 +80,7 @@ def _load_or_refuse(content: bytes | str) -> Spec | None:
         assert "\n" not in message and "\r" not in message, repr(message)
         assert message.startswith(f"{path}: "), message
         rest = message[len(f"{path}: ") :]
-        if re.match(r"(line \d+ )?not (valid YAML|[\w-]+ text) \(", rest):
+        if re.match(r"(line \d+ )?not (valid YAML|[\w-]+ text|a config) \(", rest):
             return None  # the file is not YAML: it names the file (and the line)
         key_path = rest.split(": ")[0]
         assert key_path == "config" or re.split(r"[.\[]", key_path)[0] in SECTIONS or ": unknown key; " in rest, message

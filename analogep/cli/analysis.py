@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from analogep import api
-from analogep.cli.common import _echo_json, _load_source
+from analogep.cli.common import _check_image_path, _echo_json, _load_source
 from analogep.errors import AnalogepError
 
 
@@ -17,7 +17,7 @@ from analogep.errors import AnalogepError
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Training points compared.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the flow-matching batch.")
 @click.option("--beta-sweep", is_flag=True, help="Also plot error vs beta for two- and three-phase EP (log-log).")
-@click.option("--plot", type=click.Path(dir_okay=False), default="beta_sweep.png", show_default=True, help="Where the sweep plot goes.")
+@click.option("--plot", type=click.Path(dir_okay=False), default="beta_sweep.png", show_default=True, help="Where the sweep plot goes (the extension picks the format).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (top-level cosine).")
 def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
     """Compare the EP gradient with the exact gradient of the same loss.
@@ -29,6 +29,8 @@ def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
     with tight relaxation, which leaves only the O(beta^2) (three-phase) or O(beta)
     (two-phase) bias of the method.
     """
+    if beta_sweep:
+        _check_image_path(plot)
     spec, params, origin = _load_source(source)
     betas = np.geomspace(1e-5, 0.5 * spec.gradep.max_stable_beta, 9) if beta_sweep else None
     result = {"source": origin, **api.gradcheck(spec, params, batch=batch, seed=seed, beta_sweep=betas)}
@@ -58,7 +60,7 @@ def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--plot", type=click.Path(dir_okay=False), default="compare.png", show_default=True,
-              help="Where the overlaid loss curves go.")
+              help="Where the overlaid loss curves go (the extension picks the format).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_cmd(runs, plot, as_json):
     """Compare training runs step by step (the first is the reference).
@@ -74,6 +76,7 @@ def compare_cmd(runs, plot, as_json):
 
     if len(runs) < 2:
         raise AnalogepError(f"compare needs at least two run folders; got {len(runs)}")
+    _check_image_path(plot)
     summaries = [load_run(r) for r in runs]
     result = compare_runs(summaries)
     plot_loss_comparison([(f"{Path(s.path).name} ({s.solver})", s.steps, s.loss) for s in summaries], plot)

@@ -23,18 +23,20 @@ def compile_cmd(config, checkpoint, out_dir):
     the subcircuit library analogep.lib beside them. Each deck runs as it is:
     ngspice -b OUT/free.cir prints the equilibrium node voltages.
     """
-    from analogep.cli.common import _load_config, _load_source
+    from analogep.cli.common import _check_writable, _load_config, _load_source
     from analogep.io import write_text
     from analogep.model.registry import build_energy
-    from analogep.training.checkpoint import ensure_params_fit
+    from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
 
     if checkpoint is not None:
-        ckpt_spec, params, origin = _load_source(checkpoint)
-        spec = _load_config(config) if config else ckpt_spec
+        ckpt = load_checkpoint(checkpoint)  # a run folder or .npz, never a config
+        params, origin = ckpt.params, f"{checkpoint} (step {ckpt.step})"
+        spec = _load_config(config) if config else ckpt.spec
         ensure_params_fit(build_energy(spec.model), params, checkpoint)
     else:
         spec, params, origin = _load_source(config)
     out = Path(out_dir or Path("netlists") / spec.name)
+    _check_writable(out / "free.cir")
     files, clipped = api.compile_circuit(spec, params, origin)
     for name, text in files.items():
         write_text(out / name, text)
@@ -66,10 +68,12 @@ def check_cmd(ctx, source, n, seed, spice_runner, workers, plot, as_json):
     full-scale: divided by the largest node voltage), the velocity error and the cosine
     between the two EP gradients. Exits with 1 when they disagree by more than 1e-6.
     """
-    from analogep.cli.common import _echo_json, _load_source
+    from analogep.cli.common import _check_image_path, _echo_json, _load_source
     from analogep.evaluation.crosscheck import TOLERANCE
     from analogep.evaluation.plots import plot_scatter
 
+    if plot is not None:
+        _check_image_path(plot)
     spec, params, origin = _load_source(source)
     report, ref, got = api.check_circuit(spec, params, n=n, seed=seed, runner=spice_runner, workers=workers)
     if plot is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 import numpy as np
 
 from analogep import api
+from analogep.errors import AnalogepError
 
 
 def _load_config(config: str | None):
@@ -69,19 +71,105 @@ class _TrainBar:
             self.bar.__exit__(None, None, None)
 
 
-def _generate(spec, params, g, threads: int | None = None, backend: str = "numpy", spice_runner: str | None = None) -> np.ndarray:
-    """Samples with a progress bar (the API's sample with generate settings `g`)."""
-    with click.progressbar(length=max(1, int(round(g.t1 / g.dt))), label="sample", file=sys.stderr) as bar:
-        return api.sample(spec, params, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, backend=backend,
-                          spice_runner=spice_runner, threads=threads, on_step=lambda k, total: bar.update(1))
+def _generate(
+    spec, params, g, threads: int | None = None, backend: str = "numpy", spice_runner: str | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Samples with a progress bar (the API's sample with generate settings `g`). The bar
+    opens at the first step, so a refused setting prints its error line alone."""
+    bar = None
+
+    def step(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="sample", file=sys.stderr)
+            bar.__enter__()
+        bar.update(1)
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # diverging samples are reported once, after sampling
+            return api.sample(spec, params, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, backend=backend,
+                              spice_runner=spice_runner, threads=threads, on_step=step, out=out)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
-def _write_samples(spec, params, out: Path) -> None:
+def _check_writable(path: str | Path) -> None:
+    """Refuse an output whose folder is a file or not writable before the work that makes it
+    (the writers create missing folders)."""
+    existing = Path(path).absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise AnalogepError(f"{path}: cannot write there ({existing} is not a writable folder)")
+
+
+def _check_image_path(path: str | Path) -> None:
+    """An image output: an extension matplotlib writes, in a folder that can be written."""
+    from analogep.evaluation.plots import image_format
+
+    image_format(path)
+    _check_writable(path)
+
+
+def _check_samples_path(npy: str | Path) -> None:
+    """A samples file must end in .npy: np.save would append it to any other name, and
+    `evaluate` tells samples from a run by it."""
+    if not str(npy).endswith(".npy"):
+        raise AnalogepError(f"{npy}: a samples file must end in .npy (evaluate reads samples by that extension)")
+    _check_writable(npy)
+
+
+def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
+    """Samples holding a NaN or an infinity, counted a block at a time (x may be a memmap)."""
+    return sum(int(np.count_nonzero(~np.isfinite(x[i : i + block]).all(axis=1))) for i in range(0, len(x), block))
+
+
+def _sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: str, **options) -> float:
+    """Sample with settings `g`, plot the first samples to `png` and save all of them to
+    `npy` (written as they come, into a temporary .npy renamed at the end: memory stays
+    bounded for any n); the seconds spent sampling. Non-finite samples are refused:
+    nothing is written."""
     from analogep.evaluation.plots import plot_samples
     from analogep.io import atomic_path
 
+    t0 = time.perf_counter()
+    seconds = 0.0
+
+    def finish(x: np.ndarray) -> None:
+        nonlocal seconds
+        seconds = time.perf_counter() - t0
+        bad = _nonfinite_rows(x)
+        if bad:
+            raise AnalogepError(
+                f"sampling diverged: {bad} of {len(x)} samples are not finite (NaN or inf); nothing written"
+            )
+        plot_samples(x, png, title=title)
+
+    try:
+        if npy is None:
+            finish(_generate(spec, params, g, out=None, **options))
+            return seconds
+        with atomic_path(npy) as tmp:
+            shape, dtype = (g.n, spec.model.sizes[0]), np.dtype(spec.model.dtype)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            try:
+                finish(_generate(spec, params, g, out=out, **options))
+                out.flush()
+            finally:
+                del out  # unmap before the rename (or the removal on failure)
+    except OSError as exc:  # a folder that cannot be made, a full disk
+        raise AnalogepError(f"{exc.filename or npy or png}: cannot write ({exc.strerror or exc})") from None
+    return seconds
+
+
+def _write_samples(spec, params, out: Path) -> None:
+    """A finished run's samples.npy and samples.png (generate settings of its config);
+    samples that are not finite are a warning here: the run itself is fine."""
     g = spec.generate
-    x = _generate(spec, params, g)
-    with atomic_path(out / "samples.npy") as tmp:
-        np.save(tmp, x)
-    plot_samples(x, out / "samples.png", title=f"{spec.name}: {g.n} samples (t1={g.t1}, {g.mode})")
+    try:
+        _sample_to_files(spec, params, g, out / "samples.png", out / "samples.npy",
+                         title=f"{spec.name}: {g.n} samples (t1={g.t1}, {g.mode})")
+    except AnalogepError as exc:
+        click.echo(f"warning: {exc}", err=True)

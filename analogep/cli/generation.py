@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import click
@@ -11,20 +10,26 @@ import numpy as np
 
 from analogep import api
 from analogep.circuit.runners import runner_choices
-from analogep.cli.common import _echo_json, _generate
+from analogep.cli.common import _check_image_path, _check_samples_path, _echo_json, _generate, _sample_to_files
+from analogep.config.spec import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
 from analogep.registry import names
 
 
 @click.command("sample")
 @click.argument("source", type=click.Path(exists=False))
-@click.option("--n", type=click.IntRange(min=1), help="Number of samples [default: generate.n].")
+@click.option("--n", type=click.IntRange(min=1),
+              help="Number of samples, taken in chunks of bounded memory; with --save they go to disk as they come "
+                   "[default: generate.n].")
 @click.option("--t1", type=click.FloatRange(min=0, min_open=True), help="End time; > 1 is extended generation [default: generate.t1].")
-@click.option("--dt", type=click.FloatRange(min=0, min_open=True), help="Euler time step [default: generate.dt].")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True),
+              help="Euler time step: at most t1, below 2/alpha (Euler is unstable beyond), and at most "
+                   f"{MAX_GENERATE_STEPS:,} steps t1/dt [default: generate.dt].")
 @click.option("--mode", type=click.Choice(["energy", "spring"]), help="Velocity read-out [default: generate.mode].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
-@click.option("--out", "png", type=click.Path(dir_okay=False), help="Image grid [default: samples.png beside the checkpoint].")
-@click.option("--save", "npy", type=click.Path(dir_okay=False), help="Save the samples as an N x 64 .npy in [-1, 1] scale.")
+@click.option("--out", "png", type=click.Path(dir_okay=False),
+              help="Image grid of the first 100 samples; the extension picks the format [default: samples.png beside the checkpoint].")
+@click.option("--save", "npy", type=click.Path(dir_okay=False), help="Save the samples as an N x 64 .npy in [-1, 1] scale (the name must end in .npy).")
 @click.option("--backend", type=click.Choice(names("backend")), default="numpy", show_default=True,
               help="numpy relaxation, or the compiled inference circuit in ngspice.")
 @click.option("--spice-runner", type=click.Choice(runner_choices()),
@@ -35,10 +40,9 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, t
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
     Draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1, re-relaxing the
-    hidden units at every step (method.md section 5).
+    hidden units at every step (method.md section 5). Samples that come out non-finite
+    are an error, and nothing is written.
     """
-    from analogep.evaluation.plots import plot_samples
-    from analogep.io import atomic_path
     from analogep.model.registry import build_energy
     from analogep.training.checkpoint import (
         ensure_params_fit,
@@ -46,6 +50,10 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, t
         resolve_checkpoint,
     )
 
+    if png:
+        _check_image_path(png)
+    if npy:
+        _check_samples_path(npy)
     ckpt_path = resolve_checkpoint(source)
     ckpt = load_checkpoint(ckpt_path)
     ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
@@ -53,14 +61,9 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, t
     g = dataclasses.replace(
         spec.generate, **{k: v for k, v in dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed).items() if v is not None}
     )
-    t0 = time.perf_counter()
-    x = _generate(spec, params, g, threads, backend=backend, spice_runner=spice_runner)
-    seconds = time.perf_counter() - t0
     png = Path(png) if png else ckpt_path.parent / "samples.png"
-    plot_samples(x, png, title=f"{spec.name} step {ckpt.step}: t1={g.t1}, dt={g.dt}, {g.mode}")
-    if npy:
-        with atomic_path(npy) as tmp:
-            np.save(tmp, x)
+    seconds = _sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: t1={g.t1}, dt={g.dt}, {g.mode}",
+                               threads=threads, backend=backend, spice_runner=spice_runner)
     summary = {"n": g.n, "t1": g.t1, "dt": g.dt, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy}
     if as_json:
         _echo_json(summary)
@@ -78,11 +81,15 @@ def evaluate_cmd(source, n, t1, seed, as_json):
     """Sample quality against the real digits.
 
     SOURCE is a run folder or checkpoint (N samples are generated) or an N x 64 .npy of
-    samples in [-1, 1] scale. Reports the mean confidence and class shares of a
-    classifier trained on real digits, the Fréchet distance to held-out digits and the
-    mean distance to the nearest training image (memorisation), each beside the same
-    figure for held-out real digits. For a run, also writes RUN_DIR/quality.json.
+    floating-point samples in [-1, 1] scale (integer arrays are refused: they are raw
+    pixels on another scale). Reports the mean confidence and class shares of a
+    classifier trained on real digits, the Fréchet distance to held-out digits, the
+    mean distance to the nearest training image (memorisation) and the share of samples
+    with a pixel beyond [-1, 1] by more than 1, each beside the same figure for held-out
+    real digits; warns when most samples are that far out (another scale). For a run,
+    also writes RUN_DIR/quality.json.
     """
+    from analogep.evaluation.quality import OUTSIDE_WARNING, RANGE_TOLERANCE
     from analogep.io import write_json
 
     out_json = None
@@ -104,6 +111,12 @@ def evaluate_cmd(source, n, t1, seed, as_json):
         report = api.evaluate(x)
     except ValueError as exc:
         raise AnalogepError(f"{source}: {exc}") from None
+    if report.outside_range > OUTSIDE_WARNING:
+        click.echo(
+            f"warning: {100 * report.outside_range:.0f}% of the samples have pixels beyond [-1, 1] by more than "
+            f"{RANGE_TOLERANCE:g} (held-out real digits: none); samples must be on the data scale pixel/16*2 - 1",
+            err=True,
+        )
     if out_json is not None:
         write_json(out_json, report.to_dict())
     if as_json:

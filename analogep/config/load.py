@@ -56,8 +56,17 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# Files people pass where a config belongs, recognised by their first bytes.
+_BINARY_KINDS = {b"\x93NUMPY": "a numpy .npy array", b"PK\x03\x04": "a zip archive (a .npz checkpoint?)",
+                 b"\x89PNG": "a PNG image"}
+
+
 def _parse(raw: bytes | str, source: str) -> object:
     """YAML text (bytes: UTF-8, or UTF-16 with a byte-order mark) -> Python data."""
+    if isinstance(raw, bytes):
+        kind = next((k for magic, k in _BINARY_KINDS.items() if raw.startswith(magic)), None)
+        if kind is not None:
+            raise ConfigError(f"{source}: not a config ({kind}); a config is a model.yaml text file")
     try:
         return yaml.load(raw, Loader=_UniqueKeyLoader)
     except yaml.reader.ReaderError as exc:  # undecodable bytes or a control character

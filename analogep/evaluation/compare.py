@@ -44,26 +44,64 @@ class RunSummary:
 
 
 def load_run(path: str | Path) -> RunSummary:
-    """A run folder's metrics, solver and quality report."""
+    """A run folder's metrics, solver and quality report; one line naming the file when
+    one of them cannot be read."""
     folder = Path(path)
-    records = [r for r in read_metrics(folder) if r.get("loss") is not None]
+    records = [r for r in _read_records(folder) if r.get("loss") is not None]
     if not records:
         raise AnalogepError(f"{path}: no {METRICS_NAME} with loss records (not a run folder?)")
-    solver = "?"
-    if (folder / "config.yaml").exists():
-        config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-        solver = str(config.get("relax", {}).get("solver", "?"))
-    quality = {}
-    if (folder / "quality.json").exists():
-        quality = json.loads((folder / "quality.json").read_text())
-    return RunSummary(
-        path=str(path),
-        solver=solver,
-        steps=np.array([r["step"] for r in records]),
-        loss=np.array([r["loss"] for r in records], dtype=np.float64),
-        step_times=np.array([r.get("step_time", np.nan) for r in records], dtype=np.float64),
-        quality=quality,
-    )
+    config = _read_mapping(folder / "config.yaml", yaml.safe_load, "YAML")
+    relax = config.get("relax") if config else None
+    solver = str(relax.get("solver", "?")) if isinstance(relax, dict) else "?"
+    quality = _read_mapping(folder / "quality.json", json.loads, "JSON") or {}
+    for key, kinds in _QUALITY_KEYS.items():
+        value = quality.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise AnalogepError(f"{folder / 'quality.json'}: {key} is {value!r}; not a quality report from analogep evaluate")
+    try:
+        return RunSummary(
+            path=str(path),
+            solver=solver,
+            steps=np.array([int(r["step"]) for r in records]),
+            loss=np.array([r["loss"] for r in records], dtype=np.float64),
+            step_times=np.array([r.get("step_time", np.nan) for r in records], dtype=np.float64),
+            quality=quality,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnalogepError(f"{folder / METRICS_NAME}: a record without a numeric step, loss or step_time ({exc!r})") from None
+
+
+# The quality.json figures compare reads, and the types they must have.
+_QUALITY_KEYS = {"confidence": (int, float), "classes_covered": int, "frechet": (int, float)}
+
+
+def _read_records(folder: Path) -> list[dict]:
+    """metrics.jsonl's records; a file that is not text or holds a non-object line is one line."""
+    try:
+        records = read_metrics(folder)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnalogepError(f"{folder / METRICS_NAME}: cannot be read ({exc})") from None
+    if not all(isinstance(r, dict) for r in records):
+        raise AnalogepError(f"{folder / METRICS_NAME}: a line is not a JSON object; not a run log")
+    return records
+
+
+def _read_mapping(path: Path, parse, language: str) -> dict | None:
+    """A run folder's optional YAML or JSON mapping (None when absent)."""
+    if not path.exists():
+        return None
+    try:
+        data = parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise AnalogepError(f"{path}: not valid {language} ({where}{reason})") from None
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise AnalogepError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+    return data
 
 
 def compare_runs(runs: list[RunSummary]) -> dict:

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 import matplotlib
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase
 
+from analogep.errors import AnalogepError
 from analogep.io import atomic_path
 
 matplotlib.use("Agg")
@@ -40,10 +42,29 @@ def _figure(*args, **kwargs) -> Iterator[tuple]:
         plt.close(fig)
 
 
+# Formats a figure can be written in, by extension: matplotlib's, less pgf (LaTeX code,
+# which needs a LaTeX installation to write).
+IMAGE_FORMATS = tuple(sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"}))
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The image format a path's extension names; AnalogepError when it names none.
+
+    Called before the work that makes the figure, so a typo costs no sampling or training.
+    """
+    ext = os.path.splitext(os.fspath(path))[1][1:].lower()
+    if ext not in IMAGE_FORMATS:
+        got = f"extension .{ext}" if ext else "no extension"
+        raise AnalogepError(f"{os.fspath(path)}: {got}; an image needs one of " + ", ".join(f".{e}" for e in IMAGE_FORMATS))
+    return ext
+
+
 def _save(fig, path: str | os.PathLike) -> None:
-    """Write `fig` atomically (atomic_path creates the parent directories)."""
+    """Write `fig` atomically (atomic_path creates the parent directories), in the format
+    of `path`'s extension, given explicitly: the temporary name's extension does not count."""
+    fmt = image_format(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=_DPI, bbox_inches="tight")
+        fig.savefig(tmp, format=fmt, dpi=_DPI, bbox_inches="tight")
 
 
 def plot_samples(
@@ -57,12 +78,12 @@ def plot_samples(
 
     `samples` is (N, 64) or (N, 8, 8); the first `max_images` are drawn.
     """
-    x = np.asarray(samples, dtype=np.float64)
+    if ncols < 1 or max_images < 1:
+        raise ValueError(f"ncols and max_images must be >= 1; got ncols={ncols}, max_images={max_images}")
+    x = np.asarray(samples[:max_images], dtype=np.float64)  # only what is drawn: samples may be a large memmap
     side2 = DIGIT_SIDE * DIGIT_SIDE
     if x.ndim < 2 or len(x) == 0 or x[0].size != side2:
         raise ValueError(f"samples must have shape (N, {side2}) or (N, 8, 8) with N >= 1; got {x.shape}")
-    if ncols < 1 or max_images < 1:
-        raise ValueError(f"ncols and max_images must be >= 1; got ncols={ncols}, max_images={max_images}")
     images = x[:max_images].reshape(-1, DIGIT_SIDE, DIGIT_SIDE)
     cols = min(ncols, len(images))
     rows = math.ceil(len(images) / cols)

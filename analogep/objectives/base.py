@@ -53,5 +53,7 @@ class Objective(Protocol):
         backend: EquilibriumBackend,
         generate: GenerateSpec,
         on_step: Callable[[int, int], None] | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Samples (n, n_visible) from the programmed backend."""
+        """Samples (n, n_visible) from the programmed backend, written into `out` when given
+        (an (n, n_visible) array, e.g. a memory-mapped .npy: n may exceed memory)."""

@@ -158,6 +158,9 @@ class FlowMatching:
         backend: EquilibriumBackend,
         generate_spec: GenerateSpec,
         on_step: Callable[[int, int], None] | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         g = generate_spec
-        return generate(model, backend, self.gradep, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, on_step=on_step)
+        return generate(
+            model, backend, self.gradep, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, on_step=on_step, out=out
+        )

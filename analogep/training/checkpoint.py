@@ -64,7 +64,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by save_checkpoint (a run folder is accepted too)."""
     p = resolve_checkpoint(path)
     try:
-        with np.load(p, allow_pickle=False) as data:
+        with _open_npz(p) as data:
             meta = json.loads(str(data["meta"]))
             params = {k[6:]: data[k] for k in data.files if k.startswith("param/")}
             optimizer = {k[6:]: data[k] for k in data.files if k.startswith("optim/")}
@@ -76,7 +76,27 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         spec = from_dict(yaml.safe_load(meta["config"]))
     except ConfigError as exc:
         raise CheckpointError(f"{p}: its stored config is invalid ({exc})") from None
+    ensure_finite({**params, **{f"optimizer {k}": v for k, v in optimizer.items()}}, str(p))
     return Checkpoint(params, optimizer, meta["rng_state"], int(meta["step"]), spec, int(meta.get("bad_steps", 0)))
+
+
+def _open_npz(p: Path):
+    """np.load of a checkpoint, refusing what is not a .npz archive up front (np.load would
+    hand back an array for a .npy and ask to unpickle anything else)."""
+    if not zipfile.is_zipfile(p):
+        with open(p, "rb") as f:
+            head = f.read(6)
+        kind = "a numpy .npy array" if head == b"\x93NUMPY" else "not a .npz archive"
+        raise CheckpointError(f"{p}: not an analogep checkpoint ({kind}; train writes {CHECKPOINT_NAME})")
+    return np.load(p, allow_pickle=False)
+
+
+def ensure_finite(arrays: dict[str, np.ndarray], where: str) -> None:
+    """Refuse parameters (or optimizer state) holding a NaN or an infinity: they make every
+    equilibrium NaN, so samples, decks and gradients would be NaN without a word."""
+    bad = [k for k, v in arrays.items() if np.asarray(v).dtype.kind in "fc" and not np.all(np.isfinite(v))]
+    if bad:
+        raise CheckpointError(f"{where}: non-finite values (NaN or inf) in {', '.join(bad)}; these weights cannot be used")
 
 
 def ensure_params_fit(model: EnergyModel, params: Params, where: str) -> None:
