@@ -13,13 +13,14 @@ characters); after each run the plots are destroyed and the circuit removed
 (`destroy all`, `remcirc`), or memory grows run after run.
 
 One ngspice per process, so parallelism is a pool of worker processes, each holding
-its own ngspice; the pool also enforces the timeout (a stuck worker is killed and
-replaced).
+its own ngspice; the pool also enforces the timeout where the runner cannot stop a run
+itself (a stuck worker is killed and replaced).
 """
 
 from __future__ import annotations
 
 import ctypes.util
+import functools
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analogep.circuit.lifetime import die_with_parent
 from analogep.errors import AnalogepError
 
 _MESSAGE = re.compile(r"error|singular|converge|failed|abort|too many|timestep", re.IGNORECASE)
@@ -147,7 +149,10 @@ def _read_raw(path: Path) -> dict[str, np.ndarray]:
 
 
 class SubprocessNgspice:
-    """`ngspice -b` per deck: a fresh process each run, so it needs only the executable."""
+    """`ngspice -b` per deck: a fresh process each run, so it needs only the executable.
+    It stops a run at the timeout itself, and ngspice dies with the process that started it."""
+
+    enforces_timeout = True
 
     @staticmethod
     def unavailable() -> str | None:
@@ -167,7 +172,8 @@ class SubprocessNgspice:
             path = Path(tmp) / "deck.cir"
             path.write_text(body + control)
             try:
-                proc = subprocess.run(["ngspice", "-b", str(path)], capture_output=True, text=True, timeout=timeout, cwd=tmp)
+                proc = subprocess.run(["ngspice", "-b", str(path)], capture_output=True, text=True, timeout=timeout, cwd=tmp,
+                                      preexec_fn=functools.partial(die_with_parent, os.getpid()))
             except subprocess.TimeoutExpired:
                 return RunResult({}, 0, f"no answer within {timeout:g} s", time.perf_counter() - t0)
             vectors = _read_raw(raw) if raw.exists() else {}
@@ -177,7 +183,10 @@ class SubprocessNgspice:
 
 class SharedNgspice:
     """libngspice in this process, through PySpice's loader and output callbacks. Not
-    re-entrant: one per process (the pool gives each worker its own)."""
+    re-entrant: one per process (the pool gives each worker its own). A run cannot be
+    stopped from inside, so the pool kills the worker at the timeout."""
+
+    enforces_timeout = False
 
     @staticmethod
     def unavailable() -> str | None:

@@ -29,8 +29,9 @@ def _echo_json(obj) -> None:
 
 
 class _TrainBar:
-    """Progress on stderr with loss, steps/s and ETA: a bar on a terminal; in a log (stderr
-    not a terminal, where click draws only the label) one line every 5% or minute."""
+    """Progress on stderr with loss, steps/s and ETA (and the weights a device clipped, when
+    any): a bar on a terminal; in a log (stderr not a terminal, where click draws only the
+    label) one line every 5% or minute."""
 
     LOG_EVERY_S = 60.0
 
@@ -47,6 +48,7 @@ class _TrainBar:
         now = time.perf_counter()
         rate = (step - self.first) / max(now - self.t0, 1e-9)
         flag = f"  {rate * self.solves_per_step:.1f} solves/s" if self.solves_per_step else ""
+        flag += f"  clipped {record['clipped']}" if record.get("clipped") else ""
         flag += " SKIPPED" if "skipped" in record else ""
         status = f"loss {record['loss']:.4f}  {rate:.2f} steps/s{flag}"
         if self.as_lines:

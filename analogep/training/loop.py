@@ -127,6 +127,9 @@ def train(
             result = gradep_step(model, backend, realised, batch, objective, spec.gradep, spec.train)
             run.step += 1
             record = _record(run, result, spec.train.grad_clip)
+            clipped = getattr(backend, "clipped", None)  # devices that clip weights count them (circuit.clip)
+            if clipped is not None:
+                record["clipped"] = int(sum(clipped.values()))
             now = time.perf_counter()
             record["step_time"] = round(now - step_start, 4)  # this step alone: batch wait, phases, update
             record["time"] = round(now - start_time, 3)  # since this process started training
