@@ -44,18 +44,23 @@ class RunSummary:
 
 
 def load_run(path: str | Path) -> RunSummary:
-    """A run folder's metrics, solver and quality report."""
+    """A run folder's metrics, solver and quality report; a file that is not what it
+    should be is a one-line AnalogepError naming it."""
     folder = Path(path)
     records = [r for r in read_metrics(folder) if r.get("loss") is not None]
     if not records:
-        raise AnalogepError(f"{path}: no {METRICS_NAME} with loss records (not a run folder?)")
+        what = "is empty" if (folder / METRICS_NAME).is_file() else "is missing"
+        raise AnalogepError(f"{folder / METRICS_NAME}: {what}; no loss records to compare (not a run folder?)")
     solver = "?"
     if (folder / "config.yaml").exists():
-        config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-        solver = str(config.get("relax", {}).get("solver", "?"))
+        config = _read(folder / "config.yaml", yaml.safe_load, yaml.YAMLError)
+        relax = config.get("relax") if isinstance(config, dict) else None
+        solver = str(relax.get("solver", "?")) if isinstance(relax, dict) else "?"
     quality = {}
     if (folder / "quality.json").exists():
-        quality = json.loads((folder / "quality.json").read_text())
+        quality = _read(folder / "quality.json", json.loads, ValueError)
+        if not isinstance(quality, dict):
+            raise AnalogepError(f"{folder / 'quality.json'}: not a quality report (a JSON object)")
     return RunSummary(
         path=str(path),
         solver=solver,
@@ -64,6 +69,16 @@ def load_run(path: str | Path) -> RunSummary:
         step_times=np.array([r.get("step_time", np.nan) for r in records], dtype=np.float64),
         quality=quality,
     )
+
+
+def _read(path: Path, parse, errors):
+    try:
+        return parse(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnalogepError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    except errors as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AnalogepError(f"{path}: not valid ({first})") from None
 
 
 def compare_runs(runs: list[RunSummary]) -> dict:
@@ -78,9 +93,9 @@ def compare_runs(runs: list[RunSummary]) -> dict:
             "steps": int(run.steps[-1]),
             "final_loss": float(run.loss[-1]),
             "seconds_per_step": run.seconds_per_step,
-            "confidence": q.get("confidence"),
-            "classes_covered": q.get("classes_covered"),
-            "frechet": q.get("frechet"),
+            "confidence": _number(q.get("confidence")),
+            "classes_covered": _number(q.get("classes_covered")),
+            "frechet": _number(q.get("frechet")),
         })
     for run in runs[1:]:
         common, i, j = np.intersect1d(reference.steps, run.steps, return_indices=True)
@@ -101,6 +116,11 @@ def compare_runs(runs: list[RunSummary]) -> dict:
             "loss_at_last_common_step": [float(reference.loss[i[-1]]), float(run.loss[j[-1]])],
         })
     return out
+
+
+def _number(value):
+    """A quality figure, or None where quality.json lacks it or holds something else."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _same_through(steps: np.ndarray, diff: np.ndarray) -> int:
