@@ -183,6 +183,23 @@ def test_an_empty_log_is_one_line_for_compare_and_a_warning_for_resume(tiny, tmp
     assert [r["step"] for r in read_metrics(out)] == [5, 6]
 
 
+def test_compare_flags_a_quality_report_older_than_the_run(tiny, tmp_path):
+    out = tmp_path / "run"
+    train(tiny.replace(train={"steps": 4}), out)
+    (out / "quality.json").write_text(json.dumps({"step": 4, "confidence": 0.5, "classes_covered": 9, "frechet": 2.0}))
+    with pytest.warns(AnalogepWarning, match="train.steps changed"):
+        train(tiny.replace(train={"steps": 6}), out, resume=True)
+    with pytest.warns(AnalogepWarning, match=r"quality.json: judges step 4, but the run's log goes on to step 6"):
+        api.compare([out, out])
+    (out / "quality.json").write_text("{not json")
+    error = error_line(invoke("compare", out, out, "--plot", tmp_path / "c.png"))
+    assert error.startswith(f"error: {out / 'quality.json'}: not valid (")
+    (out / "quality.json").unlink()
+    (out / "config.yaml").write_text("relax: [fast\n")
+    error = error_line(invoke("compare", out, out, "--plot", tmp_path / "c.png"))
+    assert error.startswith(f"error: {out / 'config.yaml'}: not valid (")
+
+
 # --- 2. one writer per run folder --------------------------------------------------------------
 
 
@@ -372,6 +389,46 @@ def test_ctrl_c_while_writing_the_samples_is_one_line(tiny, tmp_path, monkeypatc
     assert result.stderr.splitlines()[-1] == (
         f"interrupted: checkpoint of step 4 kept in {out}; continue with: analogep train --out {out} --resume"
     )
+
+
+def test_ctrl_c_before_the_first_step_leaves_a_folder_a_fresh_run_can_take(tiny, tmp_path, monkeypatch):
+    real = loop.gradep_step
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "gradep_step", interrupted)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny.replace(train={"steps": 4}), tmp_path)
+    assert info.value.step is None and not (tmp_path / CHECKPOINT_NAME).exists()
+    monkeypatch.setattr(loop, "gradep_step", real)
+    assert train(tiny.replace(train={"steps": 4}), tmp_path).step == 4
+
+
+def test_an_error_in_a_step_keeps_a_checkpoint_of_the_last_finished_one(tiny, tmp_path, monkeypatch):
+    from analogep.errors import CircuitError
+
+    real = loop.gradep_step
+    calls = {"n": 0}
+
+    def ngspice_fails_in_step_7(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise CircuitError("phase free, point 3: ngspice: timestep too small")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "gradep_step", ngspice_fails_in_step_7)
+    spec = tiny.replace(train={"steps": 10})
+    out = tmp_path / "run"
+    error = error_line(invoke("train", config_file(tmp_path, spec), "--out", out))
+    assert error == (
+        "error: phase free, point 3: ngspice: timestep too small; training stopped in step 7, "
+        "the checkpoint of step 6 is kept (continue with --resume)"
+    )
+    assert load_checkpoint(out).step == 6  # not the periodic one of step 4: no finished step is lost
+    monkeypatch.setattr(loop, "gradep_step", real)
+    assert_same_params(train(spec, out, resume=True).params, train(spec, tmp_path / "full").params)
 
 
 # --- kill -9 at random moments ------------------------------------------------------------------

@@ -81,7 +81,8 @@ def evaluate_cmd(source, n, t1, seed, as_json):
     samples in [-1, 1] scale. Reports the mean confidence and class shares of a
     classifier trained on real digits, the Fréchet distance to held-out digits and the
     mean distance to the nearest training image (memorisation), each beside the same
-    figure for held-out real digits. For a run, also writes RUN_DIR/quality.json.
+    figure for held-out real digits. For a run, also writes RUN_DIR/quality.json (with
+    the step of the checkpoint judged).
     """
     from analogep.io import write_json
 
@@ -104,9 +105,11 @@ def evaluate_cmd(source, n, t1, seed, as_json):
         report = api.evaluate(x)
     except ValueError as exc:
         raise AnalogepError(f"{source}: {exc}") from None
+    result = report.to_dict()
     if out_json is not None:
-        write_json(out_json, report.to_dict())
+        result["step"] = ckpt.step  # the checkpoint judged: `compare` flags a report older than the run
+        write_json(out_json, result)
     if as_json:
-        _echo_json(report.to_dict())
+        _echo_json(result)
     else:
         click.echo(report.format())

@@ -8,13 +8,14 @@ what each run cost, and, when `evaluate` has written quality.json, how good the 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from analogep.errors import AnalogepError
+from analogep.errors import AnalogepError, AnalogepWarning
 from analogep.training.runlog import METRICS_NAME, read_metrics
 
 # Losses closer than this count as equal (float32 training: about 4 significant digits).
@@ -49,8 +50,9 @@ def load_run(path: str | Path) -> RunSummary:
     folder = Path(path)
     records = [r for r in read_metrics(folder) if r.get("loss") is not None]
     if not records:
-        what = "is empty" if (folder / METRICS_NAME).is_file() else "is missing"
-        raise AnalogepError(f"{folder / METRICS_NAME}: {what}; no loss records to compare (not a run folder?)")
+        path = folder / METRICS_NAME
+        what = "is missing" if not path.is_file() else "is empty" if not path.stat().st_size else "holds no loss records"
+        raise AnalogepError(f"{path}: {what}; nothing to compare (not a run folder?)")
     solver = "?"
     if (folder / "config.yaml").exists():
         config = _read(folder / "config.yaml", yaml.safe_load, yaml.YAMLError)
@@ -61,6 +63,12 @@ def load_run(path: str | Path) -> RunSummary:
         quality = _read(folder / "quality.json", json.loads, ValueError)
         if not isinstance(quality, dict):
             raise AnalogepError(f"{folder / 'quality.json'}: not a quality report (a JSON object)")
+        judged, last = quality.get("step"), records[-1]["step"]
+        if isinstance(judged, int) and judged < last:  # training went on after `evaluate`
+            warnings.warn(AnalogepWarning(
+                f"{folder / 'quality.json'}: judges step {judged}, but the run's log goes on to step {last}; "
+                f"run `analogep evaluate {folder}` again for its current quality"
+            ))
     return RunSummary(
         path=str(path),
         solver=solver,

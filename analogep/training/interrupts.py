@@ -4,8 +4,8 @@ A step's update, its log record and its checkpoint are written inside `held()`: 
 SIGINT that arrives there waits until the block ends, so the state a checkpoint saves
 on interrupt is always that of a whole step. Elsewhere (a relaxation) SIGINT interrupts
 at once. The handler is installed only in the main thread and only over Python's
-default one; otherwise KeyboardInterrupt may land inside a block, which `broken`
-records so that no half-updated state is saved.
+default one; otherwise KeyboardInterrupt may land inside a block. `broken` records
+any exception that left a block, so that no half-written step is saved.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class InterruptGuard:
         self._depth = 0
         self._pending = False
         self._previous = None
-        self.broken = False  # a KeyboardInterrupt escaped a held block: the state may be torn
+        self.broken = False  # an exception escaped a held block: the state may be torn
 
     def __enter__(self) -> "InterruptGuard":
         if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
@@ -55,7 +55,7 @@ class InterruptGuard:
         self._depth += 1
         try:
             yield
-        except KeyboardInterrupt:
+        except BaseException:
             self.broken = True
             raise
         finally:

@@ -7,9 +7,10 @@ truth about a run: a resume that would end before its step is refused, and every
 key that differs from the checkpoint's is reported.
 
 One process at a time writes a run folder (training/lock.py); it starts by removing the
-temporary files of writes a killed process left behind. Ctrl-C saves a checkpoint of the
-last finished step (training/interrupts.py); a run folder that cannot be written (full
-disk, no permission) stops the run with one line, keeping the last checkpoint.
+temporary files of writes a killed process left behind. Ctrl-C, or an error while a step
+is computed, saves a checkpoint of the last finished step (training/interrupts.py); a
+run folder that cannot be written (full disk, no permission) stops the run with one
+line, keeping the last checkpoint.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from analogep.config.load import dump_spec
 from analogep.config.spec import Spec, to_dict
 from analogep.data import load_dataset
 from analogep.ep.step import StepResult, gradep_step
-from analogep.errors import AnalogepWarning, CheckpointError
+from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.io import stale_temps, write_text
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.registry import build_energy
@@ -249,6 +250,23 @@ def _steps(
         _writing(out, CHECKPOINT_NAME, save)
         run.saved_step = run.step
 
+    def save_last_step() -> bool:
+        """After Ctrl-C or an AnalogepError between a step's writes: checkpoint the last
+        finished step, so no finished work is lost (a fresh run that finished none keeps
+        none). Other exceptions are bugs and end like a crash: resume from the last
+        periodic checkpoint."""
+        if guard.broken or run.step == run.saved_step or run.step == 0:
+            return False
+        try:
+            with guard.held():
+                checkpoint()
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C, held until the checkpoint was written
+        except _Unwritable as exc:
+            warnings.warn(AnalogepWarning(f"{exc}; the checkpoint on disk is of step {run.saved_step}"))
+            return False
+        return True
+
     try:
         while run.step < spec.train.steps:
             step_start = time.perf_counter()
@@ -273,17 +291,15 @@ def _steps(
             if stopped is not None:
                 break
     except KeyboardInterrupt:
-        if not guard.broken and run.step != run.saved_step:
-            try:
-                with guard.held():
-                    checkpoint()
-            except KeyboardInterrupt:
-                pass
-            except _Unwritable as exc:
-                warnings.warn(AnalogepWarning(f"{exc}; the checkpoint on disk is older"))
+        save_last_step()
         raise TrainingInterrupted(out, run.saved_step) from None
-    except _Unwritable as exc:
+    except _Unwritable as exc:  # inside a step's writes: the state on disk is the last checkpoint
         kept = (f"the checkpoint of step {run.saved_step} is kept (continue with --resume)" if run.saved_step is not None
                 else "no checkpoint was written")
         raise CheckpointError(f"{exc}; training stopped at step {run.step}, {kept}") from None
+    except AnalogepError as exc:  # a step that cannot be computed (an ngspice failure...)
+        if save_last_step():
+            exc.args = (f"{exc}; training stopped in step {run.step + 1}, the checkpoint of step {run.step} is kept "
+                        f"(continue with --resume)",)
+        raise
     return TrainResult(run.params, run.step, run.records, time.perf_counter() - start_time, stopped)
