@@ -174,9 +174,10 @@ def _trouble(run: _Run, train) -> str | None:
     if run.step >= SKIP_MIN_STEPS or run.step == train.steps:
         window = min(run.step, SKIP_WINDOW)
         if len(run.skipped) > train.max_skipped_share * window:
+            why = f" (last: {run.last_trouble})" if run.last_trouble else ""
             return (
                 f"step {run.step}: {len(run.skipped)} of the last {window} steps were skipped, more than "
-                f"train.max_skipped_share {train.max_skipped_share:g} (last: {run.last_trouble}); {kept}"
+                f"train.max_skipped_share {train.max_skipped_share:g}{why}; {kept}"
             )
     return None
 
