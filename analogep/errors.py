@@ -9,6 +9,9 @@ class CheckpointError(AnalogepError):
     """A checkpoint or run folder that cannot be used."""
 
 
+class AnalogepWarning(UserWarning):
+    """Something the user must know that does not stop the command (a run log line kept
+    aside, a config changed on resume); the CLI prints it as one `warning: ...` line."""
 
 
 class CircuitError(AnalogepError):

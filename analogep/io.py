@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def stale_temps(folder: str | os.PathLike, names: list[str]) -> list[Path]:
+    """The temporary files atomic_path would make for `names` in `folder` (".NAME.xxxxxxxx.SUFFIX",
+    mkstemp's eight random characters), left behind when a writer was killed mid-write.
+
+    Only call this while no writer can be active in `folder` (a run folder's lock held):
+    a live writer's temporary file matches too."""
+    folder = Path(folder)
+    patterns = [
+        re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}" + re.escape(Path(name).suffix)) for name in names
+    ]
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir() if any(r.fullmatch(p.name) for r in patterns) and p.is_file() and not p.is_symlink()
+    )
 
 
 def _umask() -> int:

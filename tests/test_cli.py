@@ -151,6 +151,7 @@ def test_evaluate_a_run_dir(run_dir):
     for key in ("confidence", "classes_covered", "frechet"):
         assert key in report
     assert json.loads((run_dir / "quality.json").read_text()) == report
+    assert report["step"] == 4  # the checkpoint judged (compare flags a report older than the run)
 
 
 def test_gradcheck_on_the_tiny_config(tmp_path):

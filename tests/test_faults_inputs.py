@@ -376,8 +376,8 @@ def test_a_non_archive_checkpoint_is_not_asked_to_be_unpickled(not_configs):
         ("quality.json", "[0.9]", "quality.json: expected a mapping of keys, got list"),
         ("quality.json", '{"confidence": "high"}', "quality.json: confidence is 'high'"),
         ("quality.json", b"\x89PNG\r\n\x1a\n", "quality.json: not valid JSON"),
-        ("metrics.jsonl", "[1, 2]\n", "metrics.jsonl: a line is not a JSON object"),
-        ("metrics.jsonl", '{"step": 1, "loss": "low"}\n', "metrics.jsonl: a record without a numeric"),
+        ("metrics.jsonl", "[1, 2]\n", "metrics.jsonl:1: not a metrics record"),
+        ("metrics.jsonl", '{"step": 1, "loss": "low"}\n', "metrics.jsonl:1: not a metrics record (loss is not a number)"),
     ],
 )
 def test_compare_reads_a_broken_run_file_as_one_line(name, text, fragment, run_dir, tmp_path):

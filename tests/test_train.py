@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from analogep.cli.app import main
 from analogep.config import OptimizerSpec, load_spec
-from analogep.errors import CheckpointError
+from analogep.errors import AnalogepWarning, CheckpointError
 from analogep.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
@@ -77,7 +77,8 @@ def test_resume_equals_the_uninterrupted_run_bit_for_bit(tiny, tmp_path):
     full = train(tiny.replace(train={"steps": n}), tmp_path / "full")
     part = train(tiny.replace(train={"steps": k}), tmp_path / "split")
     assert part.step == k
-    resumed = train(tiny.replace(train={"steps": n}), tmp_path / "split", resume=True)
+    with pytest.warns(AnalogepWarning, match=f"train.steps changed from {k} to {n}"):
+        resumed = train(tiny.replace(train={"steps": n}), tmp_path / "split", resume=True)
     assert resumed.step == n
     assert_same_params(full.params, resumed.params)
     full_ckpt, split_ckpt = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "split")
@@ -134,7 +135,12 @@ def test_trouble_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_pat
     good_optimizer = load_checkpoint(tmp_path).optimizer
     # an impossible convergence demand: every later step is untrustworthy
     bad = tiny.replace(train={"steps": 20, "max_residual": 1e-30, "max_bad_steps": 3})
-    result = train(bad, tmp_path, resume=True)
+    with pytest.warns(AnalogepWarning) as changes:  # each changed key is announced
+        result = train(bad, tmp_path, resume=True)
+    assert [str(w.message).split(": ", 1)[1] for w in changes] == [
+        f"train.{key} changed from {was} to {now} on resume (config.yaml rewritten)"
+        for key, was, now in [("steps", 4, 20), ("max_residual", 0.001, 1e-30), ("max_bad_steps", 20, 3)]
+    ]
     assert result.step == 7
     assert result.stopped is not None
     assert "3 consecutive steps" in result.stopped and "parameters kept from step 4" in result.stopped

@@ -6,13 +6,15 @@ input into one line on stderr naming what is wrong, with exit code 2.
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from analogep.cli.analysis import compare_cmd, gradcheck_cmd
 from analogep.cli.circuit import check_cmd, compile_cmd
 from analogep.cli.generation import evaluate_cmd, sample_cmd
 from analogep.cli.training import train_cmd
-from analogep.errors import AnalogepError
+from analogep.errors import AnalogepError, AnalogepWarning
 
 EXAMPLES = """
 \b
@@ -26,14 +28,26 @@ Examples:
 
 
 class Group(click.Group):
-    """Turn analogep's user errors into one clean line and exit code 2."""
+    """Turn analogep's user errors into one clean line and exit code 2, and its warnings
+    into one `warning: ...` line each."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except AnalogepError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", AnalogepWarning)
+            shown = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if issubclass(category, AnalogepWarning):
+                    click.echo(f"warning: {message}", err=True)
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            try:
+                return super().invoke(ctx)
+            except AnalogepError as exc:
+                click.echo(f"error: {exc}", err=True)
+                ctx.exit(2)
 
 
 @click.group(cls=Group, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})

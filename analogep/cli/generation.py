@@ -87,7 +87,8 @@ def evaluate_cmd(source, n, t1, seed, as_json):
     mean distance to the nearest training image (memorisation) and the share of samples
     with a pixel beyond [-1, 1] by more than 1, each beside the same figure for held-out
     real digits; warns when most samples are that far out (another scale). For a run,
-    also writes RUN_DIR/quality.json.
+    also writes RUN_DIR/quality.json (with the step
+    of the checkpoint judged).
     """
     from analogep.evaluation.quality import OUTSIDE_WARNING, RANGE_TOLERANCE
     from analogep.io import write_json
@@ -117,9 +118,11 @@ def evaluate_cmd(source, n, t1, seed, as_json):
             f"{RANGE_TOLERANCE:g} (held-out real digits: none); samples must be on the data scale pixel/16*2 - 1",
             err=True,
         )
+    result = report.to_dict()
     if out_json is not None:
-        write_json(out_json, report.to_dict())
+        result["step"] = ckpt.step  # the checkpoint judged: `compare` flags a report older than the run
+        write_json(out_json, result)
     if as_json:
-        _echo_json(report.to_dict())
+        _echo_json(result)
     else:
         click.echo(report.format())

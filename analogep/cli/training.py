@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ import click
 from analogep import api
 from analogep.circuit.runners import runner_choices
 from analogep.cli.common import _echo_json, _load_config, _TrainBar, _write_samples
-from analogep.errors import AnalogepError, CheckpointError
+from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.registry import names
 
 
@@ -37,10 +38,12 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     OUT/loss.png and OUT/samples.png.
 
     With --resume, the config is read from OUT/config.yaml (CONFIG is not needed;
-    --steps may extend the run).
+    --steps may extend the run, not shorten it). Ctrl-C keeps a checkpoint of the last
+    finished step and exits with code 130; one process at a time writes OUT.
     """
     from analogep.evaluation.plots import plot_loss
     from analogep.model.registry import build_energy
+    from analogep.training.lock import run_lock
 
     spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),
                                solver, spice_runner)
@@ -52,9 +55,19 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
         err=True,
     )
     bar = _TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
-    result = api.train(spec, out, resume=resume, backend=backend, on_step=bar.update)
-    bar.close()
-    plot_loss(result.records, out / "loss.png")
+    try:
+        with run_lock(out, create=not resume):  # through the samples: nobody else writes this folder meanwhile
+            try:
+                result = api.train(spec, out, resume=resume, backend=backend, on_step=bar.update)
+            finally:
+                bar.close()
+            if result.records:
+                _write(out, "loss.png", result.step, lambda: plot_loss(result.records, out / "loss.png"))
+            if samples and result.stopped is None:
+                _write(out, "samples.npy and samples.png", result.step, lambda: _write_samples(spec, result.params, out))
+    except KeyboardInterrupt as exc:
+        click.echo(_interrupted(out, exc), err=True)
+        click.get_current_context().exit(130)  # 128 + SIGINT, as a shell reports it: not a bad input (2)
     summary = {
         "out": str(out),
         "step": result.step,
@@ -63,8 +76,6 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
         "n_params": n_params,
         "stopped": result.stopped,
     }
-    if samples and result.stopped is None:
-        _write_samples(spec, result.params, out)
     if result.stopped:
         raise AnalogepError(f"training stopped at {result.stopped}")
     if as_json:
@@ -72,6 +83,33 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     else:
         loss = f"loss {summary['loss']:.4f}, " if summary["loss"] is not None else ""
         click.echo(f"done: step {result.step}, {loss}{result.seconds:.1f} s; wrote {out}")
+
+
+def _write(out: Path, what: str, step: int, call) -> None:
+    """Write an end-of-run file; a folder that refuses it (full disk, no permission) is one line."""
+    try:
+        call()
+    except OSError as exc:
+        raise CheckpointError(
+            f"{out}: cannot write {what} ({exc.strerror or exc}); training reached step {step}, its checkpoint is kept"
+        ) from None
+
+
+def _interrupted(out: Path, exc: KeyboardInterrupt) -> str:
+    """The one line Ctrl-C leaves: which checkpoint is on disk and how to continue."""
+    from analogep.training.checkpoint import load_checkpoint
+    from analogep.training.interrupts import TrainingInterrupted
+
+    if isinstance(exc, TrainingInterrupted):
+        step = exc.step
+    else:  # before training started or while writing the samples: whatever is on disk
+        try:
+            step = load_checkpoint(out).step
+        except AnalogepError:
+            step = None
+    if step is None:
+        return f"interrupted: no checkpoint in {out} yet; start again with: analogep train CONFIG --out {out}"
+    return f"interrupted: checkpoint of step {step} kept in {out}; continue with: analogep train --out {out} --resume"
 
 
 def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver, spice_runner):
@@ -85,9 +123,13 @@ def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver,
         if config is not None:
             raise AnalogepError(f"--resume continues {out_dir} with its own config.yaml; drop {config} (use --steps to extend)")
         saved = Path(out_dir) / "config.yaml"
-        if not saved.is_file():
+        if saved.is_file():
+            spec = api.load_config(saved)
+        elif (Path(out_dir) / CHECKPOINT_NAME).is_file():  # the checkpoint holds the config it was trained with
+            spec = api.load_model(out_dir)[0]
+            warnings.warn(AnalogepWarning(f"{saved}: missing; resuming with the config stored in {CHECKPOINT_NAME}"))
+        else:
             raise CheckpointError(f"{out_dir}: nothing to resume (no config.yaml)")
-        spec = api.load_config(saved)
     else:
         spec = _load_config(config)
     overrides = {k: v for k, v in train_overrides.items() if v is not None}

@@ -175,6 +175,15 @@ class TrainSpec:
     max_bad_steps: int = field(
         default=20, metadata=_key("consecutive skipped (troubled) steps before training stops", ge=1)
     )
+    max_skipped_share: float = field(
+        default=0.5,
+        metadata=_key(
+            "largest share of skipped steps among the last 100 before training stops "
+            "(judged from step 20 on, and at the last step; 1: never)",
+            ge=0,
+            le=1,
+        ),
+    )
 
 
 @dataclass(frozen=True)

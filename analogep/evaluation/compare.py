@@ -8,13 +8,14 @@ what each run cost, and, when `evaluate` has written quality.json, how good the 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from analogep.errors import AnalogepError
+from analogep.errors import AnalogepError, AnalogepWarning
 from analogep.training.runlog import METRICS_NAME, read_metrics
 
 # Losses closer than this count as equal (float32 training: about 4 significant digits).
@@ -49,7 +50,9 @@ def load_run(path: str | Path) -> RunSummary:
     folder = Path(path)
     records = [r for r in _read_records(folder) if r.get("loss") is not None]
     if not records:
-        raise AnalogepError(f"{path}: no {METRICS_NAME} with loss records (not a run folder?)")
+        log = folder / METRICS_NAME
+        what = "is missing" if not log.is_file() else "is empty" if not log.stat().st_size else "holds no loss records"
+        raise AnalogepError(f"{log}: {what}; nothing to compare (not a run folder?)")
     config = _read_mapping(folder / "config.yaml", yaml.safe_load, "YAML")
     relax = config.get("relax") if config else None
     solver = str(relax.get("solver", "?")) if isinstance(relax, dict) else "?"
@@ -58,6 +61,12 @@ def load_run(path: str | Path) -> RunSummary:
         value = quality.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
             raise AnalogepError(f"{folder / 'quality.json'}: {key} is {value!r}; not a quality report from analogep evaluate")
+    judged, last = quality.get("step"), records[-1].get("step")
+    if isinstance(judged, int) and isinstance(last, int) and judged < last:  # training went on after `evaluate`
+        warnings.warn(AnalogepWarning(
+            f"{folder / 'quality.json'}: judges step {judged}, but the run's log goes on to step {last}; "
+            f"run `analogep evaluate {folder}` again for its current quality"
+        ))
     try:
         return RunSummary(
             path=str(path),

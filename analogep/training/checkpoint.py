@@ -28,6 +28,7 @@ class Checkpoint:
     step: int
     spec: Spec
     bad_steps: int = 0
+    skipped: tuple[int, ...] = ()  # the skipped steps among the last ones (train.max_skipped_share)
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
@@ -40,6 +41,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
                 "format": "analogep-checkpoint-1",
                 "step": ckpt.step,
                 "bad_steps": ckpt.bad_steps,
+                "skipped": list(ckpt.skipped),
                 "rng_state": ckpt.rng_state,
                 "config": dump_spec(ckpt.spec),
             }
@@ -77,7 +79,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except ConfigError as exc:
         raise CheckpointError(f"{p}: its stored config is invalid ({exc})") from None
     ensure_finite({**params, **{f"optimizer {k}": v for k, v in optimizer.items()}}, str(p))
-    return Checkpoint(params, optimizer, meta["rng_state"], int(meta["step"]), spec, int(meta.get("bad_steps", 0)))
+    return Checkpoint(
+        params, optimizer, meta["rng_state"], int(meta["step"]), spec, int(meta.get("bad_steps", 0)),
+        tuple(int(s) for s in meta.get("skipped", ())),
+    )
 
 
 def _open_npz(p: Path):

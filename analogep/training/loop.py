@@ -2,12 +2,21 @@
 
 Resuming from a checkpoint gives the same parameters as an uninterrupted run: the
 checkpoint holds parameters, optimizer state, the RNG state and the step, and metrics
-logged after the checkpoint are dropped before the run continues.
+logged after the checkpoint are dropped before the run continues. The checkpoint is the
+truth about a run: a resume that would end before its step is refused, and every config
+key that differs from the checkpoint's is reported.
+
+One process at a time writes a run folder (training/lock.py); it starts by removing the
+temporary files of writes a killed process left behind. Ctrl-C, or an error while a step
+is computed, saves a checkpoint of the last finished step (training/interrupts.py); a
+run folder that cannot be written (full disk, no permission) stops the run with one
+line, keeping the last checkpoint.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,11 +26,11 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.registry import make_backend
 from analogep.config.load import dump_spec
-from analogep.config.spec import Spec
+from analogep.config.spec import Spec, to_dict
 from analogep.data import load_dataset
 from analogep.ep.step import StepResult, gradep_step
-from analogep.errors import CheckpointError
-from analogep.io import write_text
+from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
+from analogep.io import stale_temps, write_text
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.registry import build_energy
 from analogep.objectives.registry import build_objective
@@ -30,10 +39,19 @@ from analogep.training.checkpoint import (
     Checkpoint,
     ensure_params_fit,
     load_checkpoint,
+    resolve_checkpoint,
     save_checkpoint,
 )
+from analogep.training.interrupts import InterruptGuard, TrainingInterrupted
+from analogep.training.lock import run_lock
 from analogep.training.optim import SGD, Adam, build_optimizer, clip_by_global_norm
-from analogep.training.runlog import RunLog, read_metrics
+from analogep.training.runlog import METRICS_NAME, RunLog, keep_aside, read_log
+
+CONFIG_NAME = "config.yaml"
+# What training writes through io.atomic_path: their temporary files are training's to remove.
+RUN_FILES = [CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, "loss.png", "samples.npy", "samples.png"]
+SKIP_WINDOW = 100  # train.max_skipped_share is the share of skipped steps among the last SKIP_WINDOW
+SKIP_MIN_STEPS = 20  # ... judged from this step on (and at the last step)
 
 
 @dataclass
@@ -55,10 +73,17 @@ class _Run:
     step: int = 0
     bad_steps: int = 0
     records: list[dict] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # skipped steps among the last SKIP_WINDOW
+    saved_step: int | None = None  # the step of the checkpoint on disk (None: none yet)
+    last_trouble: str = ""  # why the last skipped step was skipped
 
 
 def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
-    """A fresh run from the config's seeds, or the run in `out` at its checkpoint."""
+    """A fresh run from the config's seeds, or the run in `out` at its checkpoint.
+
+    On resume, refuses a train.steps below the checkpoint's step, warns about each
+    config key that differs from the checkpoint's and about records missing from the
+    log, and moves log lines that are not JSON to metrics.jsonl.bad."""
     ckpt_path = out / CHECKPOINT_NAME
     if not resume:
         if ckpt_path.exists():
@@ -67,12 +92,60 @@ def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
         return _Run(params, build_optimizer(spec.train.optimizer, params), np.random.default_rng(spec.train.seed))
     ckpt = load_checkpoint(ckpt_path)
     ensure_params_fit(model, ckpt.params, str(ckpt_path))
+    if spec.train.steps < ckpt.step:
+        raise CheckpointError(
+            f"{out}: the checkpoint is at step {ckpt.step}, past train.steps {spec.train.steps} (--steps); "
+            f"a run cannot be shortened (give at least {ckpt.step})"
+        )
+    log = read_log(out)
     optimizer = build_optimizer(spec.train.optimizer, ckpt.params)
     optimizer.load_state_dict(ckpt.optimizer)
     rng = np.random.default_rng()
     rng.bit_generator.state = ckpt.rng_state
-    records = [r for r in read_metrics(out) if r["step"] <= ckpt.step]
-    return _Run(ckpt.params, optimizer, rng, ckpt.step, ckpt.bad_steps, records)
+    for key, (was, now) in _changes(ckpt.spec, spec).items():
+        warnings.warn(AnalogepWarning(f"{out}: {key} changed from {was} to {now} on resume ({CONFIG_NAME} rewritten)"))
+    records = [r for r in log.records if r["step"] <= ckpt.step]
+    _warn_missing(log.path, records, ckpt.step, ckpt.spec.train.log_every)
+    _writing(out, f"{METRICS_NAME}.bad", lambda: keep_aside(log))
+    return _Run(ckpt.params, optimizer, rng, ckpt.step, ckpt.bad_steps, records, list(ckpt.skipped), ckpt.step)
+
+
+def _changes(old: Spec, new: Spec) -> dict[str, tuple]:
+    """Config keys (dotted) whose value differs, with (old, new)."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(to_dict(old)), flat(to_dict(new))
+    return {k: (a.get(k), b.get(k)) for k in b if a.get(k) != b.get(k)}
+
+
+def _warn_missing(path: Path, records: list[dict], step: int, log_every: int) -> None:
+    """A step the log must hold (a multiple of log_every) missing between its last record
+    and the checkpoint: those records are lost (the checkpoint, not the log, is the truth)."""
+    last = records[-1]["step"] if records else 0
+    due = (last // log_every + 1) * log_every
+    if due <= step:
+        ends = f"ends at step {last}" if records else "holds no record"
+        warnings.warn(AnalogepWarning(
+            f"{path}: {ends} but the checkpoint is at step {step}; the records of steps {last + 1}-{step} are lost, "
+            f"the log continues from step {step + 1}"
+        ))
+
+
+class _Unwritable(CheckpointError):
+    """The run folder refused a write (full disk, no permission)."""
+
+
+def _writing(out: Path, name: str, call):
+    """`call()`, with an OSError as a one-line CheckpointError."""
+    try:
+        return call()
+    except OSError as exc:
+        raise _Unwritable(f"{out}: cannot write {name} ({exc.strerror or exc})") from None
 
 
 def _record(run: _Run, result: StepResult, grad_clip: float) -> dict:
@@ -80,12 +153,33 @@ def _record(run: _Run, result: StepResult, grad_clip: float) -> dict:
     record = {"step": run.step, **result.metrics}
     if result.trouble:
         run.bad_steps += 1
-        record["skipped"] = "; ".join(result.trouble)
+        run.skipped.append(run.step)
+        run.last_trouble = record["skipped"] = "; ".join(result.trouble)
     else:
         run.bad_steps = 0
         grad, _ = clip_by_global_norm(result.grad, grad_clip)
         run.optimizer.step(run.params, grad)
+    run.skipped = [s for s in run.skipped if s > run.step - SKIP_WINDOW]
     return record
+
+
+def _trouble(run: _Run, train) -> str | None:
+    """Why training must stop after this step (too many skipped steps), else None."""
+    kept = f"parameters kept from step {run.step - run.bad_steps}"
+    if run.bad_steps >= train.max_bad_steps:
+        return (
+            f"step {run.step}: {run.bad_steps} consecutive steps had untrustworthy gradients "
+            f"({run.last_trouble}); {kept}"
+        )
+    if run.step >= SKIP_MIN_STEPS or run.step == train.steps:
+        window = min(run.step, SKIP_WINDOW)
+        if len(run.skipped) > train.max_skipped_share * window:
+            why = f" (last: {run.last_trouble})" if run.last_trouble else ""
+            return (
+                f"step {run.step}: {len(run.skipped)} of the last {window} steps were skipped, more than "
+                f"train.max_skipped_share {train.max_skipped_share:g}{why}; {kept}"
+            )
+    return None
 
 
 def train(
@@ -100,24 +194,79 @@ def train(
     """Train spec's model with GradEP, writing config.yaml, metrics.jsonl and checkpoint.npz.
 
     Equilibria come from `backend` when given (the caller closes it), else from a backend
-    built by name and closed at the end."""
+    built by name and closed at the end. Holds the run folder's lock throughout. Ctrl-C
+    raises TrainingInterrupted after a checkpoint of the last finished step; a folder
+    that cannot be written raises CheckpointError (the last checkpoint kept)."""
     out = Path(out_dir)
     model = build_energy(spec.model)
     objective = build_objective(spec)
     data = load_dataset(spec.train.dataset, dtype=model.dtype)
-    run = _start(spec, model, out, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", dump_spec(spec))
-    log = RunLog(out, run.records)
-    own_backend = backend is None
-    backend = backend or make_backend(spec, model, backend_name)
-    batches = objective.batches(data, run.rng, spec.train.steps - run.step)
+    if resume:
+        resolve_checkpoint(out)  # nothing to resume: refuse before touching the folder
+    elif (out / CHECKPOINT_NAME).exists():
+        raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+    with run_lock(out, create=not resume), InterruptGuard() as guard:
+        for temp in stale_temps(out, RUN_FILES):  # the lock is ours: no live writer's file
+            temp.unlink(missing_ok=True)
+        run = _start(spec, model, out, resume)
+        _writing(out, CONFIG_NAME, lambda: write_text(out / CONFIG_NAME, dump_spec(spec)))
+        log = _writing(out, METRICS_NAME, lambda: RunLog(out, run.records))
+        own_backend = backend is None
+        try:
+            backend = backend or make_backend(spec, model, backend_name)
+            batches = objective.batches(data, run.rng, spec.train.steps - run.step)
+            try:
+                return _steps(spec, model, objective, backend, batches, out, run, log, guard, on_step)
+            finally:
+                batches.close()
+                if own_backend:
+                    backend.close()
+        finally:
+            log.close()
+
+
+def _steps(
+    spec: Spec,
+    model: EnergyModel,
+    objective,
+    backend: EquilibriumBackend,
+    batches,
+    out: Path,
+    run: _Run,
+    log: RunLog,
+    guard: InterruptGuard,
+    on_step: Callable[[int, dict], None] | None,
+) -> TrainResult:
+    """The training steps from run.step to train.steps (or a stop)."""
     start_time, stopped = time.perf_counter(), None
+    rng_state = batches.rng_state  # the batch stream after run.step batches: what a checkpoint stores
 
     def checkpoint() -> None:
-        log.flush()
-        state = Checkpoint(run.params, run.optimizer.state_dict(), batches.rng_state, run.step, spec, run.bad_steps)
-        save_checkpoint(out / CHECKPOINT_NAME, state)
+        def save() -> None:
+            log.flush()
+            state = Checkpoint(run.params, run.optimizer.state_dict(), rng_state, run.step, spec, run.bad_steps,
+                               tuple(run.skipped))
+            save_checkpoint(out / CHECKPOINT_NAME, state)
+
+        _writing(out, CHECKPOINT_NAME, save)
+        run.saved_step = run.step
+
+    def save_last_step() -> bool:
+        """After Ctrl-C or an AnalogepError between a step's writes: checkpoint the last
+        finished step, so no finished work is lost (a fresh run that finished none keeps
+        none). Other exceptions are bugs and end like a crash: resume from the last
+        periodic checkpoint."""
+        if guard.broken or run.step == run.saved_step or run.step == 0:
+            return False
+        try:
+            with guard.held():
+                checkpoint()
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C, held until the checkpoint was written
+        except _Unwritable as exc:
+            warnings.warn(AnalogepWarning(f"{exc}; the checkpoint on disk is of step {run.saved_step}"))
+            return False
+        return True
 
     try:
         while run.step < spec.train.steps:
@@ -125,32 +274,36 @@ def train(
             batch = batches.next()
             realised = backend.program(run.params)
             result = gradep_step(model, backend, realised, batch, objective, spec.gradep, spec.train)
-            run.step += 1
-            record = _record(run, result, spec.train.grad_clip)
-            clipped = getattr(backend, "clipped", None)  # devices that clip weights count them (circuit.clip)
-            if clipped is not None:
-                record["clipped"] = int(sum(clipped.values()))
-            now = time.perf_counter()
-            record["step_time"] = round(now - step_start, 4)  # this step alone: batch wait, phases, update
-            record["time"] = round(now - start_time, 3)  # since this process started training
-            if run.step % spec.train.log_every == 0 or run.step == spec.train.steps or result.trouble:
-                run.records.append(record)
-                log.write(record)
+            with guard.held():  # a whole step or none: the update, its record, its checkpoint
+                run.step += 1
+                record = _record(run, result, spec.train.grad_clip)
+                clipped = getattr(backend, "clipped", None)  # devices that clip weights count them (circuit.clip)
+                if clipped is not None:
+                    record["clipped"] = int(sum(clipped.values()))
+                rng_state = batches.rng_state
+                now = time.perf_counter()
+                record["step_time"] = round(now - step_start, 4)  # this step alone: batch wait, phases, update
+                record["time"] = round(now - start_time, 3)  # since this process started training
+                if run.step % spec.train.log_every == 0 or run.step == spec.train.steps or result.trouble:
+                    run.records.append(record)
+                    _writing(out, METRICS_NAME, lambda: log.write(record))
+                stopped = _trouble(run, spec.train)
+                if stopped is not None or run.step % spec.train.checkpoint_every == 0 or run.step == spec.train.steps:
+                    checkpoint()  # on a stop: skipped steps changed no parameters, this is the last good model
             if on_step is not None:
                 on_step(run.step, record)
-            if run.bad_steps >= spec.train.max_bad_steps:
-                stopped = (
-                    f"step {run.step}: {run.bad_steps} consecutive steps had untrustworthy gradients "
-                    f"({record['skipped']}); parameters kept from step {run.step - run.bad_steps}"
-                )
+            if stopped is not None:
                 break
-            if run.step % spec.train.checkpoint_every == 0 or run.step == spec.train.steps:
-                checkpoint()
-        if stopped is not None:
-            checkpoint()  # skipped steps changed no parameters: this is the last good model
-    finally:
-        log.close()
-        batches.close()
-        if own_backend:
-            backend.close()
+    except KeyboardInterrupt:
+        save_last_step()
+        raise TrainingInterrupted(out, run.saved_step) from None
+    except _Unwritable as exc:  # inside a step's writes: the state on disk is the last checkpoint
+        kept = (f"the checkpoint of step {run.saved_step} is kept (continue with --resume)" if run.saved_step is not None
+                else "no checkpoint was written")
+        raise CheckpointError(f"{exc}; training stopped at step {run.step}, {kept}") from None
+    except AnalogepError as exc:  # a step that cannot be computed (an ngspice failure...)
+        if save_last_step():
+            exc.args = (f"{exc}; training stopped in step {run.step + 1}, the checkpoint of step {run.step} is kept "
+                        f"(continue with --resume)",)
+        raise
     return TrainResult(run.params, run.step, run.records, time.perf_counter() - start_time, stopped)
