@@ -129,10 +129,14 @@ def test_the_ep_gradient_of_the_weighted_loss_matches_the_exact_one(dsm_yaml):
 
 
 def test_the_exact_gradient_is_of_the_weighted_loss(spec):
-    """Implicit differentiation against a finite difference of the sigma^2-weighted loss."""
+    """gradcheck's loss is the training loss (sigma^2-weighted), and implicit
+    differentiation matches its finite difference."""
     params = build_energy(spec.model).init_params(np.random.default_rng(0))
     model64, p64 = gc.as_float64(spec, params)
     batch = build_objective(spec).batch(load_dataset("digits", dtype=np.float64), 8, np.random.default_rng(1))
+    eq = gc.free_equilibrium(model64, p64, batch.x_t, spec.gradep)
+    score = gc.velocity(eq.state[0], batch.x_t, spec.gradep)
+    assert gc.loss_at(model64, p64, batch, spec.gradep) == pytest.approx(0.5 * 64 * dsm_loss(score, batch), rel=1e-12)
     exact = gc.exact_gradient(model64, p64, batch, spec.gradep)
     direction = params_map(lambda p: np.random.default_rng(2).standard_normal(p.shape), p64)
     fd = gc.directional_fd(model64, p64, batch, spec.gradep, direction)
