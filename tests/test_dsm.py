@@ -79,6 +79,19 @@ def test_batches_hold_noised_data_target_score_and_sigma_squared_weights(spec):
     assert dsm_loss(b.target, b) == 0.0
 
 
+def test_the_read_out_gain_asks_the_read_out_for_sigma_squared_times_the_score(spec):
+    """conditioning: gain reads the score as read-out / sigma^2: the same points, target
+    -sigma n and weight 1 / sigma^2 in read-out units, the same loss in score units."""
+    data = load_dataset("digits")
+    plain = build_objective(spec).batch(data, 32, np.random.default_rng(4))
+    gained = build_objective(spec.replace(dsm={"conditioning": "gain"})).batch(data, 32, np.random.default_rng(4))
+    assert np.array_equal(plain.x_t, gained.x_t) and np.array_equal(plain.sigma, gained.sigma)
+    np.testing.assert_allclose(gained.target, plain.sigma**2 * plain.target, rtol=1e-6)
+    np.testing.assert_allclose(gained.weight, 1 / plain.sigma[:, 0] ** 2, rtol=1e-6)
+    score = np.random.default_rng(5).standard_normal(plain.x_t.shape).astype(np.float32)
+    assert dsm_loss(plain.sigma**2 * score, gained) == pytest.approx(dsm_loss(score, plain), rel=1e-5)
+
+
 def test_the_batch_stream_resumes_from_its_rng_state(spec):
     objective = build_objective(spec)
     data = load_dataset("digits")
@@ -108,7 +121,9 @@ def test_training_through_the_cli_learns_and_resumes_bit_identically(dsm_yaml, t
     assert all(np.isfinite(r["loss"]) and r["dropped"] == 0 and "skipped" not in r for r in records)
 
 
-def test_langevin_sampling_gives_finite_samples_and_counts_its_steps(spec):
+@pytest.mark.parametrize("conditioning", ["none", "gain"])
+def test_langevin_sampling_gives_finite_samples_and_counts_its_steps(spec, conditioning):
+    spec = spec.replace(dsm={"conditioning": conditioning})
     params = build_energy(spec.model).init_params(np.random.default_rng(0))
     seen = []
     samples = analogep.sample(spec, params, n=7, on_step=lambda done, total: seen.append((done, total)))
@@ -120,7 +135,9 @@ def test_langevin_sampling_gives_finite_samples_and_counts_its_steps(spec):
     assert not np.array_equal(samples, analogep.sample(spec, params, n=7, seed=5))
 
 
-def test_the_ep_gradient_of_the_weighted_loss_matches_the_exact_one(dsm_yaml):
+@pytest.mark.parametrize("conditioning", ["none", "gain"])
+def test_the_ep_gradient_of_the_weighted_loss_matches_the_exact_one(dsm_yaml, conditioning):
+    dsm_yaml.write_text(dsm_yaml.read_text() + f"\ndsm:\n  conditioning: {conditioning}\n")
     result = invoke("gradcheck", dsm_yaml, "--json", "--batch", 16)
     assert_ok(result)
     report = json.loads(result.stdout)
@@ -128,9 +145,11 @@ def test_the_ep_gradient_of_the_weighted_loss_matches_the_exact_one(dsm_yaml):
     assert all(t["cosine"] >= 0.999 for t in report["per_tensor"].values())
 
 
-def test_the_exact_gradient_is_of_the_weighted_loss(spec):
+@pytest.mark.parametrize("conditioning", ["none", "gain"])
+def test_the_exact_gradient_is_of_the_weighted_loss(spec, conditioning):
     """gradcheck's loss is the training loss (sigma^2-weighted), and implicit
     differentiation matches its finite difference."""
+    spec = spec.replace(dsm={"conditioning": conditioning})
     params = build_energy(spec.model).init_params(np.random.default_rng(0))
     model64, p64 = gc.as_float64(spec, params)
     batch = build_objective(spec).batch(load_dataset("digits", dtype=np.float64), 8, np.random.default_rng(1))
@@ -152,7 +171,9 @@ def test_the_exact_gradient_is_of_the_weighted_loss(spec):
         ("levels: 0", "dsm.levels: 0 is not allowed; must be >= 1"),
         ("levels: 1", "one level needs sigma_min = sigma_max"),
         ("sigma_min: 0.5\n  sigma_max: 0.5", "10 levels need sigma_min < sigma_max"),
-        ("langevin_step: 0.05", "dsm: langevin_step = 0.05 gives the step 5 at sigma_max, not below 4/alpha = 2"),
+        ("langevin_step: 0.05", "dsm: langevin_step = 0.05 makes the drift step 2.5 * read-out, not below 2/alpha = 1"),
+        ("langevin_step: 0.03\n  conditioning: gain", "makes the drift step 1.5 * read-out, not below 2/alpha = 1"),
+        ("conditioning: time", "dsm.conditioning: 'time' is not allowed; must be one of 'none', 'gain'"),
         ("steps_per_level: 5000", "Langevin steps is more than 10,000"),
     ],
 )

@@ -194,6 +194,15 @@ class DSMSpec:
     )
     steps_per_level: int = field(default=10, metadata=_key("Langevin steps at each noise level", ge=1))
     denoise: bool = field(default=True, metadata=_key("end with one denoising step x + sigma_min^2 * score(x)"))
+    conditioning: Literal["none", "gain"] = field(
+        default="none",
+        metadata=_key("none: the read-out is the score at every level; gain: the score is read-out / sigma^2"),
+    )
+
+    @property
+    def gain_power(self) -> int:
+        """p in score = read-out / sigma^p: 0 unconditioned, 2 with the read-out gain."""
+        return 2 if self.conditioning == "gain" else 0
 
     @property
     def sigmas(self) -> tuple[float, ...]:
@@ -208,14 +217,22 @@ class DSMSpec:
         """The step size at sigma_max: langevin_step (sigma_max/sigma_min)^2."""
         return self.langevin_step * (self.sigma_max / self.sigma_min) ** 2
 
+    @property
+    def max_drift(self) -> float:
+        """The largest factor of the read-out in a Langevin step, eps_i / (2 sigma_i^p):
+        at sigma_max unconditioned, the same at every level with the gain (p = 2)."""
+        if self.gain_power == 2:
+            return self.langevin_step / (2.0 * self.sigma_min**2)
+        return 0.5 * self.max_langevin_step
+
     def schedule_problem(self, alpha: float) -> str | None:
         """Why this schedule or sampler cannot work (None: it can).
 
         - sigma_min < sigma_max with two levels or more (a geometric schedule from large to
           small), sigma_min = sigma_max with one.
-        - The Langevin drift step eps/2 * score must contract where the score does: the
-          learned score is -alpha times the gradient of an energy whose curvature in x is
-          at most 1 (method.md section 5), so eps/2 * alpha < 2 at the largest step.
+        - The Langevin drift step must contract where the read-out does: the read-out is
+          -alpha times the gradient of an energy whose curvature in x is at most 1
+          (method.md section 5), so (eps_i / (2 sigma_i^p)) alpha < 2 at every level.
         - levels * steps_per_level <= MAX_GENERATE_STEPS (steps run one after another).
         """
         if self.sigma_min > self.sigma_max:
@@ -224,11 +241,11 @@ class DSMSpec:
             return f"{self.levels} levels need sigma_min < sigma_max (both are {self.sigma_min:g}); or use levels: 1"
         if self.levels == 1 and self.sigma_min != self.sigma_max:
             return f"one level needs sigma_min = sigma_max (got {self.sigma_min:g} and {self.sigma_max:g}); or use levels >= 2"
-        if self.max_langevin_step * alpha >= 4.0:
+        if self.max_drift * alpha >= 2.0:
+            limit = self.langevin_step * 2.0 / (self.max_drift * alpha)
             return (
-                f"langevin_step = {self.langevin_step:g} gives the step {self.max_langevin_step:.3g} at sigma_max, not below "
-                f"4/alpha = {4.0 / alpha:g}: the drift step (eps/2)*score overshoots (score curvature up to alpha); "
-                f"use langevin_step < {4.0 / alpha * (self.sigma_min / self.sigma_max) ** 2:.3g}"
+                f"langevin_step = {self.langevin_step:g} makes the drift step {self.max_drift:.3g} * read-out, not below "
+                f"2/alpha = {2.0 / alpha:g}: it overshoots (read-out curvature up to alpha); use langevin_step < {limit:.3g}"
             )
         steps = self.levels * self.steps_per_level
         if steps > MAX_GENERATE_STEPS:

@@ -4,8 +4,10 @@ Song & Ermon 2019 (NCSN, Algorithm 1): for each noise level sigma_i, largest fir
 T steps of x <- x + eps_i/2 s(x) + sqrt(eps_i) z with eps_i = eps (sigma_i / sigma_min)^2,
 z ~ N(0, I); then, optionally, one denoising step x <- x + sigma_min^2 s(x) (Tweedie's
 formula for E[x_0 | x]; Song & Ermon 2020, Jolicoeur-Martineau et al. 2021). The score
-s(x) is read from the programmed backend exactly as generation reads the velocity
-(flow_sampling.velocity_field), so the same code samples the numpy model and the circuit.
+is read from the programmed backend exactly as generation reads the velocity
+(flow_sampling.velocity_field), s(x) = v(x) / sigma_i^p (p = 0 unconditioned, 2 with the
+read-out gain; method.md section 6), so the same code samples the numpy model and the
+circuit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def annealed_langevin(
     step: float,
     steps_per_level: int,
     denoise: bool,
+    gain_power: int = 0,
     n: int,
     mode: str = "energy",
     seed: int = 0,
@@ -55,16 +58,17 @@ def annealed_langevin(
         k = 0
         for sigma in sigmas:
             eps = step * (sigma / sigma_min) ** 2
+            drift = 0.5 * eps / sigma**gain_power  # eps/2 times the score's gain 1/sigma^p
             for _ in range(steps_per_level):
-                score, hidden = velocity_field(backend, x, hidden, gradep, mode)
+                readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
                 noise = rng.standard_normal(x.shape)
-                x = (x + 0.5 * eps * score + np.sqrt(eps) * noise).astype(model.dtype)
+                x = (x + drift * readout + np.sqrt(eps) * noise).astype(model.dtype)
                 k += 1
                 if on_step is not None:
                     on_step(done + k, len(starts) * per_chunk)
         if denoise:
-            score, hidden = velocity_field(backend, x, hidden, gradep, mode)
-            x = (x + sigma_min**2 * score).astype(model.dtype)
+            readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
+            x = (x + sigma_min ** (2 - gain_power) * readout).astype(model.dtype)
             k += 1
             if on_step is not None:
                 on_step(done + k, len(starts) * per_chunk)
