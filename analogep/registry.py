@@ -25,6 +25,7 @@ BACKENDS = {
 }
 OBJECTIVES = {
     "flow": "analogep.objectives.flow:FlowMatching",
+    "dsm": "analogep.objectives.dsm:DenoisingScoreMatching",
 }
 RUNNERS = {
     "shared": "analogep.circuit.ngspice:SharedNgspice",

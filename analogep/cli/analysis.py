@@ -15,7 +15,7 @@ from analogep.errors import AnalogepError
 @click.command("gradcheck")
 @click.argument("source", required=False, type=click.Path(exists=False))
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Training points compared.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the flow-matching batch.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the objective's training batch.")
 @click.option("--beta-sweep", is_flag=True, help="Also plot error vs beta for two- and three-phase EP (log-log).")
 @click.option("--plot", type=click.Path(dir_okay=False), default="beta_sweep.png", show_default=True, help="Where the sweep plot goes (the extension picks the format).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (top-level cosine).")
@@ -23,7 +23,8 @@ def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
     """Compare the EP gradient with the exact gradient of the same loss.
 
     SOURCE is a CONFIG (initial weights) or a RUN_DIR/CHECKPOINT (trained weights).
-    The exact gradient of mean 1/2|v - u|^2 comes from implicit differentiation of the
+    The exact gradient of the objective's loss, mean w/2 |v - u|^2 (w = 1 for flow
+    matching, sigma^2 for score matching), comes from implicit differentiation of the
     free equilibrium (float64, relaxed to 1e-11). The EP estimate is measured as
     training measures it (the config's solver, steps and dtype), and again in float64
     with tight relaxation, which leaves only the O(beta^2) (three-phase) or O(beta)

@@ -54,7 +54,7 @@ def compile_cmd(config, checkpoint, out_dir):
 @click.command("check")
 @click.argument("source", required=False, type=click.Path())
 @click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="Training points solved both ways.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the flow-matching batch.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the objective's training batch.")
 @click.option("--spice-runner", type=click.Choice(runner_choices()), help="ngspice interface [default: circuit.runner].")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="ngspice processes (0: the cores not already busy).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Scatter plot of SPICE vs numpy voltages [default: spice_check.png, in RUN_DIR for a run].")

@@ -143,10 +143,13 @@ class OptimizerSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """The GradEP flow-matching training run (method.md section 4)."""
+    """The GradEP training run (method.md sections 4 and 6)."""
 
     dataset: Literal["digits"] = field(default="digits", metadata=_key("training data"))
-    objective: str = field(default="flow", metadata=_key("what the equilibria learn: flow (flow matching)", registry="objective"))
+    objective: str = field(
+        default="flow",
+        metadata=_key("what the equilibria learn: flow (flow matching) or dsm (denoising score matching)", registry="objective"),
+    )
     steps: int = field(default=2000, metadata=_key("optimizer steps", ge=1))
     batch: int = field(default=1797, metadata=_key("batch size (1797 = the full digits set)", ge=1))
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec, metadata=_key("optimizer settings"))
@@ -184,6 +187,79 @@ class TrainSpec:
             le=1,
         ),
     )
+
+
+@dataclass(frozen=True)
+class DSMSpec:
+    """Denoising score matching and its annealed Langevin sampler (method.md section 6);
+    used when train.objective is dsm."""
+
+    sigma_min: float = field(default=0.1, metadata=_key("smallest noise level of the geometric schedule", gt=0))
+    sigma_max: float = field(default=1.0, metadata=_key("largest noise level of the geometric schedule", gt=0))
+    levels: int = field(default=10, metadata=_key("noise levels, geometric from sigma_max down to sigma_min", ge=1))
+    langevin_step: float = field(
+        default=0.01,
+        metadata=_key("Langevin step size at sigma_min; level i uses langevin_step*(sigma_i/sigma_min)^2", gt=0),
+    )
+    steps_per_level: int = field(default=10, metadata=_key("Langevin steps at each noise level", ge=1))
+    denoise: bool = field(default=True, metadata=_key("end with one denoising step x + sigma_min^2 * score(x)"))
+    conditioning: Literal["none", "gain"] = field(
+        default="none",
+        metadata=_key("none: the read-out is the score at every level; gain: the score is read-out / sigma^2"),
+    )
+
+    @property
+    def gain_power(self) -> int:
+        """p in score = read-out / sigma^p: 0 unconditioned, 2 with the read-out gain."""
+        return 2 if self.conditioning == "gain" else 0
+
+    @property
+    def sigmas(self) -> tuple[float, ...]:
+        """The noise levels, largest first: sigma_max (sigma_min/sigma_max)^(i/(levels-1))."""
+        if self.levels == 1:
+            return (self.sigma_max,)
+        ratio = self.sigma_min / self.sigma_max
+        return tuple(self.sigma_max * ratio ** (i / (self.levels - 1)) for i in range(self.levels))
+
+    @property
+    def max_langevin_step(self) -> float:
+        """The step size at sigma_max: langevin_step (sigma_max/sigma_min)^2."""
+        return self.langevin_step * (self.sigma_max / self.sigma_min) ** 2
+
+    @property
+    def max_drift(self) -> float:
+        """The largest factor of the read-out in a Langevin step, eps_i / (2 sigma_i^p):
+        at sigma_max unconditioned, the same at every level with the gain (p = 2)."""
+        if self.gain_power == 2:
+            return self.langevin_step / (2.0 * self.sigma_min**2)
+        return 0.5 * self.max_langevin_step
+
+    def schedule_problem(self, alpha: float) -> str | None:
+        """Why this schedule or sampler cannot work (None: it can).
+
+        - sigma_min < sigma_max with two levels or more (a geometric schedule from large to
+          small), sigma_min = sigma_max with one.
+        - The Langevin drift step must contract where the read-out does: the read-out is
+          -alpha times the gradient of an energy whose curvature in x is at most 1
+          (method.md section 5), so (eps_i / (2 sigma_i^p)) alpha < 2 at every level.
+        - levels * steps_per_level <= MAX_GENERATE_STEPS (steps run one after another).
+        """
+        if self.sigma_min > self.sigma_max:
+            return f"sigma_min = {self.sigma_min:g} is above sigma_max = {self.sigma_max:g} (range inverted); need sigma_min < sigma_max"
+        if self.levels > 1 and self.sigma_min == self.sigma_max:
+            return f"{self.levels} levels need sigma_min < sigma_max (both are {self.sigma_min:g}); or use levels: 1"
+        if self.levels == 1 and self.sigma_min != self.sigma_max:
+            return f"one level needs sigma_min = sigma_max (got {self.sigma_min:g} and {self.sigma_max:g}); or use levels >= 2"
+        if self.max_drift * alpha >= 2.0:
+            limit = self.langevin_step * 2.0 / (self.max_drift * alpha)
+            return (
+                f"langevin_step = {self.langevin_step:g} makes the drift step {self.max_drift:.3g} * read-out, not below "
+                f"2/alpha = {2.0 / alpha:g}: it overshoots (read-out curvature up to alpha); use langevin_step < {limit:.3g}"
+            )
+        steps = self.levels * self.steps_per_level
+        if steps > MAX_GENERATE_STEPS:
+            return f"levels*steps_per_level = {steps:,} Langevin steps is more than {MAX_GENERATE_STEPS:,}; lower either"
+        return None
 
 
 @dataclass(frozen=True)
@@ -273,6 +349,7 @@ class Spec:
     gradep: GradEPSpec = field(default_factory=GradEPSpec, metadata=_key("equilibrium propagation"))
     relax: RelaxSpec = field(default_factory=RelaxSpec, metadata=_key("relaxation solver"))
     train: TrainSpec = field(default_factory=TrainSpec, metadata=_key("training run"))
+    dsm: DSMSpec = field(default_factory=DSMSpec, metadata=_key("denoising score matching (train.objective: dsm)"))
     generate: GenerateSpec = field(default_factory=GenerateSpec, metadata=_key("sampling"))
     circuit: CircuitSpec = field(default_factory=CircuitSpec, metadata=_key("analog circuit (SPICE backend)"))
 
@@ -461,6 +538,9 @@ def _check_consistency(spec: Spec) -> None:
     problem = spec.generate.integration_problem(g.alpha)
     if problem:
         raise ConfigError(f"generate: {problem}")
+    problem = spec.dsm.schedule_problem(g.alpha)
+    if problem:
+        raise ConfigError(f"dsm: {problem}")
     c = spec.circuit
     if c.gmin >= c.gmax:
         raise ConfigError(f"circuit.gmin: {c.gmin:g} must be < circuit.gmax ({c.gmax:g})")

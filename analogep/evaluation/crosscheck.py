@@ -84,7 +84,8 @@ def crosscheck(spec: Spec, params: Params, *, n: int, seed: int = 0, runner: str
     v_ref = velocity(pn.free.state[0], batch.x_t, spec.gradep)
     v_got = velocity(ps.free.state[0], batch.x_t, spec.gradep)
     v_abs = float(np.max(np.abs(v_got - v_ref)))
-    g_ref, g_got = ep_gradient(model, p64, pn), ep_gradient(model, p64, ps)
+    weight = None if batch.weight is None else batch.weight.astype(np.float64)  # the objective's loss weights
+    g_ref, g_got = ep_gradient(model, p64, pn, weights=weight), ep_gradient(model, p64, ps, weights=weight)
     cos = params_dot(g_ref, g_got) / (params_norm(g_ref) * params_norm(g_got) + 1e-300)
     diff = {k: g_got[k] - g_ref[k] for k in g_ref}
     rel = max_abs / max(float(np.max(np.abs(ref))), 1e-30)

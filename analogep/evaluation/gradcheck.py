@@ -1,7 +1,8 @@
 """Is the EP gradient the gradient? Compare it with the exact gradient of the same loss.
 
-Loss: L(theta) = mean over the batch of 1/2 |v - u|^2, v = alpha lambda (x* - x_t), where
-s* = (x*, h*) is the free (spring-clamped) equilibrium. Exact gradient by implicit
+Loss: L(theta) = mean over the batch of w/2 |v - u|^2, v = alpha lambda (x* - x_t), where
+s* = (x*, h*) is the free (spring-clamped) equilibrium, u the objective's target and w its
+per-point weight (TrainingBatch.weight; 1 when None, as for flow matching). Exact gradient by implicit
 differentiation of dE_spring/ds (s*, theta) = 0 (e.g. Scellier & Bengio 2017, appendix):
 
     dL/dtheta = -(d2E/dtheta ds) H^{-1} dL/ds,   H = d2E_spring/ds2 at s*,
@@ -54,10 +55,13 @@ def free_equilibrium(model, params, x_t, gradep: GradEPSpec, relax_spec: RelaxSp
 
 
 def loss_at(model, params, batch: TrainingBatch, gradep: GradEPSpec) -> float:
-    """The loss EP descends: mean over the batch of 1/2 sum over pixels (v - u)^2."""
+    """The loss EP descends: mean over the batch of w/2 sum over pixels (v - u)^2."""
     eq = free_equilibrium(model, params, batch.x_t.astype(np.float64), gradep)
     v = velocity(eq.state[0], batch.x_t, gradep)
-    return float(0.5 * np.mean(np.sum((v - batch.target) ** 2, axis=1)))
+    per_point = np.sum((v - batch.target) ** 2, axis=1)
+    if batch.weight is not None:
+        per_point = batch.weight.astype(np.float64) * per_point
+    return float(0.5 * np.mean(per_point))
 
 
 def exact_gradient(model: EnergyModel, params: Params, batch: TrainingBatch, gradep: GradEPSpec) -> Params:
@@ -81,6 +85,8 @@ def exact_gradient(model: EnergyModel, params: Params, batch: TrainingBatch, gra
     v = velocity(state[0], x_t, gradep)
     dl_ds = np.zeros((batch_size, n))
     dl_ds[:, : sizes[0]] = gradep.alpha * gradep.lam * (v - batch.target)
+    if batch.weight is not None:
+        dl_ds *= batch.weight.astype(np.float64)[:, None]
     w = np.linalg.solve(hessian, dl_ds[:, :, None])[:, :, 0]
     return params_map(lambda g: -g, model.param_terms_jvp(params, state, split(w)))
 
@@ -98,7 +104,8 @@ def ep_estimate(model, params, batch: TrainingBatch, gradep: GradEPSpec, relax_s
     backend.program(params)
     x_t = batch.x_t.astype(model.dtype)
     target = batch.target.astype(model.dtype)
-    return ep_gradient(model, params, run_phases(backend, x_t, target, gradep))
+    weight = None if batch.weight is None else batch.weight.astype(model.dtype)
+    return ep_gradient(model, params, run_phases(backend, x_t, target, gradep), weights=weight)
 
 
 @dataclass

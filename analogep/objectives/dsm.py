@@ -1,0 +1,142 @@
+"""Denoising score matching over a geometric noise schedule (method.md section 6).
+
+Vincent 2011: for x_t = x_0 + sigma n, n ~ N(0, I), the score of the noised data is the
+minimiser of E |s(x_t) - (-n / sigma)|^2. Song & Ermon 2019 (NCSN): geometric sigmas, one
+level drawn uniformly per point, weight lambda(sigma) = sigma^2 so every level contributes
+alike (|sigma s + n|^2 is O(1) at every level). The score is read from the spring-clamped
+equilibrium exactly as flow matching reads the velocity, s = alpha lambda (x* - x_t)
+(method.md section 3), so GradEP measures the gradient of the weighted loss with its
+unchanged local rule (ep_gradient weights each point by TrainingBatch.weight).
+
+Noise-level conditioning (dsm.conditioning; method.md section 6 says why and what each
+costs): none, the energy is time independent and its read-out is the score at every
+level; or gain, the score is the read-out divided by sigma^2, so the substrate learns the
+denoising displacement sigma^2 s = E[x_0 | x_t] - x_t (Tweedie). The batch holds target and
+weight in read-out units: with score = read-out / sigma^p, the read-out's target is
+sigma^p (-n / sigma) and its weight sigma^2 / sigma^(2p), the same loss in score units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from analogep.backends.base import EquilibriumBackend
+from analogep.config.spec import DSMSpec, GenerateSpec, GradEPSpec, Spec
+from analogep.model.energy import EnergyModel
+from analogep.objectives.langevin import annealed_langevin
+
+
+@dataclass
+class DSMBatch:
+    """One batch of denoising score-matching training points."""
+
+    x0: np.ndarray  # data
+    sigma: np.ndarray  # (batch, 1) noise level of each point
+    n: np.ndarray  # standard normal noise
+    x_t: np.ndarray  # x0 + sigma n
+    gain_power: int = 0  # p: score = read-out / sigma^p (0: unconditioned, 2: read-out gain)
+
+    @property
+    def target(self) -> np.ndarray:
+        """What the spring read-out should produce: the score of the noising kernel, -n / sigma,
+        times sigma^p (with the gain: -sigma n, the denoising displacement)."""
+        if self.gain_power == 2:
+            return -self.sigma * self.n
+        return -self.n / self.sigma
+
+    @property
+    def weight(self) -> np.ndarray:
+        """lambda(sigma) = sigma^2 per point (Song & Ermon 2019), in read-out units
+        sigma^2 / sigma^(2p) (with the gain: 1 / sigma^2)."""
+        if self.gain_power == 2:
+            return 1.0 / self.sigma[:, 0] ** 2
+        return self.sigma[:, 0] ** 2
+
+
+def sample_dsm_batch(
+    data: np.ndarray, batch: int, sigmas: np.ndarray, rng: np.random.Generator, gain_power: int = 0
+) -> DSMBatch:
+    """Every random draw of one batch, in a fixed order: data subset (the whole set when
+    batch >= N), one level per point (uniform over the schedule), noise."""
+    n_data = data.shape[0]
+    x0 = data if batch >= n_data else data[rng.choice(n_data, size=batch, replace=False)]
+    level = rng.integers(0, len(sigmas), size=x0.shape[0])
+    noise = rng.standard_normal(x0.shape).astype(data.dtype)
+    sigma = sigmas[level][:, None].astype(data.dtype)
+    return DSMBatch(x0=x0, sigma=sigma, n=noise, x_t=x0 + sigma * noise, gain_power=gain_power)
+
+
+class DSMBatchStream:
+    """The training batches in order; `rng_state` is the generator's state after the draws
+    of the last batch handed out (a checkpoint that stores it resumes with the next batch)."""
+
+    def __init__(
+        self, data: np.ndarray, batch: int, sigmas: np.ndarray, rng: np.random.Generator, remaining: int, gain_power: int
+    ):
+        self.data, self.batch, self.sigmas, self.rng, self.remaining = data, batch, sigmas, rng, remaining
+        self.gain_power = gain_power
+        self.rng_state = rng.bit_generator.state
+
+    def next(self) -> DSMBatch:
+        if self.remaining <= 0:
+            raise StopIteration("no batches left")
+        self.remaining -= 1
+        batch = sample_dsm_batch(self.data, self.batch, self.sigmas, self.rng, self.gain_power)
+        self.rng_state = self.rng.bit_generator.state
+        return batch
+
+    def close(self) -> None:
+        pass
+
+
+def dsm_loss(readout: np.ndarray, batch: DSMBatch) -> float:
+    """Mean over batch and pixels of sigma^2 (s - (-n/sigma))^2 = (sigma s + n)^2, s the
+    score the read-out gives (the gradient EP measures is of half the sum over pixels, as
+    for flow matching)."""
+    err = np.square(readout - batch.target, dtype=np.float64)
+    return float(np.mean(batch.weight.astype(np.float64)[:, None] * err))
+
+
+class DenoisingScoreMatching:
+    """Denoising score matching by GradEP (De 2026; method.md section 6): batches of
+    (x_t, -n/sigma, sigma^2) over a geometric schedule, the weighted loss, and annealed
+    Langevin sampling on the learned score."""
+
+    name = "dsm"
+    label = "denoising score-matching"
+
+    def __init__(self, gradep: GradEPSpec, dsm: DSMSpec, batch_size: int):
+        self.gradep, self.dsm, self.batch_size = gradep, dsm, batch_size
+        self.sigmas = np.asarray(dsm.sigmas, dtype=np.float64)
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> "DenoisingScoreMatching":
+        return cls(spec.gradep, spec.dsm, spec.train.batch)
+
+    def batches(self, data: np.ndarray, rng: np.random.Generator, remaining: int) -> DSMBatchStream:
+        return DSMBatchStream(data, self.batch_size, self.sigmas, rng, remaining, self.dsm.gain_power)
+
+    def batch(self, data: np.ndarray, size: int, rng: np.random.Generator) -> DSMBatch:
+        return sample_dsm_batch(data, size, self.sigmas, rng, self.dsm.gain_power)
+
+    def loss(self, readout: np.ndarray, batch: DSMBatch) -> float:
+        return dsm_loss(readout, batch)
+
+    def sample(
+        self,
+        model: EnergyModel,
+        backend: EquilibriumBackend,
+        generate_spec: GenerateSpec,
+        on_step: Callable[[int, int], None] | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Annealed Langevin dynamics (objectives/langevin.py) with dsm's schedule and step
+        rule; generate.n, generate.mode (how the score is read) and generate.seed apply."""
+        d, g = self.dsm, generate_spec
+        return annealed_langevin(
+            model, backend, self.gradep, sigmas=d.sigmas, step=d.langevin_step, steps_per_level=d.steps_per_level,
+            denoise=d.denoise, gain_power=d.gain_power, n=g.n, mode=g.mode, seed=g.seed, on_step=on_step, out=out,
+        )

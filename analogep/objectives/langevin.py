@@ -1,0 +1,78 @@
+"""Annealed Langevin sampling on the learned score (method.md section 6).
+
+Song & Ermon 2019 (NCSN, Algorithm 1): for each noise level sigma_i, largest first, run
+T steps of x <- x + eps_i/2 s(x) + sqrt(eps_i) z with eps_i = eps (sigma_i / sigma_min)^2,
+z ~ N(0, I); then, optionally, one denoising step x <- x + sigma_min^2 s(x) (Tweedie's
+formula for E[x_0 | x]; Song & Ermon 2020, Jolicoeur-Martineau et al. 2021). The score
+is read from the programmed backend exactly as generation reads the velocity
+(flow_sampling.velocity_field), s(x) = v(x) / sigma_i^p (p = 0 unconditioned, 2 with the
+read-out gain; method.md section 6), so the same code samples the numpy model and the
+circuit.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from analogep.backends.base import EquilibriumBackend
+from analogep.config.spec import GradEPSpec
+from analogep.model.energy import EnergyModel
+from analogep.objectives.flow_sampling import SAMPLE_CHUNK, velocity_field
+
+
+def annealed_langevin(
+    model: EnergyModel,
+    backend: EquilibriumBackend,
+    gradep: GradEPSpec,
+    *,
+    sigmas: Sequence[float],
+    step: float,
+    steps_per_level: int,
+    denoise: bool,
+    gain_power: int = 0,
+    n: int,
+    mode: str = "energy",
+    seed: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """n samples, (n, D), from x ~ N(0, sigma_max^2 I) by annealed Langevin dynamics over
+    `sigmas` (largest first), SAMPLE_CHUNK samples at a time (`out` as in
+    flow_sampling.generate). One generator draws, chunk by chunk, the chunk's start and
+    then each step's noise; `on_step(done, total)` counts score evaluations over all chunks.
+    """
+    dim = model.sizes[0]
+    if out is not None and out.shape != (n, dim):
+        raise ValueError(f"out has shape {out.shape}; the samples need ({n}, {dim})")
+    rng = np.random.default_rng(seed)
+    sigma_min = min(sigmas)
+    per_chunk = len(sigmas) * steps_per_level + int(denoise)
+    starts = range(0, n, SAMPLE_CHUNK)
+    for c, start in enumerate(starts):
+        size = min(SAMPLE_CHUNK, n - start)
+        x = (sigmas[0] * rng.standard_normal((size, dim))).astype(model.dtype)
+        hidden = None
+        done = c * per_chunk
+        k = 0
+        for sigma in sigmas:
+            eps = step * (sigma / sigma_min) ** 2
+            drift = 0.5 * eps / sigma**gain_power  # eps/2 times the score's gain 1/sigma^p
+            for _ in range(steps_per_level):
+                readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
+                noise = rng.standard_normal(x.shape)
+                x = (x + drift * readout + np.sqrt(eps) * noise).astype(model.dtype)
+                k += 1
+                if on_step is not None:
+                    on_step(done + k, len(starts) * per_chunk)
+        if denoise:
+            readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
+            x = (x + sigma_min ** (2 - gain_power) * readout).astype(model.dtype)
+            k += 1
+            if on_step is not None:
+                on_step(done + k, len(starts) * per_chunk)
+        if out is None:
+            out = np.empty((n, dim), dtype=x.dtype)
+        out[start : start + size] = x
+    return out if out is not None else np.empty((0, dim), dtype=model.dtype)
