@@ -168,10 +168,14 @@ def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
     }
 
 
-def compile_circuit(spec: Spec, params: Params, origin: str = "given weights") -> tuple[dict[str, str], dict[str, int]]:
+def compile_circuit(
+    spec: Spec, params: Params, origin: str = "given weights", *, transient: bool = False
+) -> tuple[dict[str, str], dict[str, int]]:
     """ngspice decks of the four circuits (free, +beta, -beta, generate) and the library
-    copy, as file name -> text, with the clip counts per weight matrix. Writes nothing."""
-    return compile_decks(spec, params, origin, deck_points(spec, params))
+    copy, as file name -> text, with the clip counts per weight matrix. With `transient`
+    (needs circuit.capacitance > 0), each circuit's transient deck too (<phase>_tran.cir:
+    relaxation in time from the phase's start). Writes nothing."""
+    return compile_decks(spec, params, origin, deck_points(spec, params), transient=transient)
 
 
 def check_circuit(
