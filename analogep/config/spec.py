@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from analogep.config.physics import PhysicsSpec
 from analogep.errors import AnalogepError
 from analogep.registry import names
 
@@ -181,6 +182,9 @@ class Spec:
     train: TrainSpec = field(default_factory=TrainSpec, metadata=_key("training run"))
     generate: GenerateSpec = field(default_factory=GenerateSpec, metadata=_key("sampling"))
     circuit: CircuitSpec = field(default_factory=CircuitSpec, metadata=_key("analog circuit (SPICE backend)"))
+    physics: PhysicsSpec = field(
+        default_factory=PhysicsSpec, metadata=_key("physical constants of the time and energy accounting (config/physics.yaml)")
+    )
 
     def replace(self, **sections: Any) -> "Spec":
         """Copy with some fields changed, e.g. spec.replace(train={"steps": 10}); re-validated."""
