@@ -65,6 +65,19 @@ def smallest_eigen(
     return np.concatenate(values), np.concatenate(vectors)
 
 
+def smallest_eigenvalues(
+    model: EnergyModel, params: Params, state: State, visible_stiffness: float = 0.0, clamp_visible: bool = False
+) -> np.ndarray:
+    """Per point, the smallest Hessian eigenvalue (no eigenvector: a cheaper solve)."""
+    n_points = state[0].shape[0]
+    out = [
+        np.linalg.eigvalsh(hessian(model, params, [np.asarray(s[a : a + CHUNK], dtype=np.float64) for s in state],
+                                   visible_stiffness, clamp_visible))[:, 0]
+        for a in range(0, n_points, CHUNK)
+    ]
+    return np.concatenate(out)
+
+
 def not_minima(
     model: EnergyModel, params: Params, state: State, visible_stiffness: float = 0.0, clamp_visible: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
