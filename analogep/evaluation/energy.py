@@ -477,13 +477,17 @@ def format_report(report: EnergyReport) -> str:
          f"{c['supply_voltage']['value']:g} V supply, {c['amp_quiescent_current']['value']:g} A per amplifier; "
          f"settled = within {c['settle_tolerance']['value']:g} state units"),
         "",
-        f"{'settling':12s} {'mean':>10s} {'median':>10s} {'max':>10s} {'unsettled':>9s} {'lambda_min':>10s} {'tau median':>10s} {'tau max':>10s}",
+        (f"{'settling':12s} {'mean':>10s} {'median':>10s} {'max':>10s} {'unsettled':>9s} {'lambda_min':>10s} "
+         f"{'tau median':>10s} {'tau max':>10s} {'J/point':>10s}"),
     ]
+    per_point = a.notes.get("per_phase_j", {})
     for phase, s in report.settling.items():
         lines.append(
             f"{phase:12s} {_si(s['mean_s'], 's'):>10s} {_si(s['median_s'], 's'):>10s} {_si(s['max_s'], 's'):>10s} "
-            f"{s['unsettled']:>9d} {s['lambda_min_median']:>10.4g} {_si(s['tau_median_s'], 's'):>10s} {_si(s['tau_max_s'], 's'):>10s}"
+            f"{s['unsettled']:>9d} {s['lambda_min_median']:>10.4g} {_si(s['tau_median_s'], 's'):>10s} {_si(s['tau_max_s'], 's'):>10s} "
+            f"{_si(per_point.get(phase, float('nan')), 'J'):>10s}"
         )
+    lines.append("  (J/point: the circuit's supply energy for one point's phase, settling and readout hold)")
     for title, table, per in (("per training step", report.training, ""), (f"per generated sample ({report.samples} samples)", report.sampling, "sampling")):
         lines += ["", f"{title:58s} {'time':>10s} {'energy':>10s} {'x circuit':>10s}"]
         for key, est in table.items():
