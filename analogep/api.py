@@ -34,6 +34,7 @@ from analogep.ep.phases import nudge_anchor
 from analogep.evaluation import gradcheck as gc
 from analogep.evaluation.compare import compare_runs, load_run
 from analogep.evaluation.crosscheck import CheckReport, crosscheck
+from analogep.evaluation.energy import EnergyReport, account
 from analogep.evaluation.quality import QualityReport, evaluate_samples
 from analogep.model.energy import Params
 from analogep.model.registry import build_energy
@@ -176,11 +177,15 @@ def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
     }
 
 
-def compile_circuit(spec: Spec, params: Params, origin: str = "given weights") -> tuple[dict[str, str], dict[str, int]]:
+def compile_circuit(
+    spec: Spec, params: Params, origin: str = "given weights", *, transient: bool = False
+) -> tuple[dict[str, str], dict[str, int]]:
     """ngspice decks of the four circuits (free, +beta, -beta, generate) and the library
-    copy, as file name -> text, with the clip counts per weight matrix. Writes nothing."""
+    copy, as file name -> text, with the clip counts per weight matrix. With `transient`
+    (needs circuit.capacitance > 0), each circuit's transient deck too (<phase>_tran.cir:
+    relaxation in time from the phase's start). Writes nothing."""
     ensure_finite(params, origin)
-    return compile_decks(spec, params, origin, deck_points(spec, params))
+    return compile_decks(spec, params, origin, deck_points(spec, params), transient=transient)
 
 
 def check_circuit(
@@ -192,12 +197,25 @@ def check_circuit(
     return crosscheck(spec, params, n=n, seed=seed, runner=runner, workers=workers)
 
 
+def energy(
+    spec: Spec, params: Params, origin: str = "given weights", *, points: int = 32, samples: int = 1000,
+    sample_points: int = 8, measure_cpu: bool = True, cpu_euler: bool = False,
+) -> EnergyReport:
+    """Time and energy per training step and per generated sample, on the circuit (its
+    settling simulated on `points` training points) and digitally (GPU estimates from
+    FLOPs and bytes; this CPU measured unless `measure_cpu` is False). Constants:
+    spec.physics (config/physics.yaml)."""
+    with blas_threads(1):  # small matrices: one BLAS thread is the fastest, and the CPU timing wants one
+        return account(spec, params, origin, points=points, samples=samples, sample_points=sample_points,
+                       measure_cpu=measure_cpu, cpu_euler=cpu_euler)
+
+
 def compare(run_dirs: list[str | Path]) -> dict:
     """Runs side by side, each against the first (see `analogep compare --help`)."""
     return compare_runs([load_run(r) for r in run_dirs])
 
 
 __all__ = [
-    "check_circuit", "compare", "compile_circuit", "deck_points", "evaluate", "gradcheck", "load_config",
+    "check_circuit", "compare", "compile_circuit", "deck_points", "energy", "evaluate", "gradcheck", "load_config",
     "load_model", "sample", "train",
 ]

@@ -194,3 +194,47 @@ def test_unbounded_energy_is_reported_before_ngspice_runs():
             backend.equilibrium(np.array([[1.0]]), None, None)
     finally:
         backend.close()
+
+
+def _saddle_params():
+    """x - h1 - h2 (SiLU) weights with a minimum and a saddle of the spring-clamped energy:
+    at x_t = 0.3 the minimum is near h = (-0.41, -0.43), the saddle near (0.93, 0.88)."""
+    return {"b_x": np.array([0.0]), "W0": np.array([[0.5]]), "b0": np.array([-1.0]), "W1": np.array([[3.0]]), "b1": np.array([-1.0])}
+
+
+def test_the_backend_accepts_minima_only(monkeypatch):
+    """A warm start at a saddle leads ngspice's DC solve to the saddle (a root finder
+    converges to the nearest root); the backend checks the Hessian there and refuses it."""
+    from scipy.optimize import root
+
+    from analogep.backends.spice_backend import SpiceBackend
+    from analogep.model.curvature import smallest_eigen
+    from analogep.solvers.base import Equilibrium
+
+    spec = _three_neuron_spec()
+    model = HopfieldEnergy(spec.model)
+    params = _saddle_params()
+    xt = np.array([[0.3]])
+    lam = spec.gradep.lam
+
+    def grad(s):
+        g = model.state_grad(params, [s[0:1][None], s[1:2][None], s[2:3][None]])
+        g[0] = g[0] + lam * (s[0] - xt[0])
+        return np.concatenate([q[0] for q in g])
+
+    saddle = [np.array([[v]]) for v in root(grad, [0.3, 0.9, 0.9], tol=1e-13).x]
+    assert smallest_eigen(model, params, saddle, lam)[0][0] < -1.0
+    backend = SpiceBackend.from_spec(spec, model, workers=1)
+    backend.program(params)
+    try:
+        eq = backend.equilibrium(xt, None, None)  # the honest warm start: the minimum
+        assert eq.state[1][0, 0] == pytest.approx(-0.4117, abs=1e-3)
+        monkeypatch.setattr(backend, "_warm", lambda start, spring, clamp_visible: Equilibrium(saddle, np.zeros(1), 1))
+        with pytest.raises(CircuitError) as info:
+            backend.equilibrium(xt, None, None)
+    finally:
+        backend.close()
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert re.match(r"ngspice's free equilibrium at training point 0 of the batch is a saddle of the energy, not a minimum "
+                    r"\(smallest Hessian eigenvalue -1\.\d+\)", msg), msg

@@ -19,7 +19,12 @@ Per equilibrium call (a phase of a batch of training points, or a generation ste
    stepping there); if that fails too, one line names the phase, the point and
    ngspice's message.
 The residual of each returned equilibrium is numpy's max |dE/ds| at the SPICE node
-voltages: a convergence certificate independent of ngspice.
+voltages: a convergence certificate independent of ngspice. And each is checked to be a
+minimum of the energy (model/curvature.py: the Hessian of the numpy model at the ngspice
+point is positive definite): a DC solve is a root finder and can converge to a saddle,
+where the physical circuit, which descends the energy, never settles. A point that is
+not a minimum is solved again alone by `.op` from its warm start; if that is a saddle
+too, one line names the phase, the point and the eigenvalue.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from analogep.circuit.pool import NgspicePool
 from analogep.circuit.runners import make_runner
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.errors import CircuitError
+from analogep.model.curvature import not_minima, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.model.registry import build_energy
 from analogep.model.tensors import max_abs
@@ -98,7 +104,10 @@ class SpiceBackend:
         phase = "free" if nudge is None else ("nudge_plus" if nudge.beta > 0 else "nudge_minus")
         self._precheck(warm, phase)
         anchors = {"xt": x64} if nudge is None else {"xt": x64, "a": nudge64.anchor}
-        state, _ = self._solve(phase, anchors, warm.state, beta=None if nudge is None else nudge.beta)
+        beta = None if nudge is None else nudge.beta
+        state, _ = self._solve(phase, anchors, warm.state, beta=beta)
+        stiffness = self.spec.gradep.lam + (0.0 if nudge is None else nudge.beta * (self.spec.gradep.alpha * self.spec.gradep.lam) ** 2)
+        self._ensure_minima(phase, anchors, warm.state, state, None, stiffness, beta=beta)
         residual = sample_max_abs(total_grad(self.model64, self._realised, state, phase_spring(self.spec.gradep, x64, nudge64)))
         return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1)
 
@@ -109,6 +118,7 @@ class SpiceBackend:
         warm = self._warm([x64] + [np.asarray(h, np.float64) for h in hidden], None, clamp_visible=True)
         self._precheck(warm, "generate")
         state, currents = self._solve("generate", {"xc": x64}, warm.state, want_clamp=True)
+        self._ensure_minima("generate", {"xc": x64}, warm.state, state, currents, 0.0, clamp_visible=True)
         residual = sample_max_abs(total_grad(self.model64, self._realised, state, None, clamp_visible=True))
         de_dx = -currents / self.spec.circuit.g0
         return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1), de_dx.astype(self.model.dtype)
@@ -204,6 +214,31 @@ class SpiceBackend:
             self._solve_alone(phase, anchors, warm, int(i), "left the basin of its warm start", store, common, order)
         back = np.argsort(order)
         return [s[back] for s in state], currents[back]
+
+    def _ensure_minima(self, phase, anchors, warm: State, state: State, currents, stiffness: float, *, beta=None, clamp_visible=False) -> None:
+        """Replace (in place) each point that is not a minimum by an `.op` solve from its
+        warm start; raise if that is not a minimum either."""
+        bad, _ = not_minima(self.model64, self._realised, state, stiffness, clamp_visible)
+        names = state_nodes(self.model.sizes)
+        want_clamp = currents is not None
+        for i in bad.tolist():
+            deck = self._deck(phase, {k: v[i:i + 1] for k, v in anchors.items()}, [s[i:i + 1] for s in warm], sweep=False,
+                              beta=beta, want_clamp=want_clamp)
+            res = self.pool.map([deck], self.spec.circuit.timeout)[0]
+            if res.rows >= 1 and self._complete(res, names, want_clamp):
+                point = [np.array([[res.vectors[nm][0] for nm in layer]]) for layer in names]
+                if not not_minima(self.model64, self._realised, point, stiffness, clamp_visible)[0].size:
+                    for layer, values in zip(state, point):
+                        layer[i] = values[0]
+                    if want_clamp:
+                        currents[i] = [res.vectors[f"vclamp{j}#branch"][0] for j in range(self.model.sizes[0])]
+                    continue
+            eig = smallest_eigen(self.model64, self._realised, [s[i:i + 1] for s in state], stiffness, clamp_visible)[0][0]
+            raise CircuitError(
+                f"ngspice's {phase} equilibrium at training point {i} of the batch is a saddle of the energy, not a "
+                f"minimum (smallest Hessian eigenvalue {eig:.3g}), also when solved alone from its warm start; "
+                f"the circuit would not settle there"
+            )
 
     @staticmethod
     def _complete(res, names, want_clamp) -> bool:

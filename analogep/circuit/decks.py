@@ -2,8 +2,10 @@
 
 One training point per deck, anchors as `.param`s a user can edit, the numpy
 equilibrium (computed by the caller) as `.nodeset`, and a `.control` block that runs `op` and prints the node
-voltages, so each file runs as it is with `ngspice -b FILE`. The circuit mapping is
-netlist.py's (method.md section 7); this module adds the header a reviewer reads.
+voltages, so each file runs as it is with `ngspice -b FILE`. With `transient`, each phase
+also gets a transient deck (`<phase>_tran.cir`, circuit/transient.py) that relaxes in time
+from where the phase starts, with no `.nodeset`, and prints where it ended. The circuit
+mapping is compiler.py's (method.md section 7); this module adds the header a reviewer reads.
 """
 
 from __future__ import annotations
@@ -18,11 +20,26 @@ from analogep.circuit.devices import effective_params
 from analogep.circuit.graph import check_graph, flatten
 from analogep.circuit.library import LIBRARY, library_text
 from analogep.circuit.netlist import render
+from analogep.circuit.transient import (
+    SPAN_TAUS,
+    predicted_tau,
+    start_state,
+    tran_window,
+    transient_netlist,
+)
 from analogep.config.spec import Spec
+from analogep.errors import CircuitError
 from analogep.model.energy import Params, State
 from analogep.model.registry import build_energy
 
 DECK_NAMES = {"free": "free.cir", "nudge_plus": "nudge_plus.cir", "nudge_minus": "nudge_minus.cir", "generate": "generate.cir"}
+TRANSIENT_NAMES = {phase: name.replace(".cir", "_tran.cir") for phase, name in DECK_NAMES.items()}
+TRANSIENT_STARTS = {
+    "free": "x = x_t, h = 0, the paper's start of the free phase",
+    "nudge_plus": "the free equilibrium of the same point (numpy's)",
+    "nudge_minus": "the free equilibrium of the same point (numpy's)",
+    "generate": "h = 0, the visible nodes clamped at x",
+}
 
 
 def _header(spec: Spec, phase: str, origin: str, point: str, counts: dict, flat: int, clipped: dict[str, int]) -> list[str]:
@@ -57,8 +74,13 @@ def _header(spec: Spec, phase: str, origin: str, point: str, counts: dict, flat:
         f"  Clipped weights: {', '.join(f'{k} {v}' for k, v in clipped.items())}. Node capacitance: {c.capacitance:g} F.",
         f"Elements: {kinds} (X = neuron cells of {LIBRARY}); {flat} after expanding the cells.",
         *read,
-        "Run: ngspice -b THIS_FILE. Edit the .param anchors to move the training point. On ngspice >= 42",
-        "  built with KLU, add 'klu' to .options for a faster solve.",
+        "Run: ngspice -b THIS_FILE. On ngspice >= 42 built with KLU, add 'klu' to .options for a faster solve.",
+        "The .nodeset holds the numpy equilibrium of these anchors, and it decides which fixed point .op",
+        "  finds: a DC operating point is a root finder, so with the .nodeset removed, or the .param anchors",
+        "  moved far from it, .op can converge to another fixed point of the circuit, a saddle of the energy",
+        "  included, without a warning. The physical circuit descends the energy instead: the transient deck",
+        "  (analogep compile --transient, with circuit.capacitance > 0) relaxes in time from where the phase",
+        "  starts and ends in a minimum with no .nodeset.",
     ]
 
 
@@ -72,17 +94,24 @@ class DeckPoint:
     description: str
 
 
-def compile_decks(spec: Spec, params: Params, origin: str, points: dict[str, DeckPoint]) -> tuple[dict[str, str], dict[str, int]]:
-    """File name -> text of the four decks and the library copy, and the clip counts.
+def compile_decks(
+    spec: Spec, params: Params, origin: str, points: dict[str, DeckPoint], transient: bool = False
+) -> tuple[dict[str, str], dict[str, int]]:
+    """File name -> text of the four decks and the library copy (with `transient`, the four
+    transient decks too), and the clip counts.
 
     `points` holds each phase's point (analogep.api.compile_circuit computes them).
-    Nothing is written here: a weight that does not fit raises before any file exists.
+    Nothing is written here: a weight that does not fit, or a transient asked of a circuit
+    without capacitance, raises before any file exists.
     """
+    if transient and spec.circuit.capacitance <= 0:
+        raise CircuitError("compile --transient: circuit.capacitance is 0; set it > 0 (e.g. 1e-12 F) in the config")
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     _, clipped = effective_params(model, p64, spec)
     names = [n for layer in state_nodes(model.sizes) for n in layer]
     files: dict[str, str] = {}
+    tran: dict[str, str] = {}
     for phase in PHASES:
         point = points[phase]
         net = build_netlist(spec, model, p64, phase, point.anchors, sweep=False, nodeset=point.nodeset)
@@ -101,5 +130,52 @@ def compile_decks(spec: Spec, params: Params, origin: str, points: dict[str, Dec
         text = render(net)
         check_graph(text, f"{DECK_NAMES[phase]}")
         files[DECK_NAMES[phase]] = text
+        if transient:
+            tran[TRANSIENT_NAMES[phase]] = _transient_deck(spec, model, p64, phase, point, points["free"], origin)
+    files.update(tran)
     files[LIBRARY] = library_text()
     return files, clipped
+
+
+def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPoint, free: DeckPoint, origin: str) -> str:
+    """A phase's transient deck: `.ic` at the phase's start, `.tran` over SPAN_TAUS
+    predicted time constants, the final node voltages printed."""
+    start = start_state(phase, point.anchors, free.nodeset, model.sizes)
+    lam, tau = predicted_tau(spec, model, params, phase, point.nodeset)
+    net = transient_netlist(spec, model, params, phase, point.anchors, start, float(tau[0]))
+    names = [n for layer in state_nodes(model.sizes) for n in layer]
+    prints = [f"v({n})[last]" for n in names]
+    if phase == "generate":
+        prints += [f"i(vclamp{i})[last]" for i in range(model.sizes[0])]
+    net.control = (
+        ["set numdgt=10", "run", "let last = length(time) - 1", "print time[last]"]
+        + ["print " + " ".join(prints[k : k + 8]) for k in range(0, len(prints), 8)]
+        + ["quit"]
+    )
+    c = spec.circuit
+    _, stop, tmax = tran_window(float(tau[0]))
+    counts = net.counts()
+    text = render(net)
+    net.header = [
+        f"{PHASE_TITLES[phase]}: transient relaxation.",
+        f"Compiled by analogep from config {spec.name!r} ({'-'.join(map(str, spec.model.sizes))}, {spec.model.activation}); weights: {origin}.",
+        f"Training point: {point.description}.",
+        "",
+        f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping) with C = {c.capacitance:g} F from every neuron",
+        "  node to ground, so it is the gradient flow C ds/dt = -g0 dE/ds (method.md section 7). It starts at",
+        f"  {TRANSIENT_STARTS[phase]}",
+        "  (.ic: ngspice holds the nodes there for its initial operating point, then lets go) and relaxes",
+        "  in time; with no .nodeset, where it",
+        "  ends is where the energy's descent leads: a minimum, not whatever fixed point a root finder meets.",
+        f"Linearised at the numpy equilibrium: smallest Hessian eigenvalue lambda_min = {lam[0]:.6g}, so the",
+        f"  slowest mode decays with tau = C / (g0 lambda_min) = {tau[0]:.6g} s; the run lasts {SPAN_TAUS:g} tau = {stop:.6g} s",
+        f"  (Gear integration, largest step {tmax:.6g} s), after which every node is settled to about exp(-{SPAN_TAUS:g}).",
+        f"Elements: {', '.join(f'{n} {k}' for k, n in counts.items())} (X = neuron cells of {LIBRARY}); {len(flatten(text))} after expanding the cells.",
+        "Result: the final node voltages V(node)[last], the equilibrium (state units)"
+        + ("; I(Vclamp<i>)[last] = -g0 dE/dx_i." if phase == "generate" else "."),
+        "Run: ngspice -b THIS_FILE. The waveform is the circuit's relaxation: settling time to a tolerance",
+        "  and power over time are measured from it by analogep energy (analogep/circuit/transient.py).",
+    ]
+    text = render(net)
+    check_graph(text, TRANSIENT_NAMES[phase])
+    return text

@@ -37,6 +37,7 @@ class Netlist:
     analysis: str
     options: dict[str, str | None] = field(default_factory=dict)
     nodeset: dict[str, float] = field(default_factory=dict)
+    ic: dict[str, float] = field(default_factory=dict)  # transient start (.ic), node -> volts
     saves: list[str] = field(default_factory=list)
     control: list[str] = field(default_factory=list)
 
@@ -86,6 +87,9 @@ def render(net: Netlist, include: str | None = LIBRARY) -> str:
     if net.nodeset:
         out.append("")
         out += _wrap(".nodeset", [f"v({k})={v:.6g}" for k, v in net.nodeset.items()], per_line=6)
+    if net.ic:
+        out.append("")
+        out += _wrap(".ic", [f"v({k})={fmt(v)}" for k, v in net.ic.items()], per_line=6)
     out.append("")
     if net.saves:
         out += _wrap(".save", net.saves, per_line=10)

@@ -15,13 +15,17 @@ from analogep.circuit.runners import runner_choices
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--checkpoint", type=click.Path(), help="Trained weights (run folder or .npz) [default: initial weights from the config's seed].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: netlists/<config name>].")
-def compile_cmd(config, checkpoint, out_dir):
+@click.option("--transient", is_flag=True, help="Also write <phase>_tran.cir: the circuit relaxing in time from the phase's start (needs circuit.capacitance > 0).")
+def compile_cmd(config, checkpoint, out_dir, transient):
     """Compile the energy network into ngspice decks (method.md section 7).
 
     Writes free.cir, nudge_plus.cir, nudge_minus.cir (the three GradEP phases of one
     training point), generate.cir (visible nodes clamped: the inference circuit) and
     the subcircuit library analogep.lib beside them. Each deck runs as it is:
-    ngspice -b OUT/free.cir prints the equilibrium node voltages.
+    ngspice -b OUT/free.cir prints the equilibrium node voltages. With --transient each
+    circuit also gets a transient deck (free_tran.cir, ...): with capacitance on every
+    node it relaxes in time from where the phase starts and prints where it ended, a
+    minimum of the energy, with no .nodeset.
     """
     from analogep.cli.common import _check_writable, _load_config, _load_source
     from analogep.io import write_text
@@ -37,7 +41,7 @@ def compile_cmd(config, checkpoint, out_dir):
         spec, params, origin = _load_source(config)
     out = Path(out_dir or Path("netlists") / spec.name)
     _check_writable(out / "free.cir")
-    files, clipped = api.compile_circuit(spec, params, origin)
+    files, clipped = api.compile_circuit(spec, params, origin, transient=transient)
     for name, text in files.items():
         write_text(out / name, text)
     n_clipped = sum(clipped.values())

@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from analogep.config.physics import PhysicsSpec
 from analogep.errors import AnalogepError
 from analogep.registry import names
 
@@ -352,6 +353,9 @@ class Spec:
     dsm: DSMSpec = field(default_factory=DSMSpec, metadata=_key("denoising score matching (train.objective: dsm)"))
     generate: GenerateSpec = field(default_factory=GenerateSpec, metadata=_key("sampling"))
     circuit: CircuitSpec = field(default_factory=CircuitSpec, metadata=_key("analog circuit (SPICE backend)"))
+    physics: PhysicsSpec = field(
+        default_factory=PhysicsSpec, metadata=_key("physical constants of the time and energy accounting (config/physics.yaml)")
+    )
 
     def replace(self, **sections: Any) -> "Spec":
         """Copy with some fields changed, e.g. spec.replace(train={"steps": 10}); re-validated."""

@@ -313,3 +313,29 @@ def plot_loss_comparison(runs: Sequence[tuple[str, np.ndarray, np.ndarray]], pat
         ax_diff.legend(loc="upper right")
         ax_diff.grid(alpha=0.3)
         _save(fig, path)
+
+
+def plot_energy(report_dict: dict, path: str | os.PathLike) -> None:
+    """`analogep energy --plot`: where the circuit's joules go per training step (left), and
+    the energy per training step and per sample of each way, log scale (right)."""
+    analog = report_dict["training"]["analog"]
+    items = sorted(analog["breakdown"].items(), key=lambda kv: kv[1])
+    with _figure(1, 2, figsize=(13, 5)) as (fig, (left, right)):
+        left.barh([k for k, _ in items], [v for _, v in items], color="tab:blue")
+        left.set_xscale("log")
+        left.set_xlabel("J per training step")
+        left.set_title(f"the circuit: {analog['joules']:.3g} J per training step")
+        keys = list(report_dict["training"])
+        width = 0.4
+        pos = np.arange(len(keys))
+        right.bar(pos - width / 2, [report_dict["training"][k]["joules"] for k in keys], width, label="per training step")
+        sample_keys = [k for k in keys if k in report_dict["sampling"]]
+        right.bar([pos[keys.index(k)] + width / 2 for k in sample_keys], [report_dict["sampling"][k]["joules"] for k in sample_keys],
+                  width, label="per generated sample")
+        right.set_xticks(pos, keys, rotation=20)
+        right.set_yscale("log")
+        right.set_ylabel("J")
+        right.legend()
+        right.set_title("the circuit against digital")
+        fig.tight_layout()
+        _save(fig, path)

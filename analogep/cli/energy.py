@@ -1,0 +1,50 @@
+"""`analogep energy`: what one training step and one generated sample cost in time and energy,
+on the circuit and digitally."""
+
+from __future__ import annotations
+
+import click
+
+from analogep import api
+
+
+@click.command("energy")
+@click.argument("source", required=False, type=click.Path())
+@click.option("--points", type=click.IntRange(min=1), default=32, show_default=True, help="Training points whose settling is simulated (scaled to the batch).")
+@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True, help="Generated samples the sampling figures are for.")
+@click.option("--sample-points", type=click.IntRange(min=1), default=8, show_default=True, help="Samples whose generation is simulated on the circuit.")
+@click.option("--no-cpu", is_flag=True, help="Skip timing a real step and sampling on this machine's CPU.")
+@click.option("--cpu-euler", is_flag=True, help="Also time a step with the paper's Euler relaxation on this CPU (seconds to minutes).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Bar charts of where the joules go and of the ways compared (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every figure, and each constant with its source).")
+def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, as_json):
+    """Time and energy per training step and per generated sample: circuit vs digital.
+
+    SOURCE is a RUN_DIR/CHECKPOINT (trained weights) or a CONFIG (initial weights). The
+    circuit (method.md section 7) settles each phase of each training point in turn: its
+    relaxation (C dV/dt = -g0 dE/ds) is simulated on --points points, and the supply power
+    of its amplifiers integrated; ADC readout, DAC anchors, the digital accumulation of the
+    update and the conductance writes are added. The digital ways: FLOPs and memory traffic
+    of the paper's Euler relaxation, of the fast solver, and of backpropagation through a
+    feed-forward net of as many parameters, priced at a GPU's energy per FLOP and per byte;
+    and this machine's CPU, timed. Every constant is in analogep/config/physics.yaml with
+    its source; model.yaml's physics: section overrides them.
+    """
+    from analogep.cli.common import _echo_json, _load_source
+    from analogep.evaluation.energy import format_report
+
+    spec, params, origin = _load_source(source)
+    report = api.energy(spec, params, origin, points=points, samples=samples, sample_points=sample_points,
+                        measure_cpu=not no_cpu, cpu_euler=cpu_euler)
+    result = report.to_dict()
+    if plot:
+        from analogep.evaluation.plots import plot_energy
+
+        plot_energy(result, plot)
+        result["plot"] = plot
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(format_report(report))
+        if plot:
+            click.echo(f"plot: {plot}")
