@@ -211,3 +211,22 @@ def test_pyproject_lists_every_package():
 def test_registered_names_resolve(kind, name):
     target = registry.resolve(kind, name)
     assert callable(target), f"{kind} {name!r} -> {registry.TABLES[kind][name]} is not callable"
+
+
+def test_no_merge_conflict_markers_are_left_in_tracked_text():
+    """Parallel branches are merged here; a marker left behind must fail loudly, not ship."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True).stdout.split()
+    if not files:  # not a git checkout (an sdist): nothing to scan
+        return
+    bad = []
+    for name in files:
+        path = root / name
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".toml", ".sh", ".cir", ".lib", ".txt"} or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "=======":
+                bad.append(f"{name}:{number}")
+    assert not bad, "merge conflict markers: " + ", ".join(bad[:10])
