@@ -35,8 +35,7 @@ from analogep.circuit.devices import effective_params
 from analogep.circuit.graph import check_graph
 from analogep.circuit.netlist import render
 from analogep.circuit.ngspice import ngspice_info
-from analogep.circuit.pool import NgspicePool
-from analogep.circuit.runners import make_runner
+from analogep.circuit.runners import Pool, make_runner
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.errors import CircuitError
 from analogep.model.energy import EnergyModel, Params, State
@@ -65,7 +64,7 @@ class SpiceBackend:
     The backend is handed its runner (a pool of ngspice workers, circuit/runners.py) and
     closes it in `close`."""
 
-    def __init__(self, spec: Spec, model: EnergyModel, pool: NgspicePool):
+    def __init__(self, spec: Spec, model: EnergyModel, pool: Pool):
         self.spec, self.model, self.pool = spec, model, pool
         self.model64 = build_energy(dataclasses.replace(spec.model, dtype="float64"))
         self.klu = ngspice_info().klu
@@ -77,8 +76,8 @@ class SpiceBackend:
 
     @classmethod
     def from_spec(cls, spec: Spec, model: EnergyModel, *, runner: str | None = None, workers: int = 0) -> "SpiceBackend":
-        """A backend with a pool of the named runner (default circuit.runner)."""
-        return cls(spec, model, make_runner(runner or spec.circuit.runner, workers))
+        """A backend with a pool of the named runner (default circuit.runner) on circuit.scheduler."""
+        return cls(spec, model, make_runner(runner or spec.circuit.runner, workers, spec.circuit.scheduler))
 
     # --- the protocol ----------------------------------------------------------------------------
 
