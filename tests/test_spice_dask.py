@@ -74,9 +74,9 @@ def test_a_worker_killed_mid_sweep_leaves_the_step_as_the_local_runner_computes_
         stop.set()
         backend.close()
     assert killed, "no worker was killed while it held a deck"
-    # The killed worker's chunk was run again elsewhere: one complete map per phase, no
-    # point left for the backend's one-point fallback.
-    assert [[r.rows for r in a] for a in answers] == [[32, 32]] * 3
+    # The killed worker's chunk was run again elsewhere: one complete map (one sweep of all
+    # phases per chunk), no point left for the backend's one-point fallback.
+    assert [[r.rows for r in a] for a in answers] == [[96, 96]]
     for g, w in zip(got.all, want.all):
         for a, b in zip(g.state, w.state):
             np.testing.assert_array_equal(a, b)
