@@ -9,16 +9,24 @@ on its first deck and keeps it between calls; ngspice is not re-entrant, so a lo
 worker with several threads run one deck at a time.
 
 Decks are self-contained (the cell library is embedded), so a worker needs analogep and
-ngspice, nothing from this machine's disk. A deck's argument lives in the scheduler's task
-graph, so when a worker dies mid-sweep (its process killed, its host lost) the scheduler
-runs its chunk again on another worker and the sweep completes; a deck that kills every
-worker it lands on comes back, like the local pool's, as a result with a message.
+ngspice, nothing from this machine's disk. A deck's long sections (the crossbars, the same
+in every chunk of a training step) go to the cluster once per map as tasks of their own
+that the chunks depend on, and only the rest (anchor tables, nodeset) once per chunk. All
+of it lives in the scheduler's task graph, so when a worker dies mid-sweep (its process
+killed, its host lost) the scheduler runs its chunk again on another worker, recomputing
+any section it held, and the sweep completes; a deck that kills every worker it lands on
+comes back, like the local pool's, as a result with a message.
+
+A script that starts the local cluster must guard its entry point with
+`if __name__ == "__main__":` (the workers are spawned processes that import it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import re
 import socket
 import threading
 
@@ -30,16 +38,31 @@ from analogep.runtime import available_cores, free_cores
 CONNECT_TIMEOUT_S = 10.0
 # Extra seconds past the decks' own timeouts before a map gives up on unfinished decks.
 GRACE_S = 30.0
+# Deck sections at least this long (characters) are sent once per map and shared by the
+# chunks that carry them (each crossbar read of the paper circuit is 0.3-0.7 MB).
+SHARED_SECTION = 1 << 15
 
 _LOCK = threading.Lock()
 _ENGINE: list = []  # this worker process's ngspice, created on its first deck
 
 
-def solve_on_worker(deck: str, timeout: float) -> RunResult:
-    """Runs on a Dask worker: one deck on the process's own ngspice, loaded once."""
+def _sections(deck: str) -> list[str]:
+    """A deck cut before each section header (render's '* --- ' lines); joined, the deck."""
+    return re.split(r"(?m)^(?=\* --- )", deck)
+
+
+def section_text(text: str) -> str:
+    """A shared deck section as a task of its own (its result is the text)."""
+    return text
+
+
+def solve_on_worker(sections: list[str], timeout: float) -> RunResult:
+    """Runs on a Dask worker: one deck (its sections, joined) on the process's own
+    ngspice, loaded once."""
     from analogep.circuit.runners import AUTO, choose_runner
     from analogep.registry import resolve
 
+    deck = "".join(sections)
     with _LOCK:
         if not _ENGINE:
             _ENGINE.append(resolve("runner", choose_runner(AUTO))())
@@ -125,7 +148,20 @@ class DaskPool:
         from distributed.client import FutureCancelledError
         from distributed.scheduler import KilledWorker
 
-        futures = [self.client.submit(solve_on_worker, deck, timeout, pure=False) for deck in decks]
+        shared: dict[str, object] = {}
+
+        def sections(deck: str) -> list:
+            out = []
+            for text in _sections(deck):
+                if len(text) >= SHARED_SECTION:
+                    key = "analogep-deck-section-" + hashlib.sha1(text.encode()).hexdigest()
+                    if key not in shared:
+                        shared[key] = self.client.submit(section_text, text, key=key)
+                    text = shared[key]
+                out.append(text)
+            return out
+
+        futures = [self.client.submit(solve_on_worker, sections(deck), timeout, pure=False) for deck in decks]
         rounds = math.ceil(len(decks) / self.workers) if decks else 0
         done, pending = wait(futures, timeout=timeout * rounds + GRACE_S)
         if pending:
@@ -143,7 +179,7 @@ class DaskPool:
                 raise NgspiceError(f"Dask scheduler {self.scheduler}: lost the connection ({exc})") from None
             except NgspiceError as exc:
                 raise NgspiceError(f"Dask worker: {exc}") from None
-        for f in futures:
+        for f in futures + list(shared.values()):
             f.release()
         return results
 
