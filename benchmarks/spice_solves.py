@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -45,13 +46,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_decks(folder: Path) -> dict:
-    """CPU and wall seconds of the per-phase decks (together) and of the one-sweep deck."""
+    """CPU and wall seconds and Newton iterations of the per-phase decks (together) and of
+    the one-sweep deck."""
     from analogep.circuit.ngspice import SharedNgspice, ngspice_info
 
     engine = SharedNgspice()
+    iterations = []
+    command = engine.command
+
+    def counting(cmd: str) -> str:  # ngspice's count, read before the run's circuit is removed
+        if cmd == "destroy all":
+            found = re.search(r"Total iterations = (\d+)", command("rusage totiter"))
+            iterations.append(int(found.group(1)) if found else 0)
+        return command(cmd)
+
+    engine.command = counting
     out = {"ngspice": ngspice_info().version, "klu": ngspice_info().klu}
     for kind in ("per_phase", "one_sweep"):
         cpu = wall = 0.0
+        iterations.clear()
         for deck in sorted(folder.glob(f"{kind}_*.cir")):
             text = deck.read_text()
             c0, w0 = time.process_time(), time.perf_counter()
@@ -60,7 +73,7 @@ def time_decks(folder: Path) -> dict:
             wall += time.perf_counter() - w0
             if result.rows != int(deck.stem.split("_")[-1]):
                 raise SystemExit(f"{deck.name}: {result.rows} rows ({result.message})")
-        out[kind] = {"cpu": cpu, "wall": wall}
+        out[kind] = {"cpu": cpu, "wall": wall, "iterations": sum(iterations)}
     return out
 
 
@@ -197,7 +210,11 @@ def main() -> None:
         for kind in ("per_phase", "one_sweep"):
             for clock in ("cpu", "wall"):
                 entry[f"{kind}_{clock}_s_per_point_phase"] = statistics.median(r[kind][clock] for r in rows) / solves
+            # the fastest rep: a shared machine's load only ever adds time
+            entry[f"{kind}_best_cpu_s_per_point_phase"] = min(r[kind]["cpu"] for r in rows) / solves
         entry["one_sweep_over_per_phase"] = statistics.median(r["one_sweep"]["cpu"] / r["per_phase"]["cpu"] for r in rows)
+        for kind in ("per_phase", "one_sweep"):
+            entry[f"{kind}_iterations_per_point_phase"] = rows[0][kind]["iterations"] / solves
         out["solvers"].append(entry)
     if len(runs) > 1:
         out["first_over_others_cpu"] = [
@@ -242,11 +259,12 @@ def main() -> None:
         return
     print(f"{out['config']} {'-'.join(map(str, out['sizes']))}: {args.n} training points x {phases} phases, "
           f"{args.reps} reps (medians), {out['cores']} cores, load average {out['load_start']:.1f} -> {out['load_end']:.1f}")
-    print("\n| ngspice | solver | per-phase sweeps, s/point/phase (CPU / wall) | one sweep, s/point/phase (CPU / wall) | one sweep / per-phase |")
+    print("\n| ngspice | solver | per-phase sweeps: s/point/phase CPU (fastest rep) / wall, Newton iterations | one sweep: the same | one sweep / per-phase (CPU) |")
     print("|---|---|---|---|---|")
     for e in out["solvers"]:
-        print(f"| {e['ngspice']} | {e['solver']} | {e['per_phase_cpu_s_per_point_phase']:.3f} / {e['per_phase_wall_s_per_point_phase']:.3f} | "
-              f"{e['one_sweep_cpu_s_per_point_phase']:.3f} / {e['one_sweep_wall_s_per_point_phase']:.3f} | {e['one_sweep_over_per_phase']:.2f} |")
+        cells = [f"{e[k + '_cpu_s_per_point_phase']:.3f} ({e[k + '_best_cpu_s_per_point_phase']:.3f}) / {e[k + '_wall_s_per_point_phase']:.3f}, "
+                 f"{e[k + '_iterations_per_point_phase']:.2f}" for k in ("per_phase", "one_sweep")]
+        print(f"| {e['ngspice']} | {e['solver']} | {cells[0]} | {cells[1]} | {e['one_sweep_over_per_phase']:.2f} |")
     for other, ratio in zip(out["solvers"][1:], out.get("first_over_others_cpu", [])):
         print(f"\nngspice {out['solvers'][0]['ngspice']} / ngspice {other['ngspice']} (per-phase, CPU): {ratio:.3f}")
     if out["pools"]:
