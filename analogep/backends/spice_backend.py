@@ -18,8 +18,8 @@ Per equilibrium call (a phase of a batch of training points, or a generation ste
    solutions follow each other, the nudge strength a pwl table of the index too, so a
    nudged solve starts from its own point's free solution and ngspice parses and orders
    the circuit once per chunk instead of once per phase (paper circuit, ngspice 46 + KLU,
-   32 points: 4.4 instead of 5.2 Newton iterations per point and phase, 0.66-0.68x the
-   time of three per-phase sweeps);
+   64 points: 4.58 instead of 6.28 Newton iterations per point and phase, 0.47x the time
+   of three per-phase sweeps; benchmarks/spice_solves.py);
 3. a point where the sweep stopped, or whose solution left the warm start's basin, is
    solved alone by `.op` from its own warm start (ngspice applies gmin and source
    stepping there); if that fails too, one line names the phase, the point and
