@@ -121,10 +121,9 @@ class SpiceBackend:
             warm.append(self._warm(warm[0].state, phase_spring(g, x64, nd), clamp_visible=False))
             self._precheck(warm[-1], _phase(nd.beta))
         k = len(warm)  # rows of one training point: point i, phase p is row i*k + p
-        rows = lambda arrays: np.stack(arrays, axis=1).reshape(-1, *arrays[0].shape[1:])  # noqa: E731
-        anchors = {"xt": np.repeat(x64, k, axis=0), "a": rows([x64] + [nd.anchor for nd in nudges])}
+        anchors = {"xt": np.repeat(x64, k, axis=0), "a": _interleave([x64] + [nd.anchor for nd in nudges])}
         betas = np.tile([0.0] + [nd.beta for nd in nudges], x64.shape[0])
-        start = [rows([w.state[layer] for w in warm]) for layer in range(len(self.model.sizes))]
+        start = [_interleave([w.state[layer] for w in warm]) for layer in range(len(self.model.sizes))]
         state, _ = self._solve(INTERLEAVED, anchors, start, betas=betas, group=k)
         out = []
         for p, nd in enumerate([None] + nudges):
@@ -264,6 +263,11 @@ class SpiceBackend:
             msg = res.message or "no solution"
             raise CircuitError(f"ngspice could not solve the {phase} phase at training point {order[i] // group} of the batch: {msg}")
         store(i, res.vectors, 0)
+
+
+def _interleave(arrays: list[np.ndarray]) -> np.ndarray:
+    """Rows of several (points, n) arrays taken in turn: point 0 of each, point 1 of each, ..."""
+    return np.stack(arrays, axis=1).reshape(-1, arrays[0].shape[1])
 
 
 def _phase(beta: float) -> str:

@@ -163,7 +163,14 @@ class DaskPool:
 
         futures = [self.client.submit(solve_on_worker, sections(deck), timeout, pure=False) for deck in decks]
         rounds = math.ceil(len(decks) / self.workers) if decks else 0
-        done, pending = wait(futures, timeout=timeout * rounds + GRACE_S)
+        try:
+            wait(futures, timeout=timeout * rounds + GRACE_S)
+        except TimeoutError:
+            pass
+        except Exception:  # some futures were cancelled (the scheduler went away): each says so below
+            if not any(f.cancelled() for f in futures):
+                raise
+        pending = {f for f in futures if f.status == "pending"}
         if pending:
             self._restart_running(pending)
         results = []
@@ -186,10 +193,10 @@ class DaskPool:
     def _restart_running(self, pending) -> None:
         """Restart the workers that still run overdue decks (a stuck ngspice cannot be stopped otherwise)."""
         keys = {f.key for f in pending}
-        for f in pending:
-            f.cancel()
         try:
             stuck = [w for w, running in self.client.processing().items() if keys & set(running)]
+            for f in pending:
+                f.cancel()
             if stuck:
                 self.client.restart_workers(stuck)
         except Exception:  # best effort: the results already say what happened
