@@ -30,6 +30,7 @@ OBJECTIVES = {
 RUNNERS = {
     "shared": "analogep.circuit.ngspice:SharedNgspice",
     "subprocess": "analogep.circuit.ngspice:SubprocessNgspice",
+    "dask": "analogep.circuit.dask_pool:DaskNgspice",
 }
 
 TABLES: dict[str, dict[str, str]] = {

@@ -232,6 +232,11 @@ def test_the_backend_accepts_minima_only(monkeypatch):
         monkeypatch.setattr(backend, "_warm", lambda start, spring, clamp_visible: Equilibrium(saddle, np.zeros(1), 1))
         with pytest.raises(CircuitError) as info:
             backend.equilibrium(xt, None, None)
+        # the one-sweep path of a training step (free and nudged phases together) checks too
+        from analogep.backends.base import Nudge
+
+        with pytest.raises(CircuitError, match="is a saddle of the energy"):
+            backend.phases(xt, [Nudge(spec.gradep.beta, xt + 0.01)])
     finally:
         backend.close()
     msg = str(info.value)

@@ -37,6 +37,10 @@ class EquilibriumBackend(Protocol):
         """Equilibrium with spring lambda anchored at x_t (plus `nudge`), relaxed from
         `start` (None: the free-phase start x = x_t, h = 0)."""
 
+    # Optional: `phases(x_t, nudges) -> [free, one per nudge]`, the free equilibrium and
+    # the nudged ones from it solved together (the SPICE backend: one sweep); without it
+    # analogep.ep.run_phases asks `equilibrium` once per phase.
+
     def clamped(self, x: np.ndarray, hidden: list[np.ndarray] | None) -> tuple[Equilibrium, np.ndarray]:
         """Hidden equilibrium with the visible units held at x (the inference circuit),
         relaxed from `hidden` (None: zeros), and dE/dx there (method.md section 2)."""

@@ -5,7 +5,8 @@ options, nodesets) -> SPICE text, rendered in one place (`render`). The same bui
 makes the reviewed decks of `analogep compile` (one training point, anchors as
 `.param`s, an `.op`) and the decks the SPICE backend solves (a phase's training points
 batched into one `.dc` sweep over an index source, anchors tabled as pwl functions of
-it). Analog EP on SPICE-simulated networks: Kendall et al. 2020, "Training End-to-End
+it; the `interleaved` circuit sweeps every phase of each point in turn, the nudge
+strength tabled too). Analog EP on SPICE-simulated networks: Kendall et al. 2020, "Training End-to-End
 Analog Neural Networks with Equilibrium Propagation".
 
 The circuit, per method.md section 7 (1 V = 1 state unit, g0 = unit conductance):
@@ -35,6 +36,8 @@ from analogep.config.spec import Spec
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
 
 PHASES = ("free", "nudge_plus", "nudge_minus", "generate")
+# The SPICE backend's one-sweep circuit: every GradEP phase of each training point in turn.
+INTERLEAVED = "interleaved"
 
 
 PHASE_TITLES = {
@@ -42,6 +45,7 @@ PHASE_TITLES = {
     "nudge_plus": "GradEP +beta phase: spring to x_t plus nudge +beta to the target anchor a",
     "nudge_minus": "GradEP -beta phase: spring to x_t plus nudge -beta (negative conductance) to a",
     "generate": "inference: visible nodes clamped at x, hidden units relax; clamp currents give v(x)",
+    INTERLEAVED: "GradEP phases in one sweep: each training point free, +beta, -beta in turn (nudge strength tabled by the sweep index)",
 }
 
 
@@ -51,6 +55,7 @@ _ANCHORS = {
     "nudge_plus": ("xt", "a"),
     "nudge_minus": ("xt", "a"),
     "generate": ("xc",),
+    INTERLEAVED: ("xt", "a"),
 }
 
 
@@ -84,6 +89,7 @@ def build_netlist(
     beta: float | None = None,
     header: list[str] | None = None,
     crossbar: list[tuple[str, list[Element]]] | None = None,
+    betas: np.ndarray | None = None,
 ) -> Netlist:
     """The circuit of one phase.
 
@@ -94,22 +100,26 @@ def build_netlist(
     `nodeset`: a state (first point used) given to ngspice as its initial guess.
     `beta`: signed nudge strength of the nudged phases (default: +-gradep.beta).
     `crossbar`: the crossbar sections from `crossbar_sections` (reused across phases).
+    `betas`: phase "interleaved" only (a sweep): the signed nudge strength of each sweep
+    point, 0 for a free-phase point.
     """
-    if phase not in PHASES:
-        raise ValueError(f"unknown phase {phase!r}; allowed: {', '.join(PHASES)}")
+    if phase not in PHASES + (INTERLEAVED,):
+        raise ValueError(f"unknown phase {phase!r}; allowed: {', '.join(PHASES + (INTERLEAVED,))}")
     wanted = _ANCHORS[phase]
     if set(anchors) != set(wanted):
         raise ValueError(f"phase {phase} needs anchors {wanted}, got {tuple(anchors)}")
     points = next(iter(anchors.values())).shape[0]
     if not sweep and points != 1:
         raise ValueError("a deck without a sweep holds exactly one training point")
+    if (phase == INTERLEAVED) != (betas is not None) or (betas is not None and (not sweep or len(betas) != points)):
+        raise ValueError("the interleaved phase is a sweep with one nudge strength per point (betas), and only it has betas")
     c = spec.circuit
     rules = model.circuit_rules()
     net_params: dict[str, float] = {}
     sections = [
         _neurons(model.sizes, rules, c.g0),
         _anchor_sources(anchors, wanted, model.sizes[0], sweep, net_params),
-        _visible_terminations(spec, model.sizes[0], phase, beta),
+        _visible_terminations(spec, model.sizes[0], phase, beta, betas),
         _biases(model.sizes, rules, params, c.g0),
     ]
     sections += crossbar if crossbar is not None else crossbar_sections(spec, model, params)[0]
@@ -151,8 +161,10 @@ def _anchor_sources(anchors: dict[str, np.ndarray], wanted: tuple[str, ...], n_v
     return ("anchor sources (" + ", ".join(wanted) + ")" + how, src)
 
 
-def _visible_terminations(spec: Spec, n_vis: int, phase: str, beta: float | None) -> Section:
-    """Springs and nudges on the visible nodes, or the clamps of the inference circuit."""
+def _visible_terminations(spec: Spec, n_vis: int, phase: str, beta: float | None, betas: np.ndarray | None = None) -> Section:
+    """Springs and nudges on the visible nodes, or the clamps of the inference circuit.
+    Interleaved phases: V(nudge) = beta/gradep.beta, a pwl table of the sweep index, and
+    each nudge is a B-source conductance gradep.beta (alpha lambda)^2 g0 V(nudge)."""
     c, g = spec.circuit, spec.gradep
     visible = [node(0, i) for i in range(n_vis)]
     if phase == "generate":
@@ -161,7 +173,14 @@ def _visible_terminations(spec: Spec, n_vis: int, phase: str, beta: float | None
     r = fmt(1.0 / (g.lam * c.g0))
     elements = [Element(f"Rspring{i}", (visible[i], f"xt{i}"), r) for i in range(n_vis)]
     title = f"springs: lambda*g0 = {g.lam * c.g0:g} S from x<i> to xt<i>"
-    if phase != "free":
+    if phase == INTERLEAVED:
+        gm = fmt(g.beta * (g.alpha * g.lam) ** 2 * c.g0)
+        elements.append(Element("Bnudge", ("nudge", "0"), _pwl(np.asarray(betas, dtype=np.float64) / g.beta)))
+        elements += [
+            Element(f"Bnudge{i}", (visible[i], f"a{i}"), f"I={gm}*V(nudge)*(V({visible[i]})-V(a{i}))") for i in range(n_vis)
+        ]
+        title += f"; nudges: conductance {gm} S * V(nudge) from x<i> to a<i>, V(nudge) = beta/{g.beta:g} of the sweep point"
+    elif phase != "free":
         if beta is None:
             beta = g.beta if phase == "nudge_plus" else -g.beta
         gm = fmt(beta * (g.alpha * g.lam) ** 2 * c.g0)

@@ -1,13 +1,36 @@
 """ngspice runners by name (analogep.registry.RUNNERS): `auto` picks the first one that
-can run here, and `make_runner` gives a backend its pool of worker processes."""
+can run here, and `make_runner` gives a backend its pool of ngspice workers.
+
+A registered runner is either an engine (`unavailable()`, `run(deck, timeout)`: one
+ngspice, run in each process of a local `NgspicePool`) or builds its own pool
+(`make_pool(workers, scheduler)`, e.g. the workers of a Dask cluster). Without a
+scheduler address `auto` takes the first engine that can run here; with one, the first
+runner that builds its own pool.
+"""
 
 from __future__ import annotations
 
-from analogep.circuit.ngspice import NgspiceError
+from typing import Protocol
+
+from analogep.circuit.ngspice import NgspiceError, RunResult
 from analogep.circuit.pool import NgspicePool
+from analogep.config.spec import LOCAL_SCHEDULER
 from analogep.registry import names, resolve
 
 AUTO = "auto"
+
+
+class Pool(Protocol):
+    """What a backend needs from its ngspice workers (circuit.pool.NgspicePool is one)."""
+
+    runner: str
+
+    @property
+    def workers(self) -> int: ...
+
+    def map(self, decks: list[str], timeout: float) -> list[RunResult]: ...
+
+    def close(self) -> None: ...
 
 
 def runner_choices() -> tuple[str, ...]:
@@ -15,12 +38,21 @@ def runner_choices() -> tuple[str, ...]:
     return (AUTO,) + names("runner")
 
 
-def choose_runner(name: str) -> str:
+def _builds_pool(name: str) -> bool:
+    return hasattr(resolve("runner", name), "make_pool")
+
+
+def choose_runner(name: str, scheduler: str = LOCAL_SCHEDULER) -> str:
     """The runner to use for `name`: itself when it can run here; for auto, the first
-    registered runner that can (the shared library, else a subprocess)."""
+    registered runner that can (the shared library, else a subprocess; with a scheduler
+    address, a runner that builds its own pool: dask)."""
     if name not in runner_choices():
         raise NgspiceError(f"--spice-runner: {name!r} is not allowed; must be one of {', '.join(runner_choices())}")
-    candidates = names("runner") if name == AUTO else (name,)
+    if name == AUTO:
+        remote = scheduler != LOCAL_SCHEDULER
+        candidates = tuple(n for n in names("runner") if _builds_pool(n) == remote)
+    else:
+        candidates = (name,)
     reasons = []
     for candidate in candidates:
         why = resolve("runner", candidate).unavailable()
@@ -30,6 +62,17 @@ def choose_runner(name: str) -> str:
     raise NgspiceError(f"spice runner {name!r}: " + "; ".join(reasons))
 
 
-def make_runner(name: str = AUTO, workers: int = 0) -> NgspicePool:
-    """A pool of `workers` processes (0: the cores not already busy), each with its own ngspice."""
-    return NgspicePool(choose_runner(name), workers)
+def make_runner(name: str = AUTO, workers: int = 0, scheduler: str = LOCAL_SCHEDULER) -> Pool:
+    """A pool of `workers` ngspice processes (0: the cores not already busy; a running
+    cluster: all its workers), built by the runner itself or, for an engine, local."""
+    chosen = choose_runner(name, scheduler)
+    cls = resolve("runner", chosen)
+    if hasattr(cls, "make_pool"):
+        return cls.make_pool(workers, scheduler)
+    if scheduler != LOCAL_SCHEDULER:
+        pooled = ", ".join(n for n in names("runner") if _builds_pool(n))
+        raise NgspiceError(
+            f"circuit.scheduler: {scheduler} is a cluster, but runner {chosen!r} runs on this machine; use a runner that "
+            f"runs on a cluster ({pooled}) or scheduler: {LOCAL_SCHEDULER}"
+        )
+    return NgspicePool(chosen, workers)

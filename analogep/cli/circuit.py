@@ -61,10 +61,11 @@ def compile_cmd(config, checkpoint, out_dir, transient):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the objective's training batch.")
 @click.option("--spice-runner", type=click.Choice(runner_choices()), help="ngspice interface [default: circuit.runner].")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="ngspice processes (0: the cores not already busy).")
+@click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Scatter plot of SPICE vs numpy voltages [default: spice_check.png, in RUN_DIR for a run].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level max_abs_error, max_rel_error, grad_cosine).")
 @click.pass_context
-def check_cmd(ctx, source, n, seed, spice_runner, workers, plot, as_json):
+def check_cmd(ctx, source, n, seed, spice_runner, scheduler, workers, plot, as_json):
     """Cross-check the circuit: ngspice vs numpy equilibria on the same training points.
 
     SOURCE is a CONFIG (initial weights) or a RUN_DIR/CHECKPOINT. Solves all GradEP
@@ -72,13 +73,14 @@ def check_cmd(ctx, source, n, seed, spice_runner, workers, plot, as_json):
     full-scale: divided by the largest node voltage), the velocity error and the cosine
     between the two EP gradients. Exits with 1 when they disagree by more than 1e-6.
     """
-    from analogep.cli.common import _check_image_path, _echo_json, _load_source
+    from analogep.cli.common import _check_image_path, _echo_json, _load_source, _with_runner
     from analogep.evaluation.crosscheck import TOLERANCE
     from analogep.evaluation.plots import plot_scatter
 
     if plot is not None:
         _check_image_path(plot)
     spec, params, origin = _load_source(source)
+    spec = _with_runner(spec, None, scheduler)
     report, ref, got = api.check_circuit(spec, params, n=n, seed=seed, runner=spice_runner, workers=workers)
     if plot is None:
         plot = str(Path(source) / "spice_check.png") if source and Path(source).is_dir() else "spice_check.png"

@@ -73,6 +73,13 @@ class _TrainBar:
             self.bar.__exit__(None, None, None)
 
 
+def _with_runner(spec, spice_runner: str | None, scheduler: str | None):
+    """The spec with --spice-runner and --scheduler applied (a scheduler address picks a
+    runner that runs on a cluster when the runner is auto)."""
+    changes = {k: v for k, v in (("runner", spice_runner), ("scheduler", scheduler)) if v}
+    return spec.replace(circuit=changes) if changes else spec
+
+
 def _generate(
     spec, params, g, threads: int | None = None, backend: str = "numpy", spice_runner: str | None = None,
     out: np.ndarray | None = None,

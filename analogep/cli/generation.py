@@ -10,7 +10,7 @@ import numpy as np
 
 from analogep import api
 from analogep.circuit.runners import runner_choices
-from analogep.cli.common import _check_image_path, _check_samples_path, _echo_json, _generate, _sample_to_files
+from analogep.cli.common import _check_image_path, _check_samples_path, _echo_json, _generate, _sample_to_files, _with_runner
 from analogep.config.spec import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
 from analogep.registry import names
@@ -33,10 +33,11 @@ from analogep.registry import names
 @click.option("--backend", type=click.Choice(names("backend")), default="numpy", show_default=True,
               help="numpy relaxation, or the compiled inference circuit in ngspice.")
 @click.option("--spice-runner", type=click.Choice(runner_choices()),
-              help="With --backend spice: ngspice in process (PySpice) or ngspice -b [default: circuit.runner].")
+              help="With --backend spice: ngspice in process (PySpice), ngspice -b, or on Dask workers [default: circuit.runner].")
+@click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--threads", type=click.IntRange(min=0), help="BLAS threads [default: the run's train.threads; 0 = auto].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, threads, as_json):
+def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, scheduler, threads, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
     Draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1, re-relaxing the
@@ -57,7 +58,7 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, t
     ckpt_path = resolve_checkpoint(source)
     ckpt = load_checkpoint(ckpt_path)
     ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
-    spec, params = ckpt.spec, ckpt.params
+    spec, params = _with_runner(ckpt.spec, None, scheduler), ckpt.params
     g = dataclasses.replace(
         spec.generate, **{k: v for k, v in dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed).items() if v is not None}
     )

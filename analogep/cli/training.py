@@ -9,7 +9,7 @@ import click
 
 from analogep import api
 from analogep.circuit.runners import runner_choices
-from analogep.cli.common import _echo_json, _load_config, _TrainBar, _write_samples
+from analogep.cli.common import _echo_json, _load_config, _TrainBar, _with_runner, _write_samples
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.registry import names
 
@@ -25,11 +25,12 @@ from analogep.registry import names
 @click.option("--backend", type=click.Choice(names("backend")), default="numpy", show_default=True,
               help="Where equilibria come from: numpy relaxation or ngspice DC solves.")
 @click.option("--spice-runner", type=click.Choice(runner_choices()),
-              help="With --backend spice: ngspice in process (PySpice) or ngspice -b [default: circuit.runner].")
+              help="With --backend spice: ngspice in process (PySpice), ngspice -b, or on Dask workers [default: circuit.runner].")
+@click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (same result as an uninterrupted run).")
 @click.option("--samples/--no-samples", default=True, show_default=True, help="Write samples.png and samples.npy at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
-def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spice_runner, resume, samples, as_json):
+def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spice_runner, scheduler, resume, samples, as_json):
     """Train a model with GradEP flow matching.
 
     CONFIG is a model.yaml (default: the paper's 64-128-128 digits config). Writes
@@ -46,7 +47,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     from analogep.training.lock import run_lock
 
     spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),
-                               solver, spice_runner)
+                               solver, spice_runner, scheduler)
     n_params = build_energy(spec.model).n_params
     sizes = "-".join(map(str, spec.model.sizes))
     click.echo(
@@ -112,7 +113,7 @@ def _interrupted(out: Path, exc: KeyboardInterrupt) -> str:
     return f"interrupted: checkpoint of step {step} kept in {out}; continue with: analogep train --out {out} --resume"
 
 
-def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver, spice_runner):
+def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver, spice_runner, scheduler=None):
     """The spec a `train` command runs (its config, or the run's own config.yaml on
     --resume, with the flags' overrides) and its run folder; refuses what cannot run."""
     from analogep.training.checkpoint import CHECKPOINT_NAME
@@ -137,8 +138,7 @@ def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver,
         spec = spec.replace(train=overrides)
     if solver:
         spec = spec.replace(relax={"solver": solver})
-    if spice_runner:
-        spec = spec.replace(circuit={"runner": spice_runner})
+    spec = _with_runner(spec, spice_runner, scheduler)
     out = Path(out_dir or Path("runs") / spec.name)
     if not resume and (out / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")

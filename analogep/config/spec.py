@@ -20,6 +20,10 @@ from analogep.errors import AnalogepError
 from analogep.registry import names
 
 
+# circuit.scheduler's value for "no running cluster: start one on this machine".
+LOCAL_SCHEDULER = "local"
+
+
 class ConfigError(AnalogepError, ValueError):
     """A config that cannot be used; the message names the key path and what is allowed."""
 
@@ -334,9 +338,17 @@ class CircuitSpec:
     abstol: float = field(default=1e-14, metadata=_key("ngspice absolute current tolerance (A)", gt=0))
     runner: str = field(
         default="auto",
-        metadata=_key("ngspice interface: shared library (PySpice), subprocess, or auto", registry="runner", also=("auto",)),
+        metadata=_key("ngspice interface: shared library (PySpice), subprocess, dask (workers of a Dask cluster), or auto", registry="runner", also=("auto",)),
     )
     timeout: float = field(default=120.0, metadata=_key("seconds before one ngspice run (one sweep of training points) is abandoned", gt=0))
+    scheduler: str = field(
+        default=LOCAL_SCHEDULER,
+        metadata=_key(
+            "the dask runner's cluster: local (a LocalCluster, one worker per free core) or a scheduler address tcp://HOST:PORT",
+            pattern=r"local|([a-z]+://)?\S+:\d+",
+            pattern_help="must be 'local' or a Dask scheduler address such as tcp://10.0.0.5:8786",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -478,7 +490,8 @@ def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
                 raise ConfigError(f"{path}: {_show(value)} is not allowed; must be one of {', '.join(map(repr, allowed))}")
             return value
         if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
-            raise ConfigError(f"{path}: {_show(value)} is not allowed; use letters, digits, '.', '_' and '-' (it names folders)")
+            rule = meta.get("pattern_help", "use letters, digits, '.', '_' and '-' (it names folders)")
+            raise ConfigError(f"{path}: {_show(value)} is not allowed; {rule}")
         return value
     raise TypeError(f"unsupported spec type {tp!r}")  # a bug in this module, not in the config
 
