@@ -27,6 +27,7 @@ from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.errors import AnalogepWarning, CheckpointError
 from analogep.io import atomic_path
+from analogep.model import build_energy
 from analogep.training import loop
 from analogep.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from analogep.training.interrupts import TrainingInterrupted
@@ -543,3 +544,18 @@ def test_an_unwritable_run_folder_is_one_line(tiny, tmp_path, monkeypatch):
         "the checkpoint of step 4 is kept (continue with --resume)"
     )
     assert load_checkpoint(out).step == 4
+
+
+def test_an_update_that_overflows_is_undone_and_never_checkpointed(tiny, tmp_path):
+    """lr 1e39 overflows Adam's first float32 update: before, the loop applied it and
+    checkpointed infinite weights (then claimed they were the last good ones)."""
+    from analogep.training.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    spec = tiny.replace(train={"steps": 3, "optimizer": {"lr": 1e39}})
+    result = train(spec, out)
+    assert all("non-finite" in r.get("skipped", "") for r in result.records)
+    ckpt = load_checkpoint(out)  # refuses non-finite weights: this load is the check
+    initial = build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed))
+    for k, v in initial.items():
+        np.testing.assert_array_equal(ckpt.params[k], v)

@@ -155,12 +155,32 @@ def _record(run: _Run, result: StepResult, grad_clip: float) -> dict:
         run.bad_steps += 1
         run.skipped.append(run.step)
         run.last_trouble = record["skipped"] = "; ".join(result.trouble)
+    elif not _apply_update(run, result, grad_clip):
+        run.bad_steps += 1
+        run.skipped.append(run.step)
+        run.last_trouble = record["skipped"] = (
+            "the update made parameters non-finite (an optimizer step that overflows: lower train.optimizer.lr); "
+            "update undone"
+        )
     else:
         run.bad_steps = 0
-        grad, _ = clip_by_global_norm(result.grad, grad_clip)
-        run.optimizer.step(run.params, grad)
     run.skipped = [s for s in run.skipped if s > run.step - SKIP_WINDOW]
     return record
+
+
+def _apply_update(run: _Run, result: StepResult, grad_clip: float) -> bool:
+    """The optimizer step; an update that leaves a parameter NaN or infinite is undone
+    (parameters and optimizer state), so a checkpoint never holds non-finite weights."""
+    grad, _ = clip_by_global_norm(result.grad, grad_clip)
+    before = {k: v.copy() for k, v in run.params.items()}
+    state = run.optimizer.state_dict()  # the optimizer replaces its moment arrays: references suffice
+    run.optimizer.step(run.params, grad)
+    if all(np.all(np.isfinite(v)) for v in run.params.values()):
+        return True
+    for k, v in before.items():
+        run.params[k][...] = v
+    run.optimizer.load_state_dict(state)
+    return False
 
 
 def _trouble(run: _Run, train) -> str | None:
