@@ -138,6 +138,7 @@ def main() -> None:
                 **{key: float(np.mean([r[key] for r in rows])) for key in keys},
                 **{f"{key}_sd": float(np.std([r[key] for r in rows], ddof=1)) if len(rows) > 1 else 0.0 for key in keys},
                 "losses": np.mean([r["losses"] for r in rows], axis=0).tolist(),
+                "seed_losses": [r["losses"] for r in rows],
             }
     for name, row in summary["mean"].items():
         print(
@@ -146,32 +147,41 @@ def main() -> None:
             f"classes {row['classes']:.1f}  outside {row['outside_range']:.3f}  s/step {row['step_time']:.3f}  sweeps {row['sweeps_free']:.1f}"
         )
     if args.json:
-        args.json.write_text(json.dumps({**summary, "mean": {k: {kk: vv for kk, vv in v.items() if kk != "losses"} for k, v in summary["mean"].items()}}, indent=2))
+        means = {k: {kk: vv for kk, vv in v.items() if "losses" not in kk} for k, v in summary["mean"].items()}
+        args.json.write_text(json.dumps({**summary, "mean": means}, indent=2))
     if args.plot:
         plot(summary, args.objectives.split(","), args.plot, len(seeds))
 
 
 def plot(summary: dict, objectives: list[str], path: Path, n_seeds: int) -> None:
+    """Per objective, each skip network's loss minus the plain network's, seed by seed (the
+    same seed draws the same training batches for every network, so the difference is
+    paired), averaged over 50 steps: below zero the skip network is ahead."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    nets = summary["networks"]
+    nets, window = summary["networks"], 50
     fig, axes = plt.subplots(1, len(objectives), figsize=(5 * len(objectives), 3.4))
     for ax, objective in zip(np.atleast_1d(axes), objectives):
-        for variant, colour in zip(nets, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")):
+        base = np.asarray(summary["mean"][f"{objective}-base"]["seed_losses"])
+        for variant, colour in zip([v for v in nets if v != "base"], ("tab:orange", "tab:green", "tab:red", "tab:purple")):
             row = summary["mean"][f"{objective}-{variant}"]
-            losses = np.asarray(row["losses"])
-            smooth = np.convolve(losses, np.ones(20) / 20, mode="valid")
+            diff = np.asarray(row["seed_losses"]) - base
+            smooth = np.array([np.convolve(d, np.ones(window) / window, mode="valid") for d in diff])
+            steps = np.arange(smooth.shape[1]) + window
             net = nets[variant]
-            label = "-".join(map(str, net["sizes"])) + (f" + skip {net['skip_rank']}" if net["skip_rank"] else "")
-            label += f" ({net['params']:,} params): FD {row['frechet']:.2f}"
-            ax.plot(np.arange(smooth.size) + 20, smooth, color=colour, label=label)
-        ax.set_title(f"{objective}: loss, mean of {n_seeds} seeds (20-step average)")
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.legend(fontsize=7)
+            label = (f"{'-'.join(map(str, net['sizes']))} + skip {net['skip_rank']} ({net['params']:,} params): "
+                     f"{row['loss_last100'] - summary['mean'][f'{objective}-base']['loss_last100']:+.4f}")
+            ax.plot(steps, smooth.mean(axis=0), color=colour, label=label)
+            for d in smooth:
+                ax.plot(steps, d, color=colour, alpha=0.25, lw=0.7)
+        b = nets["base"]
+        ax.axhline(0.0, color="tab:blue", lw=1)
+        ax.set_title(f"{objective}: loss minus {'-'.join(map(str, b['sizes']))} ({b['params']:,} params)", fontsize=9)
+        ax.set_xlabel(f"step ({window}-step average; thin: each of {n_seeds} seeds)")
+        ax.legend(fontsize=7, title="mean of last 100 steps vs plain", title_fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
