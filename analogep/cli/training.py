@@ -49,7 +49,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),
                                solver, spice_runner, scheduler)
     n_params = build_energy(spec.model).n_params
-    sizes = "-".join(map(str, spec.model.sizes))
+    sizes = "-".join(map(str, spec.model.sizes)) + (f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else "")
     click.echo(
         f"analogep: training {spec.name} ({sizes}, {n_params:,} parameters) for {spec.train.steps} steps, "
         f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend} -> {out}",
