@@ -76,8 +76,9 @@ class SpiceBackend:
     The backend is handed its runner (a pool of ngspice workers, circuit/runners.py) and
     closes it in `close`."""
 
-    def __init__(self, spec: Spec, model: EnergyModel, pool: Pool):
+    def __init__(self, spec: Spec, model: EnergyModel, pool: Pool, *, wire_resistance: float = 0.0):
         self.spec, self.model, self.pool = spec, model, pool
+        self.wire_resistance = float(wire_resistance)
         self.model64 = build_energy(dataclasses.replace(spec.model, dtype="float64"))
         self.klu = ngspice_info().klu
         self.clipped: dict[str, int] = {}
@@ -87,9 +88,12 @@ class SpiceBackend:
         self._crossbar = None
 
     @classmethod
-    def from_spec(cls, spec: Spec, model: EnergyModel, *, runner: str | None = None, workers: int = 0) -> "SpiceBackend":
+    def from_spec(
+        cls, spec: Spec, model: EnergyModel, *, runner: str | None = None, workers: int = 0, wire_resistance: float = 0.0
+    ) -> "SpiceBackend":
         """A backend with a pool of the named runner (default circuit.runner) on circuit.scheduler."""
-        return cls(spec, model, make_runner(runner or spec.circuit.runner, workers, spec.circuit.scheduler))
+        pool = make_runner(runner or spec.circuit.runner, workers, spec.circuit.scheduler)
+        return cls(spec, model, pool, wire_resistance=wire_resistance)
 
     # --- the protocol ----------------------------------------------------------------------------
 
@@ -98,7 +102,7 @@ class SpiceBackend:
         the crossbars; returns the realised parameters in the model's dtype."""
         self._p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
         self._realised, self.clipped = effective_params(self.model64, self._p64, self.spec)
-        self._crossbar, _ = crossbar_sections(self.spec, self.model64, self._p64)
+        self._crossbar, _ = crossbar_sections(self.spec, self.model64, self._p64, wire_resistance=self.wire_resistance)
         return {k: v.astype(self.model.dtype) for k, v in self._realised.items()}
 
     def equilibrium(self, x_t: np.ndarray, nudge: Nudge | None, start: State | None) -> Equilibrium:
@@ -248,10 +252,12 @@ class SpiceBackend:
                 if a + 1 + rows < b:
                     pending.append((a + 1 + rows, b, res.message))
         # Points that left the warm start's basin: solve alone from their own warm start.
+        # With line resistance the circuit is not the warm start's energy, and its
+        # equilibria move away from the warm start's by the IR drop: no basin test then.
         layers = slice(1, None) if phase == "generate" else slice(None)
         far = np.zeros(n, dtype=bool)
         for s, w in zip(state[layers], warm[layers]):
-            far |= np.max(np.abs(s - w), axis=1) > BASIN_TOL
+            far |= (np.max(np.abs(s - w), axis=1) > BASIN_TOL) & (self.wire_resistance == 0)
         for i in np.flatnonzero(far):
             self._solve_alone(phase, anchors, warm, int(i), "left the basin of its warm start", store, common, order, betas, group)
         back = np.argsort(order)
