@@ -95,12 +95,15 @@ def sample(
     threads: int | None = None,
     on_step: Callable[[int, int], None] | None = None,
     out: np.ndarray | None = None,
+    device_state: tuple[dict, dict] | None = None,
 ) -> np.ndarray:
     """Samples (n, n_visible) by the objective's sampler on the named backend; unset
     options take spec.generate's values, and the settings are checked as model.yaml's
     generate section is (GenerateSpec.integration_problem). `threads`: BLAS threads
     (default train.threads). `out`: an (n, n_visible) array to write the samples into
-    (a numpy.lib.format.open_memmap for more samples than memory holds)."""
+    (a numpy.lib.format.open_memmap for more samples than memory holds). With non-ideal
+    spec.devices, `params` are programmed onto them: onto fresh devices (a deployment), or
+    with `device_state` (an in-situ run's checkpoint) onto the devices it trained."""
     changes = dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed)
     g = spec.replace(generate={k: v for k, v in changes.items() if v is not None}).generate
     ensure_finite(params, "params")
@@ -109,6 +112,9 @@ def sample(
     with blas_threads(spec.train.threads if threads is None else threads):
         hardware = make_backend(spec, model, backend, **options)
         try:
+            devices = getattr(hardware, "devices", None)
+            if devices is not None and device_state is not None:
+                devices.load_state_dict(*device_state, where="the run's device state")
             hardware.program(params)
             return build_objective(spec).sample(model, hardware, g, on_step, out)
         finally:
