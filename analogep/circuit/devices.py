@@ -126,6 +126,10 @@ class Realisation:
         return {k: v.clipped for k, v in self.forward.items()}
 
 
+# The accumulator fires when it reaches a level up to this much (level units): forty updates of
+# a quarter level sum to 9.999999999999998 in floating point, not 10.
+LEVEL_SLACK = 1e-9
+
 # Stuck codes of the frozen fault map.
 _FREE, _AT_GMIN, _AT_GMAX = 0, 1, 2
 
@@ -237,7 +241,7 @@ class Devices:
         else:
             if d.write_rule == "accumulate":
                 acc = self.state[f"acc/{key}"] + change
-                steps = np.trunc(acc)
+                steps = np.trunc(acc + np.copysign(LEVEL_SLACK, acc))  # a level reached up to rounding counts
                 self.state[f"acc/{key}"] = acc - steps
             elif d.write_rule == "stochastic":
                 steps = np.floor(change + self.write_rng.random(change.shape))
@@ -316,11 +320,12 @@ class Devices:
 
 
 def quantise(x: np.ndarray, bits: int, full: float) -> tuple[np.ndarray, int]:
-    """x on a uniform 2^bits-level grid over [-full, full] (mid-tread), and how many values
-    fell outside the range (clipped to it)."""
-    lsb = 2.0 * full / (2**bits - 1)
+    """x on the 2^bits levels of a mid-rise converter over [-full, full] (level centres
+    (k + 1/2) lsb, lsb = 2 full / 2^bits), and how many values fell outside the range."""
+    lsb = 2.0 * full / 2**bits
+    half = 2 ** (bits - 1)
     clipped = int(np.count_nonzero(np.abs(x) > full))
-    q = np.rint(np.clip(x, -full, full) / lsb) * lsb
+    q = (np.clip(np.floor(x / lsb), -half, half - 1) + 0.5) * lsb
     return q.astype(x.dtype, copy=False), clipped
 
 
