@@ -261,3 +261,40 @@ def test_in_situ_training_resumes_bit_exactly_on_the_same_devices(tiny, tmp_path
     assert device_keys and all(np.array_equal(a[k], b[k]) for k in device_keys)
     assert [r["pulses"] for r in whole.records][3:] == [r["pulses"] for r in resumed.records][3:]
     assert all(r["pulses"] > 0 for r in whole.records)
+
+
+# --- robustness -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("devices") / "run"
+    result = CliRunner().invoke(main, ["train", str(TINY), "--out", str(out), "--steps", "3", "--no-samples"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_robustness_reports_quality_per_severity_and_plots(tiny_run, tmp_path):
+    plot = tmp_path / "robustness.png"
+    result = CliRunner().invoke(main, ["robustness", str(tiny_run), "--sweep", "variability=0,0.2", "--n", "20",
+                                       "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.stdout)
+    rows = report["sweeps"]["variability"]
+    assert [r["value"] for r in rows] == [0, 0.2] and report["n_samples"] == 20
+    assert rows[0]["quality"] == report["ideal"]  # no spread on ideal devices: the ideal circuit's samples
+    assert rows[1]["quality"]["frechet"] != rows[0]["quality"]["frechet"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("sweep, fragment", [("variability", "KEY=v1"), ("colour=1,2", "not a devices key"),
+                                             ("bits=0,4", "--sweep bits=0")])
+def test_robustness_refuses_a_bad_sweep_with_one_line(tiny_run, tmp_path, sweep, fragment):
+    plot = tmp_path / "r.png"
+    result = CliRunner().invoke(main, ["robustness", str(tiny_run), "--sweep", sweep, "--n", "20", "--plot", str(plot)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert not plot.exists()
