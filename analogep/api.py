@@ -36,6 +36,8 @@ from analogep.evaluation.compare import compare_runs, load_run
 from analogep.evaluation.crosscheck import CheckReport, crosscheck
 from analogep.evaluation.energy import EnergyReport, account
 from analogep.evaluation.quality import QualityReport, evaluate_samples
+from analogep.evaluation.robustness import RobustnessReport
+from analogep.evaluation.robustness import robustness as run_robustness
 from analogep.model.energy import Params
 from analogep.model.registry import build_energy
 from analogep.objectives.registry import build_objective
@@ -95,12 +97,15 @@ def sample(
     threads: int | None = None,
     on_step: Callable[[int, int], None] | None = None,
     out: np.ndarray | None = None,
+    device_state: tuple[dict, dict] | None = None,
 ) -> np.ndarray:
     """Samples (n, n_visible) by the objective's sampler on the named backend; unset
     options take spec.generate's values, and the settings are checked as model.yaml's
     generate section is (GenerateSpec.integration_problem). `threads`: BLAS threads
     (default train.threads). `out`: an (n, n_visible) array to write the samples into
-    (a numpy.lib.format.open_memmap for more samples than memory holds)."""
+    (a numpy.lib.format.open_memmap for more samples than memory holds). With non-ideal
+    spec.devices, `params` are programmed onto them: onto fresh devices (a deployment), or
+    with `device_state` (an in-situ run's checkpoint) onto the devices it trained."""
     changes = dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed)
     g = spec.replace(generate={k: v for k, v in changes.items() if v is not None}).generate
     ensure_finite(params, "params")
@@ -109,6 +114,9 @@ def sample(
     with blas_threads(spec.train.threads if threads is None else threads):
         hardware = make_backend(spec, model, backend, **options)
         try:
+            devices = getattr(hardware, "devices", None)
+            if devices is not None and device_state is not None:
+                devices.load_state_dict(*device_state, where="the run's device state")
             hardware.program(params)
             return build_objective(spec).sample(model, hardware, g, on_step, out)
         finally:
@@ -210,6 +218,27 @@ def energy(
                        measure_cpu=measure_cpu, cpu_euler=cpu_euler)
 
 
+def robustness(
+    spec: Spec, params: Params, *, devices: dict | None = None, sweeps: dict[str, list] | None = None,
+    n: int = 500, threads: int | None = None, on_row: Callable[[str, object, dict], None] | None = None,
+) -> RobustnessReport:
+    """Deploy `params` (ideally trained) on non-ideal devices and judge the samples, one
+    non-ideality at a time: each sweep sets one devices key over its values on top of the
+    base `devices` (a devices mapping; default: ideal with w_max 1), programming fresh
+    devices and sampling `n` digits through the numpy backend for each (method.md section
+    7, 'Devices')."""
+    ensure_finite(params, "params")
+
+    def draw(s: Spec) -> np.ndarray:
+        import warnings
+
+        with warnings.catch_warnings():  # wire resistance: said once by the caller, not per row
+            warnings.simplefilter("ignore")
+            return sample(s, params, n=n, threads=threads)
+
+    return run_robustness(spec, params, draw, base=devices, sweeps=sweeps, on_row=on_row)
+
+
 def compare(run_dirs: list[str | Path]) -> dict:
     """Runs side by side, each against the first (see `analogep compare --help`)."""
     return compare_runs([load_run(r) for r in run_dirs])
@@ -217,5 +246,5 @@ def compare(run_dirs: list[str | Path]) -> dict:
 
 __all__ = [
     "check_circuit", "compare", "compile_circuit", "deck_points", "energy", "evaluate", "gradcheck", "load_config",
-    "load_model", "sample", "train",
+    "load_model", "robustness", "sample", "train",
 ]

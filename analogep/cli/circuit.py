@@ -9,6 +9,7 @@ import click
 
 from analogep import api
 from analogep.circuit.runners import runner_choices
+from analogep.cli.common import _with_devices, devices_option
 
 
 @click.command("compile")
@@ -16,7 +17,8 @@ from analogep.circuit.runners import runner_choices
 @click.option("--checkpoint", type=click.Path(), help="Trained weights (run folder or .npz) [default: initial weights from the config's seed].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: netlists/<config name>].")
 @click.option("--transient", is_flag=True, help="Also write <phase>_tran.cir: the circuit relaxing in time from the phase's start (needs circuit.capacitance > 0).")
-def compile_cmd(config, checkpoint, out_dir, transient):
+@devices_option
+def compile_cmd(config, checkpoint, out_dir, transient, devices):
     """Compile the energy network into ngspice decks (method.md section 7).
 
     Writes free.cir, nudge_plus.cir, nudge_minus.cir (the three GradEP phases of one
@@ -39,6 +41,7 @@ def compile_cmd(config, checkpoint, out_dir, transient):
         ensure_params_fit(build_energy(spec.model), params, checkpoint)
     else:
         spec, params, origin = _load_source(config)
+    spec = _with_devices(spec, devices)
     out = Path(out_dir or Path("netlists") / spec.name)
     _check_writable(out / "free.cir")
     files, clipped = api.compile_circuit(spec, params, origin, transient=transient)
@@ -64,8 +67,9 @@ def compile_cmd(config, checkpoint, out_dir, transient):
 @click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Scatter plot of SPICE vs numpy voltages [default: spice_check.png, in RUN_DIR for a run].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level max_abs_error, max_rel_error, grad_cosine).")
+@devices_option
 @click.pass_context
-def check_cmd(ctx, source, n, seed, spice_runner, scheduler, workers, plot, as_json):
+def check_cmd(ctx, source, n, seed, spice_runner, scheduler, workers, plot, as_json, devices):
     """Cross-check the circuit: ngspice vs numpy equilibria on the same training points.
 
     SOURCE is a CONFIG (initial weights) or a RUN_DIR/CHECKPOINT. Solves all GradEP
@@ -80,7 +84,7 @@ def check_cmd(ctx, source, n, seed, spice_runner, scheduler, workers, plot, as_j
     if plot is not None:
         _check_image_path(plot)
     spec, params, origin = _load_source(source)
-    spec = _with_runner(spec, None, scheduler)
+    spec = _with_devices(_with_runner(spec, None, scheduler), devices)
     report, ref, got = api.check_circuit(spec, params, n=n, seed=seed, runner=spice_runner, workers=workers)
     if plot is None:
         plot = str(Path(source) / "spice_check.png") if source and Path(source).is_dir() else "spice_check.png"

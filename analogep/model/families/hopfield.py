@@ -84,8 +84,12 @@ class HopfieldEnergy(EnergyModel):
         grads += [s - d * c for s, d, c in zip(state[1:], d1[1:], drives[1:])]
         return grads
 
-    def layer_drive(self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None) -> np.ndarray:
+    def layer_drive(
+        self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None,
+        transposed: Params | None = None,
+    ) -> np.ndarray:
         L = self.n_layers
+        above = params if transposed is None else transposed
 
         def act(l: int) -> np.ndarray:
             if acts is not None:
@@ -93,10 +97,10 @@ class HopfieldEnergy(EnergyModel):
             return state[0] if l == 0 else self.rho(state[l])
 
         if layer == 0:
-            return params["b_x"] + act(1) @ params["W0"]
+            return params["b_x"] + act(1) @ above["W0"]
         c = act(layer - 1) @ params[f"W{layer - 1}"].T + params[f"b{layer - 1}"]
         if layer < L:
-            c = c + act(layer + 1) @ params[f"W{layer}"]
+            c = c + act(layer + 1) @ above[f"W{layer}"]
         return c
 
     def param_terms(self, params: Params, state: State, weights: np.ndarray | None = None) -> Params:
