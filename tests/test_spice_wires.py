@@ -13,13 +13,18 @@ import pytest
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.spice_backend import SpiceBackend
 from analogep.circuit.compiler import crossbar_sections, ideal_copies
-from analogep.circuit.devices import Conductances
+from analogep.circuit.devices import Conductances, Devices
 from analogep.circuit.graph import check_graph
 from analogep.circuit.netlist import Element, Netlist, fmt, render
+from analogep.circuit.programmed import program
+from analogep.circuit.wires import effective_pair
 from analogep.config import CircuitSpec, GradEPSpec, ModelSpec, Spec, load_spec
+from analogep.errors import AnalogepWarning
 from analogep.evaluation.gradcheck import REFERENCE_RELAX, as_float64
 from analogep.model.families.hopfield import HopfieldEnergy
 from analogep.model.registry import build_energy
+from analogep.solvers.base import VisibleSpring, free_start
+from analogep.solvers.registry import relax
 
 pytestmark = pytest.mark.spice
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +107,10 @@ def test_wired_crossbar_is_the_documented_ladder(tmp_path):
     # And the drop is real: far from the ideal read G u.
     assert np.max(np.abs(expect["x"] - w0.T @ acts[1])) > 1e-3 * np.max(np.abs(w0.T @ acts[1]))
     np.testing.assert_allclose(_ladder_currents(w0, acts[0], 1e-9), w0 @ acts[0], rtol=1e-6)
+    # The effective conductances of a wired read (circuit/wires.py) give the same currents.
+    for w, u in ((w0, acts[0]), (w0.T, acts[1]), (w1, acts[1])):
+        plus, minus = effective_pair(np.maximum(w, 0), np.maximum(-w, 0), r_wire)
+        np.testing.assert_allclose((plus - minus) @ u, _ladder_currents(w, u, r_wire), rtol=1e-10, atol=1e-16)
 
 
 def test_wired_sections_count_two_segments_per_tap_and_zero_is_the_plain_crossbar():
@@ -137,22 +146,33 @@ def test_transposed_copy_can_have_its_own_conductances():
 
 def test_line_resistance_leaves_an_ir_drop_error_numpy_does_not_model():
     """With real ngspice on the tiny circuit: the free-phase equilibrium of the wired circuit
-    departs from numpy's (which has no wires) by an amount that grows with R_wire, and is
-    zero at R_wire = 0."""
+    departs from the numpy backend's (which has no wires, and says so) by an amount that
+    grows with R_wire, and is zero at R_wire = 0; numpy solving the effective conductances
+    of the wired arrays (circuit/wires.py) lands on ngspice's equilibrium."""
     spec = load_spec(ROOT / "examples" / "tiny.yaml")
     model, params = as_float64(spec, build_energy(spec.model).init_params(np.random.default_rng(0)))
     x_t = np.random.default_rng(3).standard_normal((2, 64)) * 0.5
     numpy = NumpyBackend(model, spec.gradep, REFERENCE_RELAX)
     numpy.program(params)
     ref = numpy.equilibrium(x_t, None, None).state
-    errors = []
+    with pytest.warns(AnalogepWarning, match="does not model wire resistance"):
+        NumpyBackend.from_spec(spec.replace(devices={"wire_resistance": 1.0}), model)
+    errors, exact = [], []
     for r_wire in (0.0, 1.0, 10.0):
-        spice = SpiceBackend.from_spec(spec, model, workers=1, wire_resistance=r_wire)
+        wired = spec.replace(devices={"wire_resistance": r_wire})
+        spice = SpiceBackend.from_spec(wired, model, workers=1)
         try:
             spice.program(params)
             got = spice.equilibrium(x_t, None, None)
         finally:
             spice.close()
         errors.append(max(float(np.max(np.abs(a - b))) for a, b in zip(got.state, ref)))
+        if r_wire:
+            drawn = program(wired, model, params, Devices(wired, model))
+            eff = relax(drawn.solver, drawn.params, free_start(model, x_t), VisibleSpring(spec.gradep.lam, x_t),
+                        solver="fast", max_steps=3000, tol=1e-12).state
+            exact.append(max(float(np.max(np.abs(a - b))) for a, b in zip(got.state, eff)))
+            assert got.residual < 1e-6  # judged against the wired circuit's own KCL
     assert errors[0] < 1e-8
     assert 1e-4 < errors[1] < errors[2]
+    assert max(exact) < 1e-7, exact

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from analogep.circuit.devices import Conductances, conductance_pairs
+from analogep.circuit.library import DRIVER_CELL_SUFFIX, DRIVERS
 from analogep.circuit.netlist import Element, Netlist, fmt
 from analogep.config.spec import Spec
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
@@ -90,6 +91,7 @@ def build_netlist(
     header: list[str] | None = None,
     crossbar: list[tuple[str, list[Element]]] | None = None,
     betas: np.ndarray | None = None,
+    drivers: tuple[tuple[np.ndarray | None, np.ndarray | None], ...] | None = None,
 ) -> Netlist:
     """The circuit of one phase.
 
@@ -102,6 +104,8 @@ def build_netlist(
     `crossbar`: the crossbar sections from `crossbar_sections` (reused across phases).
     `betas`: phase "interleaved" only (a sweep): the signed nudge strength of each sweep
     point, 0 for a free-phase point.
+    `drivers`: per layer, the activation drivers' (gain, offset) per neuron, or None
+    (exact); a layer with either takes the drivers.lib variant of its cell.
     """
     if phase not in PHASES + (INTERLEAVED,):
         raise ValueError(f"unknown phase {phase!r}; allowed: {', '.join(PHASES + (INTERLEAVED,))}")
@@ -117,7 +121,7 @@ def build_netlist(
     rules = model.circuit_rules()
     net_params: dict[str, float] = {}
     sections = [
-        _neurons(model.sizes, rules, c.g0),
+        _neurons(model.sizes, rules, c.g0, drivers),
         _anchor_sources(anchors, wanted, model.sizes[0], sweep, net_params),
         _visible_terminations(spec, model.sizes[0], phase, beta, betas),
         _biases(model.sizes, rules, params, c.g0),
@@ -129,19 +133,32 @@ def build_netlist(
     options = {"reltol": fmt(c.reltol), "vntol": fmt(c.vntol), "abstol": fmt(c.abstol)}
     analysis = f".dc Vidx 0 {points - 1} 1" if sweep else ".op"
     title = f"analogep {spec.name} {'-'.join(map(str, model.sizes))}: {phase}"
-    return Netlist(title, header or [], net_params, sections, analysis, options, _nodeset(model.sizes, phase, nodeset))
+    net = Netlist(title, header or [], net_params, sections, analysis, options, _nodeset(model.sizes, phase, nodeset))
+    if drivers is not None and any(g is not None or o is not None for g, o in drivers):
+        net.extra_libraries = (DRIVERS,)
+    return net
 
 
 Section = tuple[str, list[Element]]
 
 
-def _neurons(sizes: tuple[int, ...], rules: CircuitRules, g0: float) -> Section:
-    """One library cell per neuron, the family's cell for its layer."""
+def _neurons(sizes: tuple[int, ...], rules: CircuitRules, g0: float, drivers=None) -> Section:
+    """One library cell per neuron, the family's cell for its layer (its drivers.lib
+    variant, with the neuron's driver gain and offset, where `drivers` has them)."""
     cells = []
-    for layer_nodes, (cell, extra) in zip(state_nodes(sizes), rules.cells):
+    drivers = drivers or [(None, None)] * len(sizes)
+    for layer_nodes, (cell, extra), (gain, offset) in zip(state_nodes(sizes), rules.cells, drivers):
         value = f"{cell} g0={fmt(g0)}" + "".join(f" {k}={fmt(v)}" for k, v in extra.items())
-        cells += [Element(f"X{n}", (n, f"{n}_p", f"{n}_m", f"{n}_s"), value) for n in layer_nodes]
-    return (f"neurons: {' + '.join(map(str, sizes))} library cells (leak, drivers, sense, injection)", cells)
+        if gain is None and offset is None:
+            cells += [Element(f"X{n}", (n, f"{n}_p", f"{n}_m", f"{n}_s"), value) for n in layer_nodes]
+            continue
+        value = value.replace(cell, cell + DRIVER_CELL_SUFFIX, 1)
+        for i, n in enumerate(layer_nodes):
+            g = 1.0 if gain is None else float(gain[i])
+            o = 0.0 if offset is None else float(offset[i])
+            cells.append(Element(f"X{n}", (n, f"{n}_p", f"{n}_m", f"{n}_s"), f"{value} gain={fmt(g)} offset={fmt(o)}"))
+    mismatch = " (drivers with per-neuron gain and offset: drivers.lib)" if any(g is not None or o is not None for g, o in drivers) else ""
+    return (f"neurons: {' + '.join(map(str, sizes))} library cells (leak, drivers, sense, injection){mismatch}", cells)
 
 
 def _anchor_sources(anchors: dict[str, np.ndarray], wanted: tuple[str, ...], n_vis: int, sweep: bool, net_params: dict) -> Section:
