@@ -26,7 +26,8 @@ from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.registry import make_backend
 from analogep.circuit.decks import DeckPoint, compile_decks
-from analogep.circuit.devices import effective_params
+from analogep.circuit.devices import Devices
+from analogep.circuit.programmed import Programmed, program
 from analogep.config.load import load_spec
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.data import load_dataset
@@ -155,17 +156,27 @@ def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, bet
     return result
 
 
-def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
+def programmed_circuit(spec: Spec, params: Params) -> Programmed:
+    """The circuit `params` program: ideal, or on fresh devices of spec.devices (their seeded
+    draws), what `analogep compile` draws (circuit/programmed.py)."""
+    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    return program(spec, model, params, None if spec.devices.ideal else Devices(spec, model))
+
+
+def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> dict[str, DeckPoint]:
     """The points the reviewed decks solve, with their numpy equilibria: the first training
     point of train.seed for the GradEP phases, the first noise sample of generate.seed for
-    the inference circuit (relaxed by plain block descent, omega 1)."""
-    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
-    p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    realised, _ = effective_params(model, p64, spec)
+    the inference circuit (relaxed by plain block descent, omega 1). The equilibria are
+    of the programmed circuit `drawn` (default `programmed_circuit`): on devices, numpy's
+    model of the realised circuit, line resistance included (circuit/wires.py)."""
+    drawn = programmed_circuit(spec, params) if drawn is None else drawn
+    model, realised = drawn.solver, drawn.params
     data = load_dataset(spec.train.dataset, dtype=np.float64)
     objective = build_objective(spec)
     batch = objective.batch(data, 1, np.random.default_rng(spec.train.seed))
-    numpy = NumpyBackend(model, spec.gradep, DECK_RELAX)
+    # No energy (devices: mismatched copies, drivers, wires): plain block descent on the KCL.
+    relax_spec = DECK_RELAX if drawn.has_energy else dataclasses.replace(DECK_RELAX, omega=1.0)
+    numpy = NumpyBackend(model, spec.gradep, relax_spec)
     numpy.program(realised)
     free = numpy.equilibrium(batch.x_t, None, None)
     anchor = nudge_anchor(batch.x_t, batch.target, spec.gradep)
@@ -193,7 +204,8 @@ def compile_circuit(
     (needs circuit.capacitance > 0), each circuit's transient deck too (<phase>_tran.cir:
     relaxation in time from the phase's start). Writes nothing."""
     ensure_finite(params, origin)
-    return compile_decks(spec, params, origin, deck_points(spec, params), transient=transient)
+    drawn = programmed_circuit(spec, params)
+    return compile_decks(spec, params, origin, deck_points(spec, params, drawn), transient=transient, drawn=drawn)
 
 
 def check_circuit(

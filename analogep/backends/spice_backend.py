@@ -195,9 +195,10 @@ class SpiceBackend:
         return np.asarray(x if readout is None else readout.dac(x), dtype=np.float64)
 
     def _warm(self, start: State, spring, clamp_visible: bool) -> Equilibrium:
-        """The numpy warm start (plain block descent with the visible units clamped;
-        over-relaxed as WARM says otherwise)."""
-        omega = 1.0 if clamp_visible else WARM.omega
+        """The numpy warm start (plain block descent with the visible units clamped or
+        when the circuit has no energy, where over-relaxation can cycle; over-relaxed as
+        WARM says otherwise)."""
+        omega = 1.0 if clamp_visible or not self.drawn.has_energy else WARM.omega
         return relax(self._solver, self._realised, start, spring, solver=WARM.solver, max_steps=WARM.free_steps,
                      tol=WARM.tol, step=WARM.step, omega=omega, clamp_visible=clamp_visible)
 

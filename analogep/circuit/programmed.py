@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.circuit.compiler import Copies, Section, crossbar_sections
+from analogep.circuit.compiler import Copies, Section, crossbar_sections, ideal_copies
 from analogep.circuit.devices import Devices, Realisation, effective_params
 from analogep.circuit.realised import RealisedCircuit
 from analogep.circuit.wires import effective_copies
@@ -31,13 +31,13 @@ class Programmed:
 
     `spec`: the spec with circuit.g0/gmin/gmax of the device window; `params` (float64):
     the biases and the forward read's weights, what `solver` solves with (with line
-    resistance: the effective weights the wired arrays realise); `copies`: the devices'
-    conductances the crossbar draws (None: the ideal pairs of `params`); `drivers`: per
+    resistance: the effective weights the wired arrays realise); `copies`: the
+    conductances the crossbar draws (forward, transposed); `drivers`: per
     layer (gain, offset) arrays or None (exact)."""
 
     spec: Spec
     params: Params
-    copies: Copies | None
+    copies: Copies
     drivers: tuple[tuple[np.ndarray | None, np.ndarray | None], ...] | None
     wire_resistance: float
     solver: EnergyModel
@@ -55,7 +55,7 @@ class Programmed:
 def ideal(spec: Spec, model: EnergyModel, params: Params) -> Programmed:
     """The ideal circuit: weights clipped to [gmin, gmax] (counted), one pair read both ways."""
     realised, clipped = effective_params(model, params, spec)
-    return Programmed(spec, realised, None, None, 0.0, model, clipped)
+    return Programmed(spec, realised, ideal_copies(spec, model, params), None, 0.0, model, clipped)
 
 
 def realised(spec: Spec, model: EnergyModel, params: Params, realisation: Realisation) -> Programmed:
