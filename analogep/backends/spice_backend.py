@@ -3,7 +3,10 @@
 Implements the `EquilibriumBackend` protocol (backends/base.py), so training, sampling,
 the check and the measurement layer use it exactly as they use numpy relaxation; it
 returns equilibria and computes no update. `program(params)` maps the parameters to
-conductances (circuit/devices.py) and compiles the crossbars once per parameter set. EP on SPICE-simulated analog networks: Kendall et
+conductances, ideal or through the devices of spec.devices (circuit/devices.py: both
+crossbar copies, biases, drivers, the measurement chain; line resistance draws the
+arrays as ladders), and compiles the crossbars once per parameter set
+(circuit/programmed.py). EP on SPICE-simulated analog networks: Kendall et
 al. 2020, "Training End-to-End Analog Neural Networks with Equilibrium Propagation".
 
 Per equilibrium call (a phase of a batch of training points, or a generation step):
@@ -25,7 +28,8 @@ Per equilibrium call (a phase of a batch of training points, or a generation ste
    stepping there); if that fails too, one line names the phase, the point and
    ngspice's message.
 The residual of each returned equilibrium is numpy's max |dE/ds| at the SPICE node
-voltages: a convergence certificate independent of ngspice. And each is checked to be a
+voltages (on devices without an energy: its KCL residual; with line resistance, through
+the wired arrays' effective conductances): a convergence certificate independent of ngspice. And each is checked to be a
 minimum of the energy (model/curvature.py: the Hessian of the numpy model at the ngspice
 point is positive definite): a DC solve is a root finder and can converge to a saddle,
 where the physical circuit, which descends the energy, never settles. A point that is
