@@ -156,11 +156,15 @@ def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, bet
     return result
 
 
-def programmed_circuit(spec: Spec, params: Params) -> Programmed:
-    """The circuit `params` program: ideal, or on fresh devices of spec.devices (their seeded
-    draws), what `analogep compile` draws (circuit/programmed.py)."""
+def programmed_circuit(spec: Spec, params: Params, device_state: tuple[dict, dict] | None = None) -> Programmed:
+    """The circuit `params` program: ideal, or on the devices of spec.devices (fresh ones,
+    their seeded draws; with `device_state`, an in-situ run's), what `analogep compile`
+    draws (circuit/programmed.py)."""
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
-    return program(spec, model, params, None if spec.devices.ideal else Devices(spec, model))
+    devices = None if spec.devices.ideal else Devices(spec, model)
+    if devices is not None and device_state is not None:
+        devices.load_state_dict(*device_state, where="the run's device state")
+    return program(spec, model, params, devices)
 
 
 def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> dict[str, DeckPoint]:
@@ -197,14 +201,17 @@ def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> 
 
 
 def compile_circuit(
-    spec: Spec, params: Params, origin: str = "given weights", *, transient: bool = False
+    spec: Spec, params: Params, origin: str = "given weights", *, transient: bool = False,
+    device_state: tuple[dict, dict] | None = None,
 ) -> tuple[dict[str, str], dict[str, int]]:
     """ngspice decks of the four circuits (free, +beta, -beta, generate) and the library
     copy, as file name -> text, with the clip counts per weight matrix. With `transient`
     (needs circuit.capacitance > 0), each circuit's transient deck too (<phase>_tran.cir:
-    relaxation in time from the phase's start). Writes nothing."""
+    relaxation in time from the phase's start). With non-ideal spec.devices, the decks are
+    of the realised circuit: on fresh devices, or with `device_state` (an in-situ run's
+    checkpoint) on the devices it trained. Writes nothing."""
     ensure_finite(params, origin)
-    drawn = programmed_circuit(spec, params)
+    drawn = programmed_circuit(spec, params, device_state)
     return compile_decks(spec, params, origin, deck_points(spec, params, drawn), transient=transient, drawn=drawn)
 
 

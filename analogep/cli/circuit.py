@@ -27,16 +27,19 @@ def compile_cmd(config, checkpoint, out_dir, transient, devices):
     ngspice -b OUT/free.cir prints the equilibrium node voltages. With --transient each
     circuit also gets a transient deck (free_tran.cir, ...): with capacitance on every
     node it relaxes in time from where the phase starts and prints where it ended, a
-    minimum of the energy, with no .nodeset.
+    minimum of the energy, with no .nodeset. With --devices (or a run trained in situ,
+    on its own devices) the decks are of the circuit realised on the devices.
     """
     from analogep.cli.common import _check_writable, _load_config, _load_source
     from analogep.io import write_text
     from analogep.model.registry import build_energy
     from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
 
+    state = None
     if checkpoint is not None:
         ckpt = load_checkpoint(checkpoint)  # a run folder or .npz, never a config
         params, origin = ckpt.params, f"{checkpoint} (step {ckpt.step})"
+        state = ckpt.devices if devices is None else None  # a run trained in situ: its own devices
         spec = _load_config(config) if config else ckpt.spec
         ensure_params_fit(build_energy(spec.model), params, checkpoint)
     else:
@@ -44,7 +47,7 @@ def compile_cmd(config, checkpoint, out_dir, transient, devices):
     spec = _with_devices(spec, devices)
     out = Path(out_dir or Path("netlists") / spec.name)
     _check_writable(out / "free.cir")
-    files, clipped = api.compile_circuit(spec, params, origin, transient=transient)
+    files, clipped = api.compile_circuit(spec, params, origin, transient=transient, device_state=state)
     for name, text in files.items():
         write_text(out / name, text)
     n_clipped = sum(clipped.values())
