@@ -118,3 +118,23 @@ def test_sampling_on_spice_with_devices_follows_numpy_on_the_same_devices():
     ideal = api.sample(load_spec(TINY), params, n=4, t1=0.1, dt=0.05, seed=2)
     np.testing.assert_allclose(x_spice, x_numpy, atol=1e-5)
     assert np.max(np.abs(x_numpy - ideal)) > 1e-3  # the devices matter
+
+
+def test_compile_with_line_resistance_writes_the_ladders_and_solves_to_the_reduction(tmp_path):
+    """compile with devices.wire_resistance: the decks carry the line segments and say how
+    they are drawn; ngspice on the ladders lands on the .nodeset, numpy's equilibrium of
+    the wired arrays' effective conductances (circuit/wires.py)."""
+    spec, params = _tiny(wire_resistance=2.0)
+    files, _ = compile_circuit(spec, params, "tiny initial weights")
+    free = files["free.cir"]
+    assert "Line resistance 2 ohm per segment" in free and re.search(r"^RLW0fr_0_0 x0_p W0fr0_0 2$", free, re.MULTILINE)
+    assert "drivers.lib" not in files
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    run = subprocess.run(["ngspice", "-b", "free.cir"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = {k.lower(): float(v) for k, v in re.findall(r"^(\S+) = (\S+)$", run.stdout, re.MULTILINE)}
+    ns = dict(re.findall(r"v\((\w+)\)=(\S+)", free[free.index(".nodeset"):]))
+    assert len(ns) == 96
+    for node, value in ns.items():
+        assert got[f"v({node})"] == pytest.approx(float(value), rel=1e-5, abs=1e-6), node
