@@ -34,7 +34,7 @@ from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
 from analogep.evaluation import gradcheck as gc
 from analogep.evaluation.compare import compare_runs, load_run
-from analogep.evaluation.crosscheck import CheckReport, crosscheck
+from analogep.evaluation.crosscheck import NO_ENERGY_RELAX, CheckReport, crosscheck
 from analogep.evaluation.energy import EnergyReport, account
 from analogep.evaluation.quality import QualityReport, evaluate_samples
 from analogep.evaluation.robustness import RobustnessReport
@@ -178,15 +178,16 @@ def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> 
     data = load_dataset(spec.train.dataset, dtype=np.float64)
     objective = build_objective(spec)
     batch = objective.batch(data, 1, np.random.default_rng(spec.train.seed))
-    # No energy (devices: mismatched copies, drivers, wires): plain block descent on the KCL.
-    relax_spec = DECK_RELAX if drawn.has_energy else dataclasses.replace(DECK_RELAX, omega=1.0)
+    # No energy (devices: mismatched copies, drivers, wires): the circuit's own dynamics (Euler
+    # steps on its KCL) reach its stable fixed points, where block descent can cycle.
+    relax_spec = DECK_RELAX if drawn.has_energy else dataclasses.replace(NO_ENERGY_RELAX, tol=DECK_RELAX.tol)
     numpy = NumpyBackend(model, spec.gradep, relax_spec)
     numpy.program(realised)
     free = numpy.equilibrium(batch.x_t, None, None)
     anchor = nudge_anchor(batch.x_t, batch.target, spec.gradep)
     plus = numpy.equilibrium(batch.x_t, Nudge(spec.gradep.beta, anchor), free.state)
     minus = numpy.equilibrium(batch.x_t, Nudge(-spec.gradep.beta, anchor), free.state)
-    inference = NumpyBackend(model, spec.gradep, dataclasses.replace(DECK_RELAX, omega=1.0))
+    inference = NumpyBackend(model, spec.gradep, dataclasses.replace(DECK_RELAX, omega=1.0) if drawn.has_energy else relax_spec)
     inference.program(realised)
     x_gen = np.random.default_rng(spec.generate.seed).standard_normal((1, model.sizes[0]))
     gen, _ = inference.clamped(x_gen, None)
