@@ -27,7 +27,8 @@ preset's: gmin 10 uS, gmax 100 uS, |W| = 1 spans it, g0 90 uS): IR drop scales w
 R_wire times the conductances, and a window with gmin > 0 adds gmin of current per device.
 
     .venv/bin/python benchmarks/wire_resistance.py --checkpoint RUN_DIR [--points 64]
-        [--r 0.1,0.3,1,3,10] [--windows circuit,rram] [--samples 300] [--json OUT] [--plot PNG]
+        [--r 0.03,0.1,0.3,1,3] [--windows circuit,rram] [--samples 300 --sample-r 0,0.1,1]
+        [--spice-points 1 --spice-r 1] [--json OUT] [--plot PNG]   (or --replot OUT.json --plot PNG)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from analogep.config.spec import RelaxSpec
 from analogep.data import load_dataset
 from analogep.ep.measurement import ep_gradient, velocity
 from analogep.ep.phases import run_phases
+from analogep.evaluation.crosscheck import NO_ENERGY_RELAX
 from analogep.evaluation.quality import evaluate_samples
 from analogep.model.registry import build_energy
 from analogep.model.tensors import params_dot, params_norm
@@ -54,7 +56,8 @@ from analogep.objectives.registry import build_objective
 from analogep.runtime import blas_threads
 from analogep.training.checkpoint import load_checkpoint
 
-# The wired circuit has no energy: plain block descent on its KCL, solved tightly.
+# The ideal circuit: block descent, tight. The wired circuit has no energy: its own dynamics
+# (Euler steps on its KCL), which reach its stable fixed points (evaluation/crosscheck.py).
 TIGHT = RelaxSpec(solver="fast", free_steps=5000, nudge_steps=5000, tol=1e-10, omega=1.0)
 WINDOWS = {
     "circuit": {},
@@ -67,7 +70,7 @@ def circuit_backend(spec, model, params):
     the arrays' effective conductances), and the programmed circuit."""
     devices = None if spec.devices.ideal else Devices(spec, model)
     drawn = program(spec, model, params, devices)
-    backend = NumpyBackend(drawn.solver, spec.gradep, TIGHT)
+    backend = NumpyBackend(drawn.solver, spec.gradep, TIGHT if drawn.has_energy else dataclasses.replace(NO_ENERGY_RELAX, tol=1e-10))
     backend.program(drawn.params)
     return backend, drawn
 
@@ -99,8 +102,16 @@ def measure(spec, model, params, batch, r_wire, window, ref, samples, data):
             if transposed is not None:
                 row[f"{name}_bwd_distortion"] = float(np.linalg.norm(transposed[name] - w) / np.linalg.norm(w))
     if samples:
+        # Sampling relaxes as the config does (spec.relax); the circuit without an energy by
+        # plain block descent (omega 1), as many sweeps: Euler on its KCL, which always
+        # converges there, costs ~30x the time per sample.
+        loose = spec.relax if drawn.has_energy else dataclasses.replace(spec.relax, omega=1.0)
+        sampler = NumpyBackend(drawn.solver, spec.gradep, loose)
+        sampler.program(drawn.params)
         g = spec.generate
-        x = build_objective(spec).sample(model, backend, dataclasses.replace(g, n=samples), None, None)
+        t0 = time.perf_counter()
+        x = build_objective(spec).sample(model, sampler, dataclasses.replace(g, n=samples), None, None)
+        row["sample_seconds"] = round(time.perf_counter() - t0, 1)
         q = evaluate_samples(np.asarray(x)).to_dict()
         row.update(confidence=q["confidence"], frechet=q["frechet"], classes_covered=q["classes_covered"],
                    outside_range=q["outside_range"])
@@ -134,19 +145,20 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for window in dict.fromkeys(r["window"] for r in rows):
+    for color, window in zip(("C0", "C1", "C2"), dict.fromkeys(r["window"] for r in rows)):
         rs = [r for r in rows if r["window"] == window and r["r_wire"] > 0]
         x = [r["r_wire"] for r in rs]
-        axes[0].loglog(x, [r["eq_max_abs"] for r in rs], "o-", label=f"{window}: max")
-        axes[0].loglog(x, [r["eq_rms"] for r in rs], "s--", label=f"{window}: rms")
-        axes[1].loglog(x, [max(1 - r["grad_cosine"], 1e-12) for r in rs], "o-", label=window)
-        if "frechet" in rs[0]:
-            base = next(r for r in rows if r["window"] == window and r["r_wire"] == 0)
-            axes[2].semilogx(x, [r["frechet"] for r in rs], "o-", label=window)
-            axes[2].axhline(base["frechet"], ls=":", color=axes[2].lines[-1].get_color())
-    axes[0].set(xlabel="R_wire (ohm per segment)", ylabel="free equilibrium error (V)", title="IR drop: equilibrium")
-    axes[1].set(xlabel="R_wire (ohm per segment)", ylabel="1 - cos(EP grad, ideal)", title="EP gradient")
-    axes[2].set(xlabel="R_wire (ohm per segment)", ylabel="Frechet distance (dotted: R = 0)", title="sample quality")
+        axes[0].loglog(x, [r["eq_rms"] for r in rs], "o-", color=color, label=f"{window}: rms node error (V)")
+        axes[0].loglog(x, [r["velocity_rel"] for r in rs], "s--", color=color, label=f"{window}: velocity rel. error")
+        axes[1].loglog(x, [max(1 - r["grad_cosine"], 1e-12) for r in rs], "o-", color=color, label=window)
+        judged = [r for r in rs if "frechet" in r]
+        base = next(r for r in rows if r["window"] == window and r["r_wire"] == 0)
+        if judged and "frechet" in base:
+            axes[2].semilogx([r["r_wire"] for r in judged], [r["frechet"] for r in judged], "o-", color=color, label=window)
+            axes[2].axhline(base["frechet"], ls=":", color=color)
+    axes[0].set(xlabel="R_wire (ohm per segment)", ylabel="error against R = 0", title="free equilibrium")
+    axes[1].set(xlabel="R_wire (ohm per segment)", ylabel="1 - cos(EP grad, ideal circuit)", title="EP gradient")
+    axes[2].set(xlabel="R_wire (ohm per segment)", ylabel="Frechet distance (dotted: R = 0)", title="samples")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
@@ -158,16 +170,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--points", type=int, default=64)
-    ap.add_argument("--r", default="0.1,0.3,1,3,10")
+    ap.add_argument("--r", default="0.03,0.1,0.3,1,3")
     ap.add_argument("--windows", default="circuit,rram")
     ap.add_argument("--samples", type=int, default=0)
+    ap.add_argument("--sample-r", default="0,0.1,1", help="the R_wire values whose samples are judged")
     ap.add_argument("--spice-points", type=int, default=0)
     ap.add_argument("--spice-r", type=float, default=1.0)
     ap.add_argument("--spice-timeout", type=float, default=3600.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json")
     ap.add_argument("--plot")
+    ap.add_argument("--replot", help="a --json result to plot again (nothing is measured)")
     args = ap.parse_args()
+    if args.replot:
+        with open(args.replot) as f:
+            plot(json.load(f)["rows"], args.plot)
+        return
     warnings.simplefilter("ignore")
     ckpt = load_checkpoint(args.checkpoint)
     spec = ckpt.spec.replace(model={"dtype": "float64"})
@@ -180,13 +198,15 @@ def main() -> None:
         for window in args.windows.split(","):
             # R = 0: the same window without wires (its devices exact), the reference.
             ideal_spec = spec.replace(devices=WINDOWS[window]) if WINDOWS[window] else spec
-            row, phases, grad, drawn = measure(ideal_spec, model, params, batch, 0.0, window, None, args.samples, data)
+            sample_r = [float(v) for v in args.sample_r.split(",")]
+            n_samples = args.samples if 0.0 in sample_r else 0
+            row, phases, grad, drawn = measure(ideal_spec, model, params, batch, 0.0, window, None, n_samples, data)
             ref = {"free": phases.free.state, "velocity": velocity(phases.free.state[0], batch.x_t, spec.gradep),
                    "grad": grad, "weights": {k: drawn.params[k] for k in drawn.copies}}
             rows.append(row)
             print(json.dumps(row), flush=True)
             for r in [float(v) for v in args.r.split(",")]:
-                row = measure(spec, model, params, batch, r, window, ref, args.samples, data)[0]
+                row = measure(spec, model, params, batch, r, window, ref, args.samples if r in sample_r else 0, data)[0]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         if args.spice_points:
