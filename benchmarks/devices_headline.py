@@ -34,7 +34,8 @@ def judge(spec, params, n: int, state=None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", help="folder holding ideal/ and one run per preset")
-    parser.add_argument("--presets", nargs="+", default=["pcm", "rram"])
+    parser.add_argument("--presets", nargs="+", default=["pcm", "rram"],
+                        help="preset names or devices YAML files; each one's run is STUDY/<name or file stem>")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--plot")
     args = parser.parse_args()
@@ -42,9 +43,10 @@ def main() -> None:
     study = Path(args.study)
     ideal = load_checkpoint(study / "ideal")
     table = {"steps": ideal.step, "n": args.n, "ideal": judge(ideal.spec, ideal.params, args.n), "presets": {}}
-    for preset in args.presets:
+    for source in args.presets:
+        preset = Path(source).stem
         insitu = load_checkpoint(study / preset)
-        spec = with_devices(ideal.spec, preset)
+        spec = with_devices(ideal.spec, source)
         table["presets"][preset] = {
             "deployed": judge(spec, ideal.params, args.n),
             "in_situ": judge(insitu.spec, insitu.params, args.n, insitu.devices),
