@@ -34,6 +34,9 @@ SETTINGS = {
     "read noise 1 mV": {"read_noise": 1e-3},
     "pcm preset": {"preset": "pcm", "wire_resistance": 0.0},
     "rram preset": {"preset": "rram", "wire_resistance": 0.0},
+    "rram, no stuck faults": {"preset": "rram", "wire_resistance": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0},
+    "rram, no stuck, write noise 0.6": {"preset": "rram", "wire_resistance": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0,
+                                        "write_noise": 0.6},
 }
 BASE = {"preset": "ideal", "w_max": 1.0}
 
@@ -78,7 +81,8 @@ def main() -> None:
         table[name] = {"devices": devices, "deployed": deployed, "in_situ": insitu}
         for arm, q in (("(b) deploy", deployed), ("(c) in situ", insitu)):
             print(f"{name:<30} {arm:<10} {q['confidence']:10.3f} {q['classes_covered']:8d} {q['frechet']:9.2f}")
-        (out / "insitu.json").write_text(json.dumps(table, indent=2, default=float))
+        done = json.loads((out / "insitu.json").read_text()) if (out / "insitu.json").exists() else {}
+        (out / "insitu.json").write_text(json.dumps({**done, **table}, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -298,3 +298,11 @@ def test_robustness_refuses_a_bad_sweep_with_one_line(tiny_run, tmp_path, sweep,
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
     assert not plot.exists()
+
+
+def test_numpy_says_it_does_not_model_wire_resistance(tiny):
+    from analogep.errors import AnalogepWarning
+
+    spec, model, _ = tiny
+    with pytest.warns(AnalogepWarning, match="does not model wire resistance"):
+        NumpyBackend.from_spec(_devices(spec, wire_resistance=1.0), model)
