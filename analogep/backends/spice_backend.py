@@ -40,6 +40,7 @@ too, one line names the phase, the point and the eigenvalue.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -53,7 +54,7 @@ from analogep.circuit.netlist import render
 from analogep.circuit.ngspice import ngspice_info
 from analogep.circuit.runners import Pool, make_runner
 from analogep.config.spec import RelaxSpec, Spec
-from analogep.errors import CircuitError
+from analogep.errors import AnalogepWarning, CircuitError
 from analogep.model.curvature import not_minima, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.model.registry import build_energy
@@ -73,6 +74,8 @@ MIN_CHUNK = 8
 # a unit's equilibrium is s = rho'(s) c with |rho| <= clamp (10).
 UNBOUNDED_STATE = 1e6
 DIVERGING_STATE = 50.0
+# Crossbar elements above which a wired circuit is slow in ngspice (a warning says so).
+WIRED_SLOW = 100_000
 
 
 class SpiceBackend:
@@ -124,9 +127,16 @@ class SpiceBackend:
         devices: written through them, circuit/devices.py) and compile the crossbars;
         returns the realised parameters in the model's dtype (with line resistance: the
         effective weights of the forward reads, circuit/wires.py)."""
+        first = self.drawn is None
         self.drawn = program(self.spec, self.model64, params, self.devices)
         self._realised, self.clipped, self._solver = self.drawn.params, dict(self.drawn.clipped), self.drawn.solver
         self._crossbar = self.drawn.crossbar(self.model64)
+        taps = sum(len(elements) for _, elements in self._crossbar)
+        if first and self.drawn.wire_resistance > 0 and taps > WIRED_SLOW:
+            warnings.warn(AnalogepWarning(
+                f"devices.wire_resistance: the wired crossbars have {taps} elements; ngspice needs minutes per solve at "
+                f"this size (the digits circuit: ~19 min per point on 2 cores)"
+            ))
         return {k: v.astype(self.model.dtype) for k, v in self._realised.items()}
 
     def equilibrium(self, x_t: np.ndarray, nudge: Nudge | None, start: State | None) -> Equilibrium:
