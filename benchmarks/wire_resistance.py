@@ -75,7 +75,7 @@ def circuit_backend(spec, model, params):
     return backend, drawn
 
 
-def measure(spec, model, params, batch, r_wire, window, ref, samples, data):
+def measure(spec, model, params, batch, r_wire, window, ref, samples):
     wired = spec.replace(devices={**WINDOWS[window], "wire_resistance": r_wire})
     t0 = time.perf_counter()
     backend, drawn = circuit_backend(wired, model, params)
@@ -200,13 +200,13 @@ def main() -> None:
             ideal_spec = spec.replace(devices=WINDOWS[window]) if WINDOWS[window] else spec
             sample_r = [float(v) for v in args.sample_r.split(",")]
             n_samples = args.samples if 0.0 in sample_r else 0
-            row, phases, grad, drawn = measure(ideal_spec, model, params, batch, 0.0, window, None, n_samples, data)
+            row, phases, grad, drawn = measure(ideal_spec, model, params, batch, 0.0, window, None, n_samples)
             ref = {"free": phases.free.state, "velocity": velocity(phases.free.state[0], batch.x_t, spec.gradep),
                    "grad": grad, "weights": {k: drawn.params[k] for k in drawn.copies}}
             rows.append(row)
             print(json.dumps(row), flush=True)
             for r in [float(v) for v in args.r.split(",")]:
-                row = measure(spec, model, params, batch, r, window, ref, args.samples if r in sample_r else 0, data)[0]
+                row = measure(spec, model, params, batch, r, window, ref, args.samples if r in sample_r else 0)[0]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         if args.spice_points:
