@@ -169,9 +169,11 @@ def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
             "  its sense line <out_j>_s at the bottom; one segment between the driver and the first tap and between",
             "  adjacent taps (RL<W>fr/tr_<row>_<col>), one between adjacent taps and below the last row (RL<W>fc/tc_...);",
             "  a device joins its row tap <W>fr<row>_<col> and column tap <W>fc<row>_<col> (f: forward, t: transposed).",
-            "  The .nodeset is numpy's equilibrium of the wired circuit through the arrays' effective conductances.",
+            "  The .nodeset is numpy's equilibrium of the wired circuit through the arrays' effective conductances",
+            "  (circuit/wires.py: exact for ideal drivers and virtual grounds).",
         ]
-    lines.append("  The .nodeset holds numpy's equilibrium of this realised circuit.")
+    else:
+        lines.append("  The .nodeset holds numpy's equilibrium of this realised circuit.")
     return lines
 
 
