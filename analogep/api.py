@@ -26,16 +26,19 @@ from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.registry import make_backend
 from analogep.circuit.decks import DeckPoint, compile_decks
-from analogep.circuit.devices import effective_params
+from analogep.circuit.devices import Devices
+from analogep.circuit.programmed import Programmed, program
 from analogep.config.load import load_spec
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
 from analogep.evaluation import gradcheck as gc
 from analogep.evaluation.compare import compare_runs, load_run
-from analogep.evaluation.crosscheck import CheckReport, crosscheck
+from analogep.evaluation.crosscheck import NO_ENERGY_RELAX, CheckReport, crosscheck
 from analogep.evaluation.energy import EnergyReport, account
 from analogep.evaluation.quality import QualityReport, evaluate_samples
+from analogep.evaluation.robustness import RobustnessReport
+from analogep.evaluation.robustness import robustness as run_robustness
 from analogep.model.energy import Params
 from analogep.model.registry import build_energy
 from analogep.objectives.registry import build_objective
@@ -95,12 +98,15 @@ def sample(
     threads: int | None = None,
     on_step: Callable[[int, int], None] | None = None,
     out: np.ndarray | None = None,
+    device_state: tuple[dict, dict] | None = None,
 ) -> np.ndarray:
     """Samples (n, n_visible) by the objective's sampler on the named backend; unset
     options take spec.generate's values, and the settings are checked as model.yaml's
     generate section is (GenerateSpec.integration_problem). `threads`: BLAS threads
     (default train.threads). `out`: an (n, n_visible) array to write the samples into
-    (a numpy.lib.format.open_memmap for more samples than memory holds)."""
+    (a numpy.lib.format.open_memmap for more samples than memory holds). With non-ideal
+    spec.devices, `params` are programmed onto them: onto fresh devices (a deployment), or
+    with `device_state` (an in-situ run's checkpoint) onto the devices it trained."""
     changes = dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed)
     g = spec.replace(generate={k: v for k, v in changes.items() if v is not None}).generate
     ensure_finite(params, "params")
@@ -109,6 +115,9 @@ def sample(
     with blas_threads(spec.train.threads if threads is None else threads):
         hardware = make_backend(spec, model, backend, **options)
         try:
+            devices = getattr(hardware, "devices", None)
+            if devices is not None and device_state is not None:
+                devices.load_state_dict(*device_state, where="the run's device state")
             hardware.program(params)
             return build_objective(spec).sample(model, hardware, g, on_step, out)
         finally:
@@ -147,23 +156,38 @@ def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, bet
     return result
 
 
-def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
+def programmed_circuit(spec: Spec, params: Params, device_state: tuple[dict, dict] | None = None) -> Programmed:
+    """The circuit `params` program: ideal, or on the devices of spec.devices (fresh ones,
+    their seeded draws; with `device_state`, an in-situ run's), what `analogep compile`
+    draws (circuit/programmed.py)."""
+    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    devices = None if spec.devices.ideal else Devices(spec, model)
+    if devices is not None and device_state is not None:
+        devices.load_state_dict(*device_state, where="the run's device state")
+    return program(spec, model, params, devices)
+
+
+def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> dict[str, DeckPoint]:
     """The points the reviewed decks solve, with their numpy equilibria: the first training
     point of train.seed for the GradEP phases, the first noise sample of generate.seed for
-    the inference circuit (relaxed by plain block descent, omega 1)."""
-    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
-    p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    realised, _ = effective_params(model, p64, spec)
+    the inference circuit (relaxed by plain block descent, omega 1). The equilibria are
+    of the programmed circuit `drawn` (default `programmed_circuit`): on devices, numpy's
+    model of the realised circuit, line resistance included (circuit/wires.py)."""
+    drawn = programmed_circuit(spec, params) if drawn is None else drawn
+    model, realised = drawn.solver, drawn.params
     data = load_dataset(spec.train.dataset, dtype=np.float64)
     objective = build_objective(spec)
     batch = objective.batch(data, 1, np.random.default_rng(spec.train.seed))
-    numpy = NumpyBackend(model, spec.gradep, DECK_RELAX)
+    # No energy (devices: mismatched copies, drivers, wires): the circuit's own dynamics (Euler
+    # steps on its KCL) reach its stable fixed points, where block descent can cycle.
+    relax_spec = DECK_RELAX if drawn.has_energy else dataclasses.replace(NO_ENERGY_RELAX, tol=DECK_RELAX.tol)
+    numpy = NumpyBackend(model, spec.gradep, relax_spec)
     numpy.program(realised)
     free = numpy.equilibrium(batch.x_t, None, None)
     anchor = nudge_anchor(batch.x_t, batch.target, spec.gradep)
     plus = numpy.equilibrium(batch.x_t, Nudge(spec.gradep.beta, anchor), free.state)
     minus = numpy.equilibrium(batch.x_t, Nudge(-spec.gradep.beta, anchor), free.state)
-    inference = NumpyBackend(model, spec.gradep, dataclasses.replace(DECK_RELAX, omega=1.0))
+    inference = NumpyBackend(model, spec.gradep, dataclasses.replace(DECK_RELAX, omega=1.0) if drawn.has_energy else relax_spec)
     inference.program(realised)
     x_gen = np.random.default_rng(spec.generate.seed).standard_normal((1, model.sizes[0]))
     gen, _ = inference.clamped(x_gen, None)
@@ -178,14 +202,18 @@ def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
 
 
 def compile_circuit(
-    spec: Spec, params: Params, origin: str = "given weights", *, transient: bool = False
+    spec: Spec, params: Params, origin: str = "given weights", *, transient: bool = False,
+    device_state: tuple[dict, dict] | None = None,
 ) -> tuple[dict[str, str], dict[str, int]]:
     """ngspice decks of the four circuits (free, +beta, -beta, generate) and the library
     copy, as file name -> text, with the clip counts per weight matrix. With `transient`
     (needs circuit.capacitance > 0), each circuit's transient deck too (<phase>_tran.cir:
-    relaxation in time from the phase's start). Writes nothing."""
+    relaxation in time from the phase's start). With non-ideal spec.devices, the decks are
+    of the realised circuit: on fresh devices, or with `device_state` (an in-situ run's
+    checkpoint) on the devices it trained. Writes nothing."""
     ensure_finite(params, origin)
-    return compile_decks(spec, params, origin, deck_points(spec, params), transient=transient)
+    drawn = programmed_circuit(spec, params, device_state)
+    return compile_decks(spec, params, origin, deck_points(spec, params, drawn), transient=transient, drawn=drawn)
 
 
 def check_circuit(
@@ -210,6 +238,27 @@ def energy(
                        measure_cpu=measure_cpu, cpu_euler=cpu_euler)
 
 
+def robustness(
+    spec: Spec, params: Params, *, devices: dict | None = None, sweeps: dict[str, list] | None = None,
+    n: int = 500, threads: int | None = None, on_row: Callable[[str, object, dict], None] | None = None,
+) -> RobustnessReport:
+    """Deploy `params` (ideally trained) on non-ideal devices and judge the samples, one
+    non-ideality at a time: each sweep sets one devices key over its values on top of the
+    base `devices` (a devices mapping; default: ideal with w_max 1), programming fresh
+    devices and sampling `n` digits through the numpy backend for each (method.md section
+    7, 'Devices')."""
+    ensure_finite(params, "params")
+
+    def draw(s: Spec) -> np.ndarray:
+        import warnings
+
+        with warnings.catch_warnings():  # wire resistance: said once by the caller, not per row
+            warnings.simplefilter("ignore")
+            return sample(s, params, n=n, threads=threads)
+
+    return run_robustness(spec, params, draw, base=devices, sweeps=sweeps, on_row=on_row)
+
+
 def compare(run_dirs: list[str | Path]) -> dict:
     """Runs side by side, each against the first (see `analogep compare --help`)."""
     return compare_runs([load_run(r) for r in run_dirs])
@@ -217,5 +266,5 @@ def compare(run_dirs: list[str | Path]) -> dict:
 
 __all__ = [
     "check_circuit", "compare", "compile_circuit", "deck_points", "energy", "evaluate", "gradcheck", "load_config",
-    "load_model", "sample", "train",
+    "load_model", "robustness", "sample", "train",
 ]

@@ -1,11 +1,20 @@
-"""The numpy backend: equilibria by numpy relaxation (analogep.solvers) of the ideal energy."""
+"""The numpy backend: equilibria by numpy relaxation (analogep.solvers) of the programmed
+circuit: the ideal energy, or the non-ideal devices' circuit (circuit/devices.py), solved
+as an energy while one device is read both ways and the drivers are exact, else as the
+circuit's KCL fixed point (circuit/realised.py). Wire resistance is not modelled here
+(SPICE only)."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from analogep.backends.base import Nudge
+from analogep.circuit.devices import Devices, MeasurementChain, Realisation
+from analogep.circuit.realised import RealisedCircuit
 from analogep.config.spec import GradEPSpec, RelaxSpec, Spec
+from analogep.errors import AnalogepWarning
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import Equilibrium, VisibleSpring, free_start
 from analogep.solvers.registry import relax
@@ -23,36 +32,77 @@ class NumpyBackend:
     """Equilibria of the programmed parameters by the configured relaxation solver.
 
     The ideal hardware realises the parameters exactly; `program` keeps a reference (no
-    copy), so the caller programs again after each update, as for any backend."""
+    copy), so the caller programs again after each update, as for any backend. With
+    `devices`, `program` writes them (first call: every device; then the change through
+    the write rule) and the equilibria are the realised circuit's; `readout` is the
+    measurement chain that reads it (None: exact)."""
 
-    def __init__(self, model: EnergyModel, gradep: GradEPSpec, relax_spec: RelaxSpec):
+    def __init__(self, model: EnergyModel, gradep: GradEPSpec, relax_spec: RelaxSpec, devices: Devices | None = None):
         self.model, self.gradep, self.relax_spec = model, gradep, relax_spec
         self.params: Params | None = None
+        self.devices = devices
+        self.circuit: EnergyModel = model  # what the solver relaxes
+        self.realisation: Realisation | None = None
 
     @classmethod
     def from_spec(cls, spec: Spec, model: EnergyModel, **_: object) -> "NumpyBackend":
-        return cls(model, spec.gradep, spec.relax)
+        d = spec.devices
+        if d.wire_resistance > 0:
+            warnings.warn(AnalogepWarning(
+                f"devices.wire_resistance = {d.wire_resistance:g} ohm: the numpy backend does not model wire resistance "
+                f"(its IR drop); use --backend spice for it"
+            ))
+        return cls(model, spec.gradep, spec.relax, None if d.ideal else Devices(spec, model))
+
+    @property
+    def readout(self) -> MeasurementChain | None:
+        return None if self.devices is None or self.devices.readout.exact else self.devices.readout
+
+    @property
+    def clipped(self) -> dict[str, int] | None:
+        return None if self.devices is None else dict(self.devices.last_clipped)
+
+    def device_metrics(self) -> dict:
+        """Programming pulses of the last program and in all, and clipped conversions."""
+        if self.devices is None:
+            return {}
+        r = self.devices.readout
+        return {"pulses": self.devices.last_pulses, "pulses_total": self.devices.total_pulses,
+                "adc_clipped": r.adc_clipped, "dac_clipped": r.dac_clipped}
 
     def program(self, params: Params) -> Params:
-        self.params = params
-        return params
+        if self.devices is None:
+            self.params = params
+            return params
+        self.realisation = self.devices.program(params)
+        self.params = self.realisation.params(params, "forward")
+        self.circuit = self.model if self.realisation.has_energy else RealisedCircuit(self.model, self.realisation, params)
+        return self.params
 
     def _relax(self, start: State, spring: VisibleSpring | None, max_steps: int, clamp_visible: bool = False) -> Equilibrium:
         r = self.relax_spec
-        return relax(self.model, self.params, start, spring, solver=r.solver, max_steps=max_steps, tol=r.tol,
+        return relax(self.circuit, self.params, start, spring, solver=r.solver, max_steps=max_steps, tol=r.tol,
                      step=r.step, omega=r.omega, clamp_visible=clamp_visible)
 
     def equilibrium(self, x_t: np.ndarray, nudge: Nudge | None, start: State | None) -> Equilibrium:
+        readout = self.readout
+        if readout is not None:  # the anchors come from DACs
+            x_t = readout.dac(x_t)
+            nudge = None if nudge is None else Nudge(nudge.beta, readout.dac(nudge.anchor))
         if start is None:
             start = free_start(self.model, x_t)
         r = self.relax_spec
         return self._relax(start, phase_spring(self.gradep, x_t, nudge), r.free_steps if nudge is None else r.nudge_steps)
 
     def clamped(self, x: np.ndarray, hidden: list[np.ndarray] | None) -> tuple[Equilibrium, np.ndarray]:
+        readout = self.readout
+        if readout is not None:
+            x = readout.dac(x)
         hidden = hidden if hidden is not None else self.model.zeros_state(x.shape[0])[1:]
         start = [x.astype(self.model.dtype, copy=True)] + list(hidden)
         eq = self._relax(start, None, self.relax_spec.free_steps, clamp_visible=True)
-        return eq, self.model.state_grad(self.params, eq.state)[0]
+        de_dx = self.circuit.state_grad(self.params, eq.state)[0]
+        return eq, de_dx if readout is None else readout.read(de_dx)
 
     def close(self) -> None:
         pass

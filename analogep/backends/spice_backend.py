@@ -3,7 +3,10 @@
 Implements the `EquilibriumBackend` protocol (backends/base.py), so training, sampling,
 the check and the measurement layer use it exactly as they use numpy relaxation; it
 returns equilibria and computes no update. `program(params)` maps the parameters to
-conductances (circuit/devices.py) and compiles the crossbars once per parameter set. EP on SPICE-simulated analog networks: Kendall et
+conductances, ideal or through the devices of spec.devices (circuit/devices.py: both
+crossbar copies, biases, drivers, the measurement chain; line resistance draws the
+arrays as ladders), and compiles the crossbars once per parameter set
+(circuit/programmed.py). EP on SPICE-simulated analog networks: Kendall et
 al. 2020, "Training End-to-End Analog Neural Networks with Equilibrium Propagation".
 
 Per equilibrium call (a phase of a batch of training points, or a generation step):
@@ -25,7 +28,8 @@ Per equilibrium call (a phase of a batch of training points, or a generation ste
    stepping there); if that fails too, one line names the phase, the point and
    ngspice's message.
 The residual of each returned equilibrium is numpy's max |dE/ds| at the SPICE node
-voltages: a convergence certificate independent of ngspice. And each is checked to be a
+voltages (on devices without an energy: its KCL residual; with line resistance, through
+the wired arrays' effective conductances): a convergence certificate independent of ngspice. And each is checked to be a
 minimum of the energy (model/curvature.py: the Hessian of the numpy model at the ngspice
 point is positive definite): a DC solve is a root finder and can converge to a saddle,
 where the physical circuit, which descends the energy, never settles. A point that is
@@ -36,19 +40,21 @@ too, one line names the phase, the point and the eigenvalue.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
 from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import phase_spring
-from analogep.circuit.compiler import INTERLEAVED, build_netlist, crossbar_sections, state_nodes
-from analogep.circuit.devices import effective_params
+from analogep.circuit.compiler import INTERLEAVED, build_netlist, state_nodes
+from analogep.circuit.devices import Devices, MeasurementChain
+from analogep.circuit.programmed import Programmed, program
 from analogep.circuit.graph import check_graph
 from analogep.circuit.netlist import render
 from analogep.circuit.ngspice import ngspice_info
 from analogep.circuit.runners import Pool, make_runner
 from analogep.config.spec import RelaxSpec, Spec
-from analogep.errors import CircuitError
+from analogep.errors import AnalogepWarning, CircuitError
 from analogep.model.curvature import not_minima, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.model.registry import build_energy
@@ -68,6 +74,8 @@ MIN_CHUNK = 8
 # a unit's equilibrium is s = rho'(s) c with |rho| <= clamp (10).
 UNBOUNDED_STATE = 1e6
 DIVERGING_STATE = 50.0
+# Crossbar elements above which a wired circuit is slow in ngspice (a warning says so).
+WIRED_SLOW = 100_000
 
 
 class SpiceBackend:
@@ -76,35 +84,65 @@ class SpiceBackend:
     The backend is handed its runner (a pool of ngspice workers, circuit/runners.py) and
     closes it in `close`."""
 
-    def __init__(self, spec: Spec, model: EnergyModel, pool: Pool):
+    def __init__(self, spec: Spec, model: EnergyModel, pool: Pool, devices: Devices | None = None):
         self.spec, self.model, self.pool = spec, model, pool
+        self.devices = devices
         self.model64 = build_energy(dataclasses.replace(spec.model, dtype="float64"))
         self.klu = ngspice_info().klu
         self.clipped: dict[str, int] = {}
         self._checked: set[str] = set()
-        self._p64: Params | None = None
+        self.drawn: Programmed | None = None
         self._realised: Params | None = None
+        self._solver: EnergyModel = self.model64
         self._crossbar = None
 
     @classmethod
     def from_spec(cls, spec: Spec, model: EnergyModel, *, runner: str | None = None, workers: int = 0) -> "SpiceBackend":
-        """A backend with a pool of the named runner (default circuit.runner) on circuit.scheduler."""
-        return cls(spec, model, make_runner(runner or spec.circuit.runner, workers, spec.circuit.scheduler))
+        """A backend with a pool of the named runner (default circuit.runner) on circuit.scheduler,
+        on the devices of spec.devices (none when ideal)."""
+        pool = make_runner(runner or spec.circuit.runner, workers, spec.circuit.scheduler)
+        return cls(spec, model, pool, None if spec.devices.ideal else Devices(spec, model))
+
+    @property
+    def wire_resistance(self) -> float:
+        return 0.0 if self.drawn is None else self.drawn.wire_resistance
+
+    @property
+    def readout(self) -> MeasurementChain | None:
+        """The measurement chain that reads the circuit (None: exact), as the numpy backend's."""
+        return None if self.devices is None or self.devices.readout.exact else self.devices.readout
+
+    def device_metrics(self) -> dict:
+        """Programming pulses of the last program and in all, and clipped conversions."""
+        if self.devices is None:
+            return {}
+        r = self.devices.readout
+        return {"pulses": self.devices.last_pulses, "pulses_total": self.devices.total_pulses,
+                "adc_clipped": r.adc_clipped, "dac_clipped": r.dac_clipped}
 
     # --- the protocol ----------------------------------------------------------------------------
 
     def program(self, params: Params) -> Params:
-        """Map the parameters to conductances (clipping counted in `clipped`) and compile
-        the crossbars; returns the realised parameters in the model's dtype."""
-        self._p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-        self._realised, self.clipped = effective_params(self.model64, self._p64, self.spec)
-        self._crossbar, _ = crossbar_sections(self.spec, self.model64, self._p64)
+        """Map the parameters to conductances (ideal: clipping counted in `clipped`; with
+        devices: written through them, circuit/devices.py) and compile the crossbars;
+        returns the realised parameters in the model's dtype (with line resistance: the
+        effective weights of the forward reads, circuit/wires.py)."""
+        first = self.drawn is None
+        self.drawn = program(self.spec, self.model64, params, self.devices)
+        self._realised, self.clipped, self._solver = self.drawn.params, dict(self.drawn.clipped), self.drawn.solver
+        self._crossbar = self.drawn.crossbar(self.model64)
+        taps = sum(len(elements) for _, elements in self._crossbar)
+        if first and self.drawn.wire_resistance > 0 and taps > WIRED_SLOW:
+            warnings.warn(AnalogepWarning(
+                f"devices.wire_resistance: the wired crossbars have {taps} elements; ngspice needs minutes per solve at "
+                f"this size (the digits circuit: ~19 min per point on 2 cores)"
+            ))
         return {k: v.astype(self.model.dtype) for k, v in self._realised.items()}
 
     def equilibrium(self, x_t: np.ndarray, nudge: Nudge | None, start: State | None) -> Equilibrium:
-        x64 = np.asarray(x_t, dtype=np.float64)
+        x64 = self._dac(x_t)
         start64 = free_start(self.model64, x64) if start is None else [np.asarray(s, np.float64) for s in start]
-        nudge64 = None if nudge is None else Nudge(nudge.beta, np.asarray(nudge.anchor, np.float64))
+        nudge64 = None if nudge is None else Nudge(nudge.beta, self._dac(nudge.anchor))
         warm = self._warm(start64, phase_spring(self.spec.gradep, x64, nudge64), clamp_visible=False)
         phase = _phase(0.0 if nudge is None else nudge.beta)
         self._precheck(warm, phase)
@@ -113,7 +151,7 @@ class SpiceBackend:
         state, _ = self._solve(phase, anchors, warm.state, beta=beta)
         stiffness = self.spec.gradep.lam + (0.0 if nudge is None else nudge.beta * (self.spec.gradep.alpha * self.spec.gradep.lam) ** 2)
         self._ensure_minima(phase, anchors, warm.state, state, None, stiffness, beta=beta)
-        residual = sample_max_abs(total_grad(self.model64, self._realised, state, phase_spring(self.spec.gradep, x64, nudge64)))
+        residual = sample_max_abs(total_grad(self._solver, self._realised, state, phase_spring(self.spec.gradep, x64, nudge64)))
         return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1)
 
     def phases(self, x_t: np.ndarray, nudges: list[Nudge]) -> list[Equilibrium]:
@@ -121,11 +159,11 @@ class SpiceBackend:
         training points: each point's phases follow each other (free, +beta, -beta), so
         a nudged phase starts from its own point's free solution and ngspice parses and
         orders the circuit once instead of once per phase."""
-        x64 = np.asarray(x_t, dtype=np.float64)
+        x64 = self._dac(x_t)
         g = self.spec.gradep
         warm = [self._warm(free_start(self.model64, x64), phase_spring(g, x64, None), clamp_visible=False)]
         self._precheck(warm[0], "free")
-        nudges = [Nudge(nd.beta, np.asarray(nd.anchor, np.float64)) for nd in nudges]
+        nudges = [Nudge(nd.beta, self._dac(nd.anchor)) for nd in nudges]
         for nd in nudges:
             warm.append(self._warm(warm[0].state, phase_spring(g, x64, nd), clamp_visible=False))
             self._precheck(warm[-1], _phase(nd.beta))
@@ -141,20 +179,23 @@ class SpiceBackend:
             phase_anchors = {"xt": x64} if nd is None else {"xt": x64, "a": nd.anchor}
             stiffness = g.lam + (0.0 if nd is None else nd.beta * (g.alpha * g.lam) ** 2)
             self._ensure_minima(_phase(0.0 if nd is None else nd.beta), phase_anchors, warm[p].state, sp, None, stiffness, beta=beta)
-            residual = sample_max_abs(total_grad(self.model64, self._realised, sp, phase_spring(g, x64, nd)))
+            residual = sample_max_abs(total_grad(self._solver, self._realised, sp, phase_spring(g, x64, nd)))
             out.append(Equilibrium([s.astype(self.model.dtype) for s in sp], residual, 1))
         return out
 
     def clamped(self, x: np.ndarray, hidden: list[np.ndarray] | None) -> tuple[Equilibrium, np.ndarray]:
         """The inference circuit: the clamp currents over g0 equal -dE/dx (method.md 2, 7)."""
-        x64 = np.asarray(x, dtype=np.float64)
+        x64 = self._dac(x)
         hidden = hidden if hidden is not None else self.model64.zeros_state(x.shape[0])[1:]
         warm = self._warm([x64] + [np.asarray(h, np.float64) for h in hidden], None, clamp_visible=True)
         self._precheck(warm, "generate")
         state, currents = self._solve("generate", {"xc": x64}, warm.state, want_clamp=True)
         self._ensure_minima("generate", {"xc": x64}, warm.state, state, currents, 0.0, clamp_visible=True)
-        residual = sample_max_abs(total_grad(self.model64, self._realised, state, None, clamp_visible=True))
-        de_dx = -currents / self.spec.circuit.g0
+        residual = sample_max_abs(total_grad(self._solver, self._realised, state, None, clamp_visible=True))
+        de_dx = -currents / self.drawn.spec.circuit.g0
+        readout = self.readout
+        if readout is not None:
+            de_dx = readout.read(de_dx)
         return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1), de_dx.astype(self.model.dtype)
 
     def close(self) -> None:
@@ -162,11 +203,17 @@ class SpiceBackend:
 
     # --- internals -------------------------------------------------------------------------------
 
+    def _dac(self, x: np.ndarray) -> np.ndarray:
+        """An anchor voltage as the circuit is given it (through the DAC with devices), float64."""
+        readout = self.readout
+        return np.asarray(x if readout is None else readout.dac(x), dtype=np.float64)
+
     def _warm(self, start: State, spring, clamp_visible: bool) -> Equilibrium:
-        """The numpy warm start (plain block descent with the visible units clamped;
-        over-relaxed as WARM says otherwise)."""
-        omega = 1.0 if clamp_visible else WARM.omega
-        return relax(self.model64, self._realised, start, spring, solver=WARM.solver, max_steps=WARM.free_steps,
+        """The numpy warm start (plain block descent with the visible units clamped or
+        when the circuit has no energy, where over-relaxation can cycle; over-relaxed as
+        WARM says otherwise)."""
+        omega = 1.0 if clamp_visible or not self.drawn.has_energy else WARM.omega
+        return relax(self._solver, self._realised, start, spring, solver=WARM.solver, max_steps=WARM.free_steps,
                      tol=WARM.tol, step=WARM.step, omega=omega, clamp_visible=clamp_visible)
 
     def _precheck(self, warm: Equilibrium, phase: str) -> None:
@@ -180,8 +227,8 @@ class SpiceBackend:
 
     def _deck(self, phase, anchors, nodeset, *, sweep, beta, want_clamp, betas=None) -> str:
         net = build_netlist(
-            self.spec, self.model64, self._p64, phase, anchors, sweep=sweep, nodeset=nodeset, beta=beta,
-            crossbar=self._crossbar, betas=betas,
+            self.drawn.spec, self.model64, self._realised, phase, anchors, sweep=sweep, nodeset=nodeset, beta=beta,
+            crossbar=self._crossbar, betas=betas, drivers=self.drawn.drivers,
         )
         if self.klu:
             net.options["klu"] = None
@@ -259,7 +306,11 @@ class SpiceBackend:
 
     def _ensure_minima(self, phase, anchors, warm: State, state: State, currents, stiffness: float, *, beta=None, clamp_visible=False) -> None:
         """Replace (in place) each point that is not a minimum by an `.op` solve from its
-        warm start; raise if that is not a minimum either."""
+        warm start; raise if that is not a minimum either. A circuit with no energy
+        (mismatched copies, driver mismatch, line resistance) has no Hessian to judge by:
+        its fixed points are taken as ngspice finds them from the warm start."""
+        if not self.drawn.has_energy:
+            return
         bad, _ = not_minima(self.model64, self._realised, state, stiffness, clamp_visible)
         names = state_nodes(self.model.sizes)
         want_clamp = currents is not None

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogep.circuit.devices import conductance_pairs
+from analogep.circuit.devices import Conductances, conductance_pairs
+from analogep.circuit.library import DRIVER_CELL_SUFFIX, DRIVERS
 from analogep.circuit.netlist import Element, Netlist, fmt
 from analogep.config.spec import Spec
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
@@ -90,6 +91,7 @@ def build_netlist(
     header: list[str] | None = None,
     crossbar: list[tuple[str, list[Element]]] | None = None,
     betas: np.ndarray | None = None,
+    drivers: tuple[tuple[np.ndarray | None, np.ndarray | None], ...] | None = None,
 ) -> Netlist:
     """The circuit of one phase.
 
@@ -102,6 +104,8 @@ def build_netlist(
     `crossbar`: the crossbar sections from `crossbar_sections` (reused across phases).
     `betas`: phase "interleaved" only (a sweep): the signed nudge strength of each sweep
     point, 0 for a free-phase point.
+    `drivers`: per layer, the activation drivers' (gain, offset) per neuron, or None
+    (exact); a layer with either takes the drivers.lib variant of its cell.
     """
     if phase not in PHASES + (INTERLEAVED,):
         raise ValueError(f"unknown phase {phase!r}; allowed: {', '.join(PHASES + (INTERLEAVED,))}")
@@ -117,7 +121,7 @@ def build_netlist(
     rules = model.circuit_rules()
     net_params: dict[str, float] = {}
     sections = [
-        _neurons(model.sizes, rules, c.g0),
+        _neurons(model.sizes, rules, c.g0, drivers),
         _anchor_sources(anchors, wanted, model.sizes[0], sweep, net_params),
         _visible_terminations(spec, model.sizes[0], phase, beta, betas),
         _biases(model.sizes, rules, params, c.g0),
@@ -130,19 +134,32 @@ def build_netlist(
     analysis = f".dc Vidx 0 {points - 1} 1" if sweep else ".op"
     skip = f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else ""
     title = f"analogep {spec.name} {'-'.join(map(str, spec.model.sizes))}{skip}: {phase}"
-    return Netlist(title, header or [], net_params, sections, analysis, options, _nodeset(model.sizes, phase, nodeset))
+    net = Netlist(title, header or [], net_params, sections, analysis, options, _nodeset(model.sizes, phase, nodeset))
+    if drivers is not None and any(g is not None or o is not None for g, o in drivers):
+        net.extra_libraries = (DRIVERS,)
+    return net
 
 
 Section = tuple[str, list[Element]]
 
 
-def _neurons(sizes: tuple[int, ...], rules: CircuitRules, g0: float) -> Section:
-    """One library cell per neuron, the family's cell for its layer."""
+def _neurons(sizes: tuple[int, ...], rules: CircuitRules, g0: float, drivers=None) -> Section:
+    """One library cell per neuron, the family's cell for its layer (its drivers.lib
+    variant, with the neuron's driver gain and offset, where `drivers` has them)."""
     cells = []
-    for layer_nodes, (cell, extra) in zip(state_nodes(sizes), rules.cells):
+    drivers = drivers or [(None, None)] * len(sizes)
+    for layer_nodes, (cell, extra), (gain, offset) in zip(state_nodes(sizes), rules.cells, drivers):
         value = f"{cell} g0={fmt(g0)}" + "".join(f" {k}={fmt(v)}" for k, v in extra.items())
-        cells += [Element(f"X{n}", (n, f"{n}_p", f"{n}_m", f"{n}_s"), value) for n in layer_nodes]
-    return (f"neurons: {' + '.join(map(str, sizes))} library cells (leak, drivers, sense, injection)", cells)
+        if gain is None and offset is None:
+            cells += [Element(f"X{n}", (n, f"{n}_p", f"{n}_m", f"{n}_s"), value) for n in layer_nodes]
+            continue
+        value = value.replace(cell, cell + DRIVER_CELL_SUFFIX, 1)
+        for i, n in enumerate(layer_nodes):
+            g = 1.0 if gain is None else float(gain[i])
+            o = 0.0 if offset is None else float(offset[i])
+            cells.append(Element(f"X{n}", (n, f"{n}_p", f"{n}_m", f"{n}_s"), f"{value} gain={fmt(g)} offset={fmt(o)}"))
+    mismatch = " (drivers with per-neuron gain and offset: drivers.lib)" if any(g is not None or o is not None for g, o in drivers) else ""
+    return (f"neurons: {' + '.join(map(str, sizes))} library cells (leak, drivers, sense, injection){mismatch}", cells)
 
 
 def _anchor_sources(anchors: dict[str, np.ndarray], wanted: tuple[str, ...], n_vis: int, sweep: bool, net_params: dict) -> Section:
@@ -214,30 +231,115 @@ def _nodeset(sizes: tuple[int, ...], phase: str, nodeset: State | None) -> dict[
     return ns
 
 
-def crossbar_sections(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[Section], dict[str, int]]:
-    """The crossbars of the family's couplings, forward and transposed reads, and clip counts."""
+Copies = dict[str, tuple[Conductances, Conductances]]
+
+
+def ideal_copies(spec: Spec, model: EnergyModel, params: Params) -> Copies:
+    """Each coupling's (forward, transposed) conductances of the ideal circuit: one
+    differential pair per weight, read both ways (the same arrays for both copies)."""
+    out: Copies = {}
+    for wname, _, _ in model.circuit_rules().couplings:
+        pairs = conductance_pairs(wname, params[wname], spec)
+        out[wname] = (pairs, pairs)
+    return out
+
+
+def crossbar_sections(
+    spec: Spec, model: EnergyModel, params: Params, copies: Copies | None = None, wire_resistance: float = 0.0
+) -> tuple[list[Section], dict[str, int]]:
+    """The crossbars of the family's couplings, forward and transposed reads, and clip counts.
+
+    `copies`: per coupling, the (forward, transposed) conductances, each (n_post, n_pre)
+    (default `ideal_copies`: one pair read both ways); a realised circuit gives each copy
+    its own device draw. `wire_resistance` > 0 (ohm per segment) draws every row and column
+    line as a ladder of segments between adjacent device taps (`_wired`)."""
+    if wire_resistance < 0 or not np.isfinite(wire_resistance):
+        raise ValueError(f"wire_resistance must be finite and >= 0, got {wire_resistance!r}")
+    copies = ideal_copies(spec, model, params) if copies is None else copies
     names = state_nodes(model.sizes)
     sections, clipped = [], {}
     for wname, pre_layer, post_layer in model.circuit_rules().couplings:
-        pairs = conductance_pairs(wname, params[wname], spec)
-        clipped[wname] = pairs.clipped
+        fwd_g, bwd_g = copies[wname]
+        clipped[wname] = fwd_g.clipped
         pre, post = names[pre_layer], names[post_layer]
+        same = bwd_g is fwd_g or (np.array_equal(bwd_g.plus, fwd_g.plus) and np.array_equal(bwd_g.minus, fwd_g.minus))
+        if wire_resistance > 0:
+            sections += _wired(wname, pre, post, fwd_g, bwd_g, same, wire_resistance)
+            continue
         fwd: list[Element] = []
         bwd: list[Element] = []
-        for sign, gmat in (("p", pairs.plus), ("m", pairs.minus)):
-            rows, cols = np.nonzero(gmat > 0)
-            for j, i in zip(rows.tolist(), cols.tolist()):
-                r = fmt(1.0 / gmat[j, i])
-                fwd.append(Element(f"R{wname}{sign}_{j}_{i}", (f"{pre[i]}_{sign}", f"{post[j]}_s"), r))
-                bwd.append(Element(f"R{wname}{sign}T_{j}_{i}", (f"{post[j]}_{sign}", f"{pre[i]}_s"), r))
+        for sign, gf, gb in (("p", fwd_g.plus, bwd_g.plus), ("m", fwd_g.minus, bwd_g.minus)):
+            for j, i in zip(*(a.tolist() for a in np.nonzero(gf > 0))):
+                fwd.append(Element(f"R{wname}{sign}_{j}_{i}", (f"{pre[i]}_{sign}", f"{post[j]}_s"), fmt(1.0 / gf[j, i])))
+            for j, i in zip(*(a.tolist() for a in np.nonzero(gb > 0))):
+                bwd.append(Element(f"R{wname}{sign}T_{j}_{i}", (f"{post[j]}_{sign}", f"{pre[i]}_s"), fmt(1.0 / gb[j, i])))
         sections.append(
             (
                 f"crossbar {wname} ({len(post)} x {len(pre)}) forward read: rows {pre[0]}.. drivers, columns {post[0]}.. sense lines; "
-                f"{len(fwd)} devices, {pairs.clipped} clipped",
+                f"{len(fwd)} devices, {fwd_g.clipped} clipped",
                 fwd,
             )
         )
-        sections.append(
-            (f"crossbar {wname} transposed read: rows {post[0]}.. drivers, columns {pre[0]}.. sense lines; same conductances", bwd)
-        )
+        copy = "same conductances" if same else f"its own device draw, {len(bwd)} devices"
+        sections.append((f"crossbar {wname} transposed read: rows {post[0]}.. drivers, columns {pre[0]}.. sense lines; {copy}", bwd))
     return sections, clipped
+
+
+def _wired(
+    wname: str, pre: list[str], post: list[str], fwd_g: Conductances, bwd_g: Conductances, same: bool, r_wire: float
+) -> list[Section]:
+    """Both reads of one coupling with line resistance (IR drop; Chen et al. 2018, NeuroSim).
+
+    Each read is a physical array: rows 2i and 2i+1 carry driver <in_i>_p (the G+
+    devices) and <in_i>_m (the G- devices) of input neuron i; column j collects the
+    devices of output neuron j. A row is driven at its left end and runs past every
+    column; a column runs down past every row to its sense amplifier at the bottom end
+    (the virtual ground <out_j>_s). Every line is a ladder: one segment R_wire between
+    the driver and the first tap, and between adjacent taps; one segment between the
+    last tap and the sense line. A device sits between its row tap <W><f|t>r<k>_<j> and
+    its column tap <W><f|t>c<k>_<j>; taps without a device (G = 0) still carry the line.
+    """
+    out: list[Section] = []
+    r = fmt(r_wire)
+    for tag, rows_of, cols, g, dev in (
+        ("f", pre, post, fwd_g, lambda s, j, i: f"R{wname}{s}_{j}_{i}"),
+        ("t", post, pre, bwd_g, lambda s, j, i: f"R{wname}{s}T_{j}_{i}"),
+    ):
+        # Forward: G[j, i] couples input i (row pair) to output j (column); transposed: G[j, i]
+        # couples input j to output i.
+        devices: list[Element] = []
+        wires: list[Element] = []
+        n_rows, n_cols = 2 * len(rows_of), len(cols)
+        for k in range(n_rows):
+            i, sign = k // 2, "pm"[k % 2]
+            gmat = g.plus if sign == "p" else g.minus
+            driver = f"{rows_of[i]}_{sign}"
+            for col in range(n_cols):
+                prev = driver if col == 0 else f"{wname}{tag}r{k}_{col - 1}"
+                wires.append(Element(f"RL{wname}{tag}r_{k}_{col}", (prev, f"{wname}{tag}r{k}_{col}"), r))
+                gv = gmat[col, i] if tag == "f" else gmat[i, col]
+                if gv > 0:
+                    name = dev(sign, col, i) if tag == "f" else dev(sign, i, col)
+                    devices.append(Element(name, (f"{wname}{tag}r{k}_{col}", f"{wname}{tag}c{k}_{col}"), fmt(1.0 / gv)))
+        for col in range(n_cols):
+            for k in range(n_rows):
+                nxt = f"{cols[col]}_s" if k == n_rows - 1 else f"{wname}{tag}c{k + 1}_{col}"
+                wires.append(Element(f"RL{wname}{tag}c_{k}_{col}", (f"{wname}{tag}c{k}_{col}", nxt), r))
+        read = "forward" if tag == "f" else "transposed"
+        draw = f"{g.clipped} clipped" if tag == "f" else ("same conductances" if same else "its own device draw")
+        out.append(
+            (
+                f"crossbar {wname} {read} read ({n_rows} rows: {rows_of[0]}_p, {rows_of[0]}_m, .. drivers; {n_cols} columns: "
+                f"{cols[0]}_s.. sense lines): {len(devices)} devices between row and column taps; {draw}",
+                devices,
+            )
+        )
+        out.append(
+            (
+                f"crossbar {wname} {read} read: line resistance {r_wire:g} ohm per segment; rows driven at the left end "
+                f"(RL{wname}{tag}r_<row>_<col>: the segment into tap <col>), columns sensed at the bottom end "
+                f"(RL{wname}{tag}c_<row>_<col>: the segment below tap <row>); {len(wires)} segments",
+                wires,
+            )
+        )
+    return out

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from analogep.circuit.compiler import PHASE_TITLES, PHASES, build_netlist, state_nodes
-from analogep.circuit.devices import effective_params
 from analogep.circuit.graph import check_graph, flatten
-from analogep.circuit.library import LIBRARY, library_text
+from analogep.circuit.library import DRIVER_CELL_SUFFIX, DRIVERS, LIBRARY, library_text
 from analogep.circuit.netlist import Netlist, render
+from analogep.circuit.programmed import Programmed, ideal
 from analogep.circuit.transient import (
     SPAN_TAUS,
     predicted_tau,
@@ -121,12 +121,15 @@ class DeckPoint:
 
 
 def compile_decks(
-    spec: Spec, params: Params, origin: str, points: dict[str, DeckPoint], transient: bool = False
+    spec: Spec, params: Params, origin: str, points: dict[str, DeckPoint], transient: bool = False,
+    drawn: Programmed | None = None,
 ) -> tuple[dict[str, str], dict[str, int]]:
     """File name -> text of the four decks and the library copy (with `transient`, the four
     transient decks too), and the clip counts.
 
     `points` holds each phase's point (analogep.api.compile_circuit computes them).
+    `drawn`: the programmed circuit (default: the ideal one of `params`); on devices, the
+    decks are of the realised circuit (circuit/programmed.py).
     Nothing is written here: a weight that does not fit, or a transient asked of a circuit
     without capacitance, raises before any file exists.
     """
@@ -134,13 +137,19 @@ def compile_decks(
         raise CircuitError("compile --transient: circuit.capacitance is 0; set it > 0 (e.g. 1e-12 F) in the config")
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    _, clipped = effective_params(model, p64, spec)
+    drawn = ideal(spec, model, p64) if drawn is None else drawn
+    on_devices = not spec.devices.ideal
+    if transient and on_devices:
+        raise CircuitError("compile --transient: transient decks are of the ideal circuit; drop --devices (or the devices section)")
+    clipped = dict(drawn.clipped)
+    crossbar = drawn.crossbar(model)
     names = [n for layer in state_nodes(model.sizes) for n in layer]
     files: dict[str, str] = {}
     tran: dict[str, str] = {}
     for phase in PHASES:
         point = points[phase]
-        net = build_netlist(spec, model, p64, phase, point.anchors, sweep=False, nodeset=point.nodeset)
+        net = build_netlist(drawn.spec, model, drawn.params if on_devices else p64, phase, point.anchors, sweep=False,
+                            nodeset=point.nodeset, crossbar=crossbar, drivers=drawn.drivers)
         prints = [f"v({n})" for n in names]
         if phase == "generate":
             prints += [f"i(vclamp{i})" for i in range(model.sizes[0])]
@@ -152,7 +161,9 @@ def compile_decks(
         )
         text = render(net)
         flat = len(flatten(text))
-        net.header = _header(spec, phase, origin, point.description, net.counts(), flat, clipped, net)
+        net.header = _header(drawn.spec, phase, origin, point.description, net.counts(), flat, clipped, net)
+        if on_devices:
+            net.header += _devices_header(spec, drawn)
         text = render(net)
         check_graph(text, f"{DECK_NAMES[phase]}")
         files[DECK_NAMES[phase]] = text
@@ -160,7 +171,36 @@ def compile_decks(
             tran[TRANSIENT_NAMES[phase]] = _transient_deck(spec, model, p64, phase, point, points["free"], origin)
     files.update(tran)
     files[LIBRARY] = library_text()
+    if drawn.drivers is not None:
+        files[DRIVERS] = library_text(DRIVERS)
     return files, clipped
+
+
+def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
+    """What a deck realised on devices adds to the ideal mapping (method.md section 7, 'Devices')."""
+    d = spec.devices
+    both = "one device per weight read both ways" if d.copies == "bidirectional" else "two independently drawn copies"
+    lines = [
+        f"Devices: preset {d.preset!r} (seed {d.seed}); the crossbar holds the realised conductances: {both},",
+        f"  levels {'continuous' if d.bits is None else 2 ** d.bits}, variability {d.variability:g}, stuck at gmin/gmax "
+        f"{d.stuck_gmin:g}/{d.stuck_gmax:g}, program noise {d.program_noise:g}.",
+    ]
+    if drawn.drivers is not None:
+        lines.append(f"  Activation drivers: a = gain*rho(s) + offset per neuron (cells *{DRIVER_CELL_SUFFIX} of {DRIVERS}; "
+                     f"gain spread {d.driver_gain_sigma:g}, offset spread {d.driver_offset_sigma:g} V).")
+    if drawn.wire_resistance > 0:
+        lines += [
+            f"  Line resistance {drawn.wire_resistance:g} ohm per segment: each read is an array whose rows 2i, 2i+1 carry",
+            "  input i's drivers <n>_p, <n>_m, driven at the left end, and whose column j runs down past every row to",
+            "  its sense line <out_j>_s at the bottom; one segment between the driver and the first tap and between",
+            "  adjacent taps (RL<W>fr/tr_<row>_<col>), one between adjacent taps and below the last row (RL<W>fc/tc_...);",
+            "  a device joins its row tap <W>fr<row>_<col> and column tap <W>fc<row>_<col> (f: forward, t: transposed).",
+            "  The .nodeset is numpy's equilibrium of the wired circuit through the arrays' effective conductances",
+            "  (circuit/wires.py: exact for ideal drivers and virtual grounds).",
+        ]
+    else:
+        lines.append("  The .nodeset holds numpy's equilibrium of this realised circuit.")
+    return lines
 
 
 def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPoint, free: DeckPoint, origin: str) -> str:

@@ -1,15 +1,43 @@
 """The device model: how parameters become conductances, and what the circuit therefore
-realises of them (method.md section 7). Ideal devices: G+ - G- = W g0 with G+/- in
-[gmin, gmax], exact otherwise."""
+realises of them (method.md section 7, 'Devices').
+
+Ideal devices (`devices.preset: ideal`, the default): G+ - G- = W g0 with G+/- in
+[gmin, gmax], exact otherwise (`conductance_pairs`, `effective_params`).
+
+Non-ideal devices (`Devices`, the crossbar hardware both backends program): each weight is
+a differential pair of devices, G+ - G- = W g0, in one physical copy read both ways
+(`copies: bidirectional`) or in two copies, one for the forward read W a_pre and one for
+the transposed read W^T a_post (`copies: mismatched`). Per device:
+
+- programming levels: 2^bits evenly spaced over [gmin, gmax] (none: continuous);
+- the write rule (`write_rule`) turns the digital weights the optimizer holds into
+  pulses: `accumulate` keeps a high-precision digital accumulator per device and fires
+  one pulse per level it crosses (the mixed-precision rule of Nandakumar et al. 2020,
+  Front. Neurosci. 14, 406; Ambrogio et al. 2018, Nature 558, 60 keep the same split of
+  a precise and an imprecise part), so EP's many small updates add up; `stochastic`
+  rounds each update to whole levels at random, unbiased (Gokmen & Vlasov 2016, Front.
+  Neurosci. 10, 333; Gupta et al. 2015, ICML); `nearest` rounds each update, so an
+  update below half a level is lost (the naive rule, kept to show why not);
+- write noise per pulse (cycle to cycle), program noise of a full write;
+- a frozen device-to-device gain d (G = d G_programmed) and stuck-at-gmin/gmax faults;
+- per neuron, activation-driver gain and offset: a = g rho(s) + o (frozen).
+
+The frozen draws, the programmed state and the noise streams are one seeded state
+(`Devices.state_dict`) that a checkpoint stores, so a resumed run sees the same devices and
+the same write-noise stream. `MeasurementChain` is what reads the circuit: read noise per
+measured node voltage and equilibrium, ADC quantisation of the node voltages, DAC
+quantisation of the anchor voltages.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.config.spec import Spec
-from analogep.errors import CircuitError
+from analogep.config.spec import DevicesSpec, Spec
+from analogep.errors import CheckpointError, CircuitError
 from analogep.model.energy import EnergyModel, Params
 
 
@@ -40,7 +68,7 @@ def conductance_pairs(name: str, w: np.ndarray, spec: Spec) -> Conductances:
 
 
 def effective_params(model: EnergyModel, params: Params, spec: Spec) -> tuple[Params, dict[str, int]]:
-    """The parameters the circuit realises (weights clipped to the range) and clip counts."""
+    """The parameters the ideal circuit realises (weights clipped to the range) and clip counts."""
     out, clipped = dict(params), {}
     for name, _, _ in model.circuit_rules().couplings:
         g = conductance_pairs(name, params[name], spec)
@@ -48,3 +76,286 @@ def effective_params(model: EnergyModel, params: Params, spec: Spec) -> tuple[Pa
         if g.clipped:
             out[name] = ((g.plus - g.minus) / spec.circuit.g0).astype(params[name].dtype)
     return out, clipped
+
+
+# --- the realised circuit ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Realisation:
+    """What the programmed crossbar realises: per coupling, the conductances (S) of the
+    forward copy (read as W a_pre) and of the transposed copy (read as W^T a_post; the same
+    arrays when the copies are bidirectional); the biases (ideal current sources b g0); per
+    layer, the activation drivers' gain and offset (None: exact).
+
+    The SPICE compiler writes these conductances; the numpy backend solves with the
+    parameters they amount to (`params`)."""
+
+    g0: float
+    gmin: float
+    gmax: float
+    forward: dict[str, Conductances]
+    transposed: dict[str, Conductances]
+    biases: dict[str, np.ndarray]
+    gain: tuple[np.ndarray | None, ...]
+    offset: tuple[np.ndarray | None, ...]
+
+    @property
+    def bidirectional(self) -> bool:
+        return all(self.forward[k] is self.transposed[k] for k in self.forward)
+
+    @property
+    def has_energy(self) -> bool:
+        """One copy read both ways and exact drivers: the circuit still minimises an energy
+        (the family's, with the realised weights)."""
+        return self.bidirectional and all(g is None for g in self.gain) and all(o is None for o in self.offset)
+
+    def weight(self, name: str, copy: str = "forward") -> np.ndarray:
+        """W = (G+ - G-) / g0 of one copy (float64)."""
+        g = (self.forward if copy == "forward" else self.transposed)[name]
+        return (g.plus - g.minus) / self.g0
+
+    def params(self, like: Params, copy: str = "forward") -> Params:
+        """The parameters one copy realises, in the dtypes of `like`."""
+        out = {k: np.asarray(v, dtype=like[k].dtype) for k, v in self.biases.items()}
+        out.update({k: self.weight(k, copy).astype(like[k].dtype) for k in self.forward})
+        return {k: out.get(k, like[k]) for k in like}
+
+    @property
+    def clipped(self) -> dict[str, int]:
+        return {k: v.clipped for k, v in self.forward.items()}
+
+
+# The accumulator fires when it reaches a level up to this much (level units): forty updates of
+# a quarter level sum to 9.999999999999998 in floating point, not 10.
+LEVEL_SLACK = 1e-9
+
+# Stuck codes of the frozen fault map.
+_FREE, _AT_GMIN, _AT_GMAX = 0, 1, 2
+
+
+class Devices:
+    """The non-ideal crossbars of one model: frozen draws, programmed state, write rule.
+
+    `program(params)` writes the digital parameters: the first call writes every device
+    (program and verify to the nearest level, with program noise), later calls write the
+    change through the write rule, pulse by pulse (write noise per pulse). It returns the
+    `Realisation`. Pulses are counted (`last_pulses`, `total_pulses`)."""
+
+    def __init__(self, spec: Spec, model: EnergyModel):
+        d = spec.devices
+        self.spec, self.model, self.d = spec, model, d
+        self.g0, self.gmin, self.gmax = d.window(spec.circuit)
+        self.span = self.gmax - self.gmin
+        self.step = None if d.levels is None else self.span / (d.levels - 1)  # conductance of one level
+        self.couplings = [name for name, _, _ in model.circuit_rules().couplings]
+        self.n_copies = 2 if d.copies == "mismatched" else 1
+        draws, writes, reads = np.random.SeedSequence(d.seed).spawn(3)
+        self.write_rng = np.random.default_rng(writes)
+        self.readout = MeasurementChain(d, np.random.default_rng(reads))
+        self.frozen = self._draw(np.random.default_rng(draws), model)
+        self.state: dict[str, np.ndarray] = {}  # empty until the first program
+        self.last_pulses = 0
+        self.total_pulses = 0
+        self.last_clipped: dict[str, int] = {}
+
+    # --- frozen draws ----------------------------------------------------------------------------
+
+    def _draw(self, rng: np.random.Generator, model: EnergyModel) -> dict[str, np.ndarray]:
+        """Per coupling, copy and sign: the gain d and the stuck code; per layer: driver gain and
+        offset. Drawn in a fixed order from the seed (zero spreads draw nothing)."""
+        d, shapes = self.d, model.param_shapes()
+        out: dict[str, np.ndarray] = {}
+        for name in self.couplings:
+            for c in range(self.n_copies):
+                for sign in ("plus", "minus"):
+                    key, shape = f"{name}/{c}/{sign}", shapes[name]
+                    gain = np.ones(shape)
+                    if d.variability > 0:
+                        gain = np.maximum(1.0 + d.variability * rng.standard_normal(shape), 0.0)
+                    stuck = np.zeros(shape, dtype=np.int8)
+                    if d.stuck_gmin > 0 or d.stuck_gmax > 0:
+                        u = rng.random(shape)
+                        stuck[u < d.stuck_gmin] = _AT_GMIN
+                        stuck[(u >= d.stuck_gmin) & (u < d.stuck_gmin + d.stuck_gmax)] = _AT_GMAX
+                    out[f"gain/{key}"], out[f"stuck/{key}"] = gain, stuck
+        for layer, n in enumerate(model.sizes):
+            if d.driver_gain_sigma > 0:
+                out[f"driver_gain/{layer}"] = 1.0 + d.driver_gain_sigma * rng.standard_normal(n)
+            if d.driver_offset_sigma > 0:
+                out[f"driver_offset/{layer}"] = d.driver_offset_sigma * rng.standard_normal(n)
+        return out
+
+    # --- programming -----------------------------------------------------------------------------
+
+    def _targets(self, name: str, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Target conductances above gmin of the pair (G+ - gmin, G- - gmin), clipped to the
+        window, and how many weights did not fit."""
+        g = np.asarray(w, dtype=np.float64) * self.g0
+        clipped = int(np.count_nonzero(np.abs(g) > self.span * (1 + 1e-12)))
+        g = np.clip(g, -self.span, self.span)
+        return np.maximum(g, 0.0), np.maximum(-g, 0.0), clipped
+
+    def program(self, params: Params) -> Realisation:
+        """Write `params` (the first call: every device; then: the change, by the write rule)."""
+        first = not self.state
+        pulses, self.last_clipped = 0, {}
+        for name in self.couplings:
+            plus, minus, self.last_clipped[name] = self._targets(name, params[name])
+            for sign, target in (("plus", plus), ("minus", minus)):
+                pulses += self._write_full(name, sign, target) if first else self._write_change(name, sign, target)
+        self.last_pulses = pulses
+        self.total_pulses += pulses
+        return self.realise(params)
+
+    def _levels(self, target: np.ndarray) -> np.ndarray:
+        """A conductance above gmin in level units (continuous devices: the conductance)."""
+        return target if self.step is None else target / self.step
+
+    def _write_full(self, name: str, sign: str, target: np.ndarray) -> int:
+        """Program and verify every device to the level nearest its target (program noise)."""
+        d, t = self.d, self._levels(target)
+        n = t if self.step is None else np.clip(np.rint(t), 0, self.d.levels - 1)
+        key = f"{name}/{sign}"
+        self.state[f"level/{key}"] = n
+        self.state[f"target/{key}"] = t
+        self.state[f"acc/{key}"] = t - n  # the accumulator starts with what the level missed
+        unit = 1.0 if self.step is None else self.step
+        for c in range(self.n_copies):
+            g = n * unit
+            if d.program_noise > 0:
+                g = g + d.program_noise * self.span * self.write_rng.standard_normal(g.shape)
+            self.state[f"g/{name}/{c}/{sign}"] = np.clip(g, 0.0, self.span)
+        return int(np.size(n))
+
+    def _write_change(self, name: str, sign: str, target: np.ndarray) -> int:
+        """Write the change of the target since the last program through the write rule; one
+        pulse moves a device by one level (continuous devices: one event writes the change)."""
+        d, key = self.d, f"{name}/{sign}"
+        t = self._levels(target)
+        change = t - self.state[f"target/{key}"]
+        self.state[f"target/{key}"] = t
+        if self.step is None:  # continuous: the change itself, one event per device that changes
+            steps = change
+            events = int(np.count_nonzero(change))
+        else:
+            if d.write_rule == "accumulate":
+                acc = self.state[f"acc/{key}"] + change
+                steps = np.trunc(acc + np.copysign(LEVEL_SLACK, acc))  # a level reached up to rounding counts
+                self.state[f"acc/{key}"] = acc - steps
+            elif d.write_rule == "stochastic":
+                steps = np.floor(change + self.write_rng.random(change.shape))
+            else:  # nearest
+                steps = np.rint(change)
+            level = self.state[f"level/{key}"]
+            new = np.clip(level + steps, 0, d.levels - 1)
+            steps = new - level  # a device at the edge of its window takes no pulse
+            self.state[f"level/{key}"] = new
+            events = int(np.abs(steps).sum())
+        if not events:
+            return 0
+        moved = steps != 0
+        unit = 1.0 if self.step is None else self.step
+        for c in range(self.n_copies):
+            g = self.state[f"g/{name}/{c}/{sign}"]
+            delta = steps * unit
+            if d.write_noise > 0:  # each pulse's step spreads independently: sum of |steps| draws
+                spread = np.abs(delta) if self.step is None else np.sqrt(np.abs(steps)) * unit
+                delta = delta + d.write_noise * spread * self.write_rng.standard_normal(g.shape)
+            g = np.where(moved, np.clip(g + delta, 0.0, self.span), g)
+            self.state[f"g/{name}/{c}/{sign}"] = g
+        return events
+
+    def realise(self, params: Params) -> Realisation:
+        """The realised circuit of the programmed state (`params` gives the biases)."""
+        copies: list[dict[str, Conductances]] = []
+        for c in range(self.n_copies):
+            out = {}
+            for name in self.couplings:
+                pair = []
+                for sign in ("plus", "minus"):
+                    key = f"{name}/{c}/{sign}"
+                    g = self.gmin + self.state[f"g/{key}"]
+                    if self.d.variability > 0:  # the gain scales the whole device, gmin included
+                        g = self.frozen[f"gain/{key}"] * g
+                    stuck = self.frozen[f"stuck/{key}"]
+                    if stuck.any():
+                        g = np.where(stuck == _AT_GMIN, self.gmin, np.where(stuck == _AT_GMAX, self.gmax, g))
+                    pair.append(g)
+                out[name] = Conductances(pair[0], pair[1], self.last_clipped.get(name, 0))
+            copies.append(out)
+        biases = {k: np.asarray(v) for k, v in params.items() if k not in self.couplings}
+        layers = range(len(self.model.sizes))
+        gain = tuple(self.frozen.get(f"driver_gain/{l}") for l in layers)
+        offset = tuple(self.frozen.get(f"driver_offset/{l}") for l in layers)
+        return Realisation(self.g0, self.gmin, self.gmax, copies[0], copies[-1], biases, gain, offset)
+
+    # --- checkpoint state ------------------------------------------------------------------------
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, json-ready meta): frozen draws, programmed state, pulse count, noise streams."""
+        arrays = {f"frozen/{k}": v for k, v in self.frozen.items()}
+        arrays.update({f"state/{k}": v for k, v in self.state.items()})
+        meta = {
+            "write_rng": self.write_rng.bit_generator.state,
+            "read_rng": self.readout.rng.bit_generator.state,
+            "total_pulses": self.total_pulses,
+        }
+        return arrays, json.loads(json.dumps(meta))
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict, where: str) -> None:
+        """Restore what `state_dict` gave; the frozen draws must be these devices' (same
+        config and seed), else CheckpointError."""
+        frozen = {k[7:]: v for k, v in arrays.items() if k.startswith("frozen/")}
+        if set(frozen) != set(self.frozen) or any(frozen[k].shape != v.shape for k, v in self.frozen.items()):
+            raise CheckpointError(f"{where}: its device state does not fit this devices config (another preset or model)")
+        self.frozen = {k: np.asarray(frozen[k], dtype=v.dtype) for k, v in self.frozen.items()}
+        self.state = {k[6:]: np.asarray(v) for k, v in arrays.items() if k.startswith("state/")}
+        self.write_rng.bit_generator.state = meta["write_rng"]
+        self.readout.rng.bit_generator.state = meta["read_rng"]
+        self.total_pulses = int(meta.get("total_pulses", 0))
+
+
+# --- the measurement chain -----------------------------------------------------------------------
+
+
+def quantise(x: np.ndarray, bits: int, full: float) -> tuple[np.ndarray, int]:
+    """x on the 2^bits levels of a mid-rise converter over [-full, full] (level centres
+    (k + 1/2) lsb, lsb = 2 full / 2^bits), and how many values fell outside the range."""
+    lsb = 2.0 * full / 2**bits
+    half = 2 ** (bits - 1)
+    clipped = int(np.count_nonzero(np.abs(x) > full))
+    q = (np.clip(np.floor(x / lsb), -half, half - 1) + 0.5) * lsb
+    return q.astype(x.dtype, copy=False), clipped
+
+
+class MeasurementChain:
+    """Read noise and ADC on what the measurement reads (node voltages, or the clamp read-out
+    in volts); DAC on the anchor voltages the circuit is given. Counts clipped conversions."""
+
+    def __init__(self, d: DevicesSpec, rng: np.random.Generator):
+        self.d, self.rng = d, rng
+        self.adc_clipped = 0
+        self.dac_clipped = 0
+
+    @property
+    def exact(self) -> bool:
+        return self.d.read_noise == 0 and self.d.adc_bits is None and self.d.dac_bits is None
+
+    def read(self, x: np.ndarray) -> np.ndarray:
+        """One measurement of the voltages `x`: plus read noise, through the ADC (a new array)."""
+        d = self.d
+        if d.read_noise > 0:
+            x = x + (d.read_noise * self.rng.standard_normal(x.shape)).astype(x.dtype)
+        if d.adc_bits is not None:
+            x, clipped = quantise(x, d.adc_bits, d.adc_range)
+            self.adc_clipped += clipped
+        return x
+
+    def dac(self, x: np.ndarray, count: bool = True) -> np.ndarray:
+        """The voltage a DAC applies for `x` (`count`: add its clipped values to dac_clipped)."""
+        if self.d.dac_bits is None:
+            return x
+        q, clipped = quantise(x, self.d.dac_bits, self.d.dac_range)
+        self.dac_clipped += clipped if count else 0
+        return q

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from analogep.circuit.library import library_text
+from analogep.circuit.library import all_cells_text
 from analogep.errors import CircuitError
 
 GROUND = "0"
@@ -113,7 +113,7 @@ def _expand(parsed: _Parsed, lines: list[list[str]], prefix: str, mapping: dict[
 def flatten(deck: str, library: str | None = None) -> list[tuple[str, str, list[str], bool]]:
     """Elements of the deck with subcircuits expanded: (name, kind, nodes, is_voltage_B)."""
     parsed = _Parsed()
-    _parse(library if library is not None else library_text(), parsed)
+    _parse(library if library is not None else all_cells_text(), parsed)
     deck_parsed = _Parsed()
     _parse("\n".join(deck.splitlines()[1:]), deck_parsed)
     parsed.subckts.update(deck_parsed.subckts)

@@ -1,13 +1,23 @@
-"""The hand-written subcircuit library (circuits/analogep.lib, shipped as analogep.circuits):
-the neuron cells every compiled circuit instantiates (method.md section 7)."""
+"""The hand-written subcircuit libraries (circuits/, shipped as analogep.circuits): the
+neuron cells every compiled circuit instantiates (analogep.lib), and their variants with
+non-ideal activation drivers (drivers.lib), which only a circuit realised on devices with
+driver mismatch includes (method.md section 7)."""
 
 from __future__ import annotations
 
 from importlib import resources
 
 LIBRARY = "analogep.lib"
+DRIVERS = "drivers.lib"
+# A cell of analogep.lib and its drivers.lib variant (per-instance gain and offset).
+DRIVER_CELL_SUFFIX = "_drv"
 
 
-def library_text() -> str:
-    """The subcircuit library shipped with the package (circuits/analogep.lib)."""
-    return resources.files("analogep.circuits").joinpath(LIBRARY).read_text()
+def library_text(name: str = LIBRARY) -> str:
+    """A subcircuit library shipped with the package (circuits/<name>)."""
+    return resources.files("analogep.circuits").joinpath(name).read_text()
+
+
+def all_cells_text() -> str:
+    """Every cell definition (both libraries): what a graph check expands a deck with."""
+    return library_text(LIBRARY) + "\n" + library_text(DRIVERS)

@@ -40,6 +40,8 @@ class Netlist:
     ic: dict[str, float] = field(default_factory=dict)  # transient start (.ic), node -> volts
     saves: list[str] = field(default_factory=list)
     control: list[str] = field(default_factory=list)
+    # Libraries besides analogep.lib the deck's cells come from (drivers.lib: non-ideal drivers).
+    extra_libraries: tuple[str, ...] = ()
 
     @property
     def elements(self) -> list[Element]:
@@ -71,9 +73,11 @@ def render(net: Netlist, include: str | None = LIBRARY) -> str:
     out = [net.title]
     out += [f"* {h}" if h else "*" for h in net.header]
     if include is None:
-        out += ["* --- cell library (" + LIBRARY + ")", library_text().rstrip(), "* --- end of cell library"]
+        for lib in (LIBRARY, *net.extra_libraries):
+            out += ["* --- cell library (" + lib + ")", library_text(lib).rstrip(), "* --- end of cell library"]
     else:
         out.append(f".include {include}")
+        out += [f".include {lib}" for lib in net.extra_libraries]
     if net.params:
         out.append("")
         out += _wrap(".param", [f"{k}={fmt(v)}" for k, v in net.params.items()], per_line=4)

@@ -14,6 +14,7 @@ from analogep.cli.analysis import compare_cmd, gradcheck_cmd
 from analogep.cli.circuit import check_cmd, compile_cmd
 from analogep.cli.energy import energy_cmd
 from analogep.cli.generation import evaluate_cmd, sample_cmd
+from analogep.cli.robustness import robustness_cmd
 from analogep.cli.training import train_cmd
 from analogep.errors import AnalogepError, AnalogepWarning
 
@@ -26,6 +27,7 @@ Examples:
   analogep gradcheck examples/tiny.yaml --beta-sweep
   analogep compare runs/digits runs/digits-euler
   analogep energy runs/digits --plot energy.png
+  analogep robustness runs/digits --sweep variability=0,0.05,0.2 --plot robustness.png
 """
 
 
@@ -63,7 +65,8 @@ def main() -> None:
     """
 
 
-for command in (train_cmd, sample_cmd, evaluate_cmd, gradcheck_cmd, compare_cmd, compile_cmd, check_cmd, energy_cmd):
+for command in (train_cmd, sample_cmd, evaluate_cmd, gradcheck_cmd, compare_cmd, compile_cmd, check_cmd, energy_cmd,
+                robustness_cmd):
     main.add_command(command)
 
 

@@ -73,6 +73,22 @@ class _TrainBar:
             self.bar.__exit__(None, None, None)
 
 
+def devices_option(f):
+    """--devices PRESET|FILE.yaml: the crossbar devices to use instead of the config's."""
+    return click.option(
+        "--devices", "devices",
+        help="Non-ideal crossbar devices: a preset (ideal, rram, pcm) or a YAML file of devices keys "
+             "(method.md section 7) [default: the config's devices section].",
+    )(f)
+
+
+def _with_devices(spec, devices: str | None):
+    """The spec with --devices applied (None: unchanged)."""
+    from analogep.config.load import with_devices
+
+    return spec if devices is None else with_devices(spec, devices)
+
+
 def _with_runner(spec, spice_runner: str | None, scheduler: str | None):
     """The spec with --spice-runner and --scheduler applied (a scheduler address picks a
     runner that runs on a cluster when the runner is auto)."""
@@ -82,7 +98,7 @@ def _with_runner(spec, spice_runner: str | None, scheduler: str | None):
 
 def _generate(
     spec, params, g, threads: int | None = None, backend: str = "numpy", spice_runner: str | None = None,
-    out: np.ndarray | None = None,
+    out: np.ndarray | None = None, device_state=None,
 ) -> np.ndarray:
     """Samples with a progress bar (the API's sample with generate settings `g`). The bar
     opens at the first step, so a refused setting prints its error line alone."""
@@ -98,7 +114,8 @@ def _generate(
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # diverging samples are reported once, after sampling
             return api.sample(spec, params, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, backend=backend,
-                              spice_runner=spice_runner, threads=threads, on_step=step, out=out)
+                              spice_runner=spice_runner, threads=threads, on_step=step, out=out,
+                              device_state=device_state)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -178,7 +195,12 @@ def _write_samples(spec, params, out: Path) -> None:
     samples that are not finite are a warning here: the run itself is fine."""
     g = spec.generate
     try:
+        state = None
+        if not spec.devices.ideal:  # sample on the devices the run trained
+            from analogep.training.checkpoint import load_checkpoint
+
+            state = load_checkpoint(out).devices
         _sample_to_files(spec, params, g, out / "samples.png", out / "samples.npy",
-                         title=f"{spec.name}: {g.n} samples (t1={g.t1}, {g.mode})")
+                         title=f"{spec.name}: {g.n} samples (t1={g.t1}, {g.mode})", device_state=state)
     except AnalogepError as exc:
         click.echo(f"warning: {exc}", err=True)

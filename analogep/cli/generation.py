@@ -10,7 +10,16 @@ import numpy as np
 
 from analogep import api
 from analogep.circuit.runners import runner_choices
-from analogep.cli.common import _check_image_path, _check_samples_path, _echo_json, _generate, _sample_to_files, _with_runner
+from analogep.cli.common import (
+    _check_image_path,
+    _check_samples_path,
+    _echo_json,
+    _generate,
+    _sample_to_files,
+    _with_devices,
+    _with_runner,
+    devices_option,
+)
 from analogep.config.spec import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
 from analogep.registry import names
@@ -36,13 +45,16 @@ from analogep.registry import names
               help="With --backend spice: ngspice in process (PySpice), ngspice -b, or on Dask workers [default: circuit.runner].")
 @click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--threads", type=click.IntRange(min=0), help="BLAS threads [default: the run's train.threads; 0 = auto].")
+@devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, scheduler, threads, as_json):
+def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, scheduler, threads, devices, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
     Draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1, re-relaxing the
     hidden units at every step (method.md section 5). Samples that come out non-finite
-    are an error, and nothing is written.
+    are an error, and nothing is written. With --devices, the weights are deployed on those
+    devices (programmed onto fresh ones); without it, a run trained in situ samples on its
+    own devices.
     """
     from analogep.model.registry import build_energy
     from analogep.training.checkpoint import (
@@ -58,13 +70,14 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, s
     ckpt_path = resolve_checkpoint(source)
     ckpt = load_checkpoint(ckpt_path)
     ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
-    spec, params = _with_runner(ckpt.spec, None, scheduler), ckpt.params
+    spec, params = _with_devices(_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
+    state = ckpt.devices if devices is None else None
     g = dataclasses.replace(
         spec.generate, **{k: v for k, v in dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed).items() if v is not None}
     )
     png = Path(png) if png else ckpt_path.parent / "samples.png"
     seconds = _sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: t1={g.t1}, dt={g.dt}, {g.mode}",
-                               threads=threads, backend=backend, spice_runner=spice_runner)
+                               threads=threads, backend=backend, spice_runner=spice_runner, device_state=state)
     summary = {"n": g.n, "t1": g.t1, "dt": g.dt, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy}
     if as_json:
         _echo_json(summary)
@@ -77,8 +90,9 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, s
 @click.option("--n", type=click.IntRange(min=2), default=1000, show_default=True, help="Samples to generate from a run.")
 @click.option("--t1", type=click.FloatRange(min=0, min_open=True), help="Generation end time [default: the run's generate.t1].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
+@devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level confidence, classes_covered, frechet).")
-def evaluate_cmd(source, n, t1, seed, as_json):
+def evaluate_cmd(source, n, t1, seed, devices, as_json):
     """Sample quality against the real digits.
 
     SOURCE is a run folder or checkpoint (N samples are generated) or an N x 64 .npy of
@@ -105,10 +119,11 @@ def evaluate_cmd(source, n, t1, seed, as_json):
 
         ckpt_path = resolve_checkpoint(source)
         ckpt = load_checkpoint(ckpt_path)
-        g = ckpt.spec.generate
+        spec = _with_devices(ckpt.spec, devices)
+        g = spec.generate
         g = dataclasses.replace(g, n=n, t1=t1 or g.t1, seed=g.seed if seed is None else seed)
-        x = _generate(ckpt.spec, ckpt.params, g)
-        out_json = ckpt_path.parent / "quality.json"
+        x = _generate(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None)
+        out_json = ckpt_path.parent / ("quality.json" if devices is None else "quality_devices.json")
     try:
         report = api.evaluate(x)
     except ValueError as exc:

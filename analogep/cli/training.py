@@ -9,7 +9,7 @@ import click
 
 from analogep import api
 from analogep.circuit.runners import runner_choices
-from analogep.cli.common import _echo_json, _load_config, _TrainBar, _with_runner, _write_samples
+from analogep.cli.common import _echo_json, _load_config, _TrainBar, _with_devices, _with_runner, _write_samples, devices_option
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.registry import names
 
@@ -28,15 +28,22 @@ from analogep.registry import names
               help="With --backend spice: ngspice in process (PySpice), ngspice -b, or on Dask workers [default: circuit.runner].")
 @click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (same result as an uninterrupted run).")
+@devices_option
 @click.option("--samples/--no-samples", default=True, show_default=True, help="Write samples.png and samples.npy at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
-def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spice_runner, scheduler, resume, samples, as_json):
+def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spice_runner, scheduler, resume, devices, samples,
+              as_json):
     """Train a model with GradEP flow matching.
 
     CONFIG is a model.yaml (default: the paper's 64-128-128 digits config). Writes
     OUT/config.yaml (resolved), OUT/metrics.jsonl (one JSON object per logged step),
     OUT/checkpoint.npz (every train.checkpoint_every steps and at the end),
     OUT/loss.png and OUT/samples.png.
+
+    With --devices PRESET (or a devices YAML file), training is in situ: every
+    equilibrium is the non-ideal circuit's and every update is written through the
+    devices' write rule; the checkpoint keeps the devices' state, so --resume continues on
+    the same devices.
 
     With --resume, the config is read from OUT/config.yaml (CONFIG is not needed;
     --steps may extend the run, not shorten it). Ctrl-C (or SIGTERM) keeps a checkpoint of
@@ -47,12 +54,13 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     from analogep.training.lock import run_lock
 
     spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),
-                               solver, spice_runner, scheduler)
+                               solver, spice_runner, scheduler, devices)
     n_params = build_energy(spec.model).n_params
     sizes = "-".join(map(str, spec.model.sizes)) + (f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else "")
     click.echo(
         f"analogep: training {spec.name} ({sizes}, {n_params:,} parameters) for {spec.train.steps} steps, "
-        f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend} -> {out}",
+        f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend}"
+        f"{'' if spec.devices.ideal else f', devices {spec.devices.preset} (in situ)'} -> {out}",
         err=True,
     )
     bar = _TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
@@ -114,7 +122,8 @@ def _interrupted(out: Path, exc: KeyboardInterrupt) -> str:
     return f"interrupted: checkpoint of step {step} kept in {out}; continue with: analogep train --out {out} --resume"
 
 
-def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver, spice_runner, scheduler=None):
+def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver, spice_runner, scheduler=None,
+                   devices=None):
     """The spec a `train` command runs (its config, or the run's own config.yaml on
     --resume, with the flags' overrides) and its run folder; refuses what cannot run."""
     from analogep.training.checkpoint import CHECKPOINT_NAME
@@ -140,6 +149,7 @@ def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver,
     if solver:
         spec = spec.replace(relax={"solver": solver})
     spec = _with_runner(spec, spice_runner, scheduler)
+    spec = _with_devices(spec, devices)
     out = Path(out_dir or Path("runs") / spec.name)
     if not resume and (out / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")

@@ -1,6 +1,6 @@
 """model.yaml: the schema (spec.py), reading and writing it (load.py), the packaged default."""
 
-from analogep.config.load import dump_spec, load_spec
+from analogep.config.load import dump_spec, load_spec, with_devices
 from analogep.config.physics import PhysicsSpec, physics_table
 from analogep.config.spec import (
     CircuitSpec,
@@ -18,5 +18,5 @@ from analogep.config.spec import (
 
 __all__ = [
     "CircuitSpec", "ConfigError", "GenerateSpec", "GradEPSpec", "ModelSpec", "OptimizerSpec", "PhysicsSpec",
-    "RelaxSpec", "Spec", "TrainSpec", "dump_spec", "from_dict", "load_spec", "physics_table", "to_dict",
+    "RelaxSpec", "Spec", "TrainSpec", "dump_spec", "from_dict", "load_spec", "physics_table", "to_dict", "with_devices",
 ]

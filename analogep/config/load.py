@@ -108,3 +108,38 @@ def load_spec(path: str | Path | None = None) -> Spec:
 def dump_spec(spec: Spec) -> str:
     """YAML text of the resolved config (written to RUN_DIR/config.yaml)."""
     return yaml.safe_dump(to_dict(spec), sort_keys=False)
+
+
+def with_devices(spec: Spec, source: str) -> Spec:
+    """`spec` with its devices section replaced by `source`: a preset name (rram, pcm, ideal)
+    or a YAML file holding a devices mapping (its keys, or a top-level `devices:` section);
+    a file without `preset` starts from ideal. Errors name --devices and the key."""
+    from analogep.config.spec import device_presets, to_dict
+
+    path = Path(source)
+    if source.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"--devices: {source}: no such file")
+        try:
+            data = _parse(path.read_bytes(), source)
+        except OSError as exc:
+            raise ConfigError(f"--devices: {source}: cannot read ({exc.strerror or _one_line(exc)})") from None
+        if isinstance(data, dict) and set(data) == {"devices"}:
+            data = data["devices"]
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"--devices: {source}: expected a mapping of device keys, got {type(data).__name__}")
+        where = source
+    else:
+        if source not in device_presets():
+            raise ConfigError(
+                f"--devices: {source!r} is neither a preset ({', '.join(device_presets())}) nor a .yaml file"
+            )
+        data, where = {"preset": source}, "--devices"
+    full = to_dict(spec)
+    full["devices"] = data
+    try:
+        return from_dict(full)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

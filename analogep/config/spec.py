@@ -11,6 +11,7 @@ import dataclasses
 import math
 import re
 import reprlib
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -359,6 +360,134 @@ class CircuitSpec:
     )
 
 
+DEVICE_PRESETS_DIR = "devices"  # analogep/config/devices/<preset>.yaml
+
+
+def device_presets() -> tuple[str, ...]:
+    """The packaged device presets by name (analogep/config/devices/*.yaml), ideal first."""
+    from importlib import resources
+
+    found = sorted(p.name[:-5] for p in resources.files("analogep.config").joinpath(DEVICE_PRESETS_DIR).iterdir()
+                   if p.name.endswith(".yaml"))
+    return tuple(sorted(found, key=lambda n: n != "ideal"))
+
+
+def device_preset_values(name: str) -> dict:
+    """The keys a packaged preset sets (its YAML mapping)."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("analogep.config").joinpath(DEVICE_PRESETS_DIR, f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+@dataclass(frozen=True)
+class DevicesSpec:
+    """The non-ideal analog crossbar (method.md section 7, 'Devices'): the device model
+    both backends realise through `program(params)` (circuit/devices.py).
+
+    `preset` names a packaged preset (analogep/config/devices/<name>.yaml, every value
+    with its source); keys written beside it override the preset's. The default, `ideal`,
+    is the circuit as it was before devices existed: every number unchanged."""
+
+    preset: str = field(default="ideal", metadata=_key("device preset (analogep/config/devices/<name>.yaml): ideal, rram, pcm"))
+    gmin: float | None = field(
+        default=None, metadata=_key("smallest device conductance (S); null: circuit.gmin", ge=0)
+    )
+    gmax: float | None = field(
+        default=None, metadata=_key("largest device conductance (S); null: circuit.gmax", gt=0)
+    )
+    w_max: float | None = field(
+        default=None,
+        metadata=_key("the |W| that spans the whole window: g0 = (gmax - gmin) / w_max; null: g0 = circuit.g0", gt=0),
+    )
+    bits: int | None = field(
+        default=None,
+        metadata=_key("programming levels per device, 2^bits over [gmin, gmax]; null: continuous", ge=1, le=24),
+    )
+    write_rule: Literal["accumulate", "stochastic", "nearest"] = field(
+        default="accumulate",
+        metadata=_key(
+            "how an update is written: accumulate (digital accumulator, a pulse per level crossed), stochastic "
+            "(stochastic rounding to a level), nearest (round to the nearest level: small updates are lost)"
+        ),
+    )
+    variability: float = field(
+        default=0.0, metadata=_key("device-to-device spread: G = d * G_programmed, d ~ 1 + variability * N(0, 1), frozen", ge=0)
+    )
+    program_noise: float = field(
+        default=0.0, metadata=_key("std of a device's conductance after a full (initial) write, relative to gmax - gmin", ge=0)
+    )
+    write_noise: float = field(
+        default=0.0, metadata=_key("std of each programming pulse's conductance step, relative to the step", ge=0)
+    )
+    read_noise: float = field(
+        default=0.0, metadata=_key("std of each measured node voltage (V), drawn per equilibrium measurement", ge=0)
+    )
+    stuck_gmin: float = field(default=0.0, metadata=_key("share of devices stuck at gmin (frozen)", ge=0, le=1))
+    stuck_gmax: float = field(default=0.0, metadata=_key("share of devices stuck at gmax (frozen)", ge=0, le=1))
+    driver_gain_sigma: float = field(
+        default=0.0, metadata=_key("per-neuron activation-driver gain spread: a = g rho(s) + o, g ~ 1 + sigma N(0, 1)", ge=0)
+    )
+    driver_offset_sigma: float = field(
+        default=0.0, metadata=_key("per-neuron activation-driver offset spread (V): o ~ sigma N(0, 1)", ge=0)
+    )
+    adc_bits: int | None = field(
+        default=None, metadata=_key("ADC bits of the measured node voltages; null: exact", ge=1, le=24)
+    )
+    adc_range: float = field(default=5.0, metadata=_key("ADC full scale: +-adc_range V", gt=0))
+    dac_bits: int | None = field(
+        default=None, metadata=_key("DAC bits of the anchor voltages (x_t and the nudge anchor); null: exact", ge=1, le=24)
+    )
+    dac_range: float = field(default=5.0, metadata=_key("DAC full scale: +-dac_range V", gt=0))
+    copies: Literal["bidirectional", "mismatched"] = field(
+        default="bidirectional",
+        metadata=_key(
+            "bidirectional: one device read both ways; mismatched: the forward and transposed reads go through two "
+            "independently drawn copies (no energy: the numpy solver then solves the circuit's KCL)"
+        ),
+    )
+    wire_resistance: float = field(
+        default=0.0, metadata=_key("resistance of each crossbar line segment (ohm); SPICE backend only", ge=0)
+    )
+    seed: int = field(default=0, metadata=_key("seed of the device draws, write noise and read noise", ge=0))
+
+    @staticmethod
+    def resolve(data: Any, path: str) -> Any:
+        """`data` with its preset's values under the keys it does not set."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("preset", "ideal")
+        presets = device_presets()
+        if not isinstance(name, str) or name not in presets:
+            raise ConfigError(f"{path}.preset: {_show(name)} is not allowed; must be one of {', '.join(map(repr, presets))}")
+        return {**device_preset_values(name), **data}
+
+    # Keys that change nothing by themselves (how to write, full scales of absent converters,
+    # seeds, which copy is read: identical copies without draws).
+    NEUTRAL = ("preset", "write_rule", "adc_range", "dac_range", "copies", "seed")
+
+    @property
+    def ideal(self) -> bool:
+        """No device effect at all: the circuit of circuit.g0/gmin/gmax, exact (today's behaviour)."""
+        default = DevicesSpec()
+        return all(getattr(self, f.name) == getattr(default, f.name)
+                   for f in dataclasses.fields(self) if f.name not in self.NEUTRAL)
+
+    def window(self, circuit: "CircuitSpec") -> tuple[float, float, float]:
+        """(g0, gmin, gmax): the device window and the unit conductance that maps |W| = w_max onto it."""
+        gmin = circuit.gmin if self.gmin is None else self.gmin
+        gmax = circuit.gmax if self.gmax is None else self.gmax
+        g0 = circuit.g0 if self.w_max is None else (gmax - gmin) / self.w_max
+        return g0, gmin, gmax
+
+    @property
+    def levels(self) -> int | None:
+        """Programming levels per device (None: continuous)."""
+        return None if self.bits is None else 2**self.bits
+
+
 @dataclass(frozen=True)
 class Spec:
     """A whole model.yaml."""
@@ -373,13 +502,21 @@ class Spec:
     dsm: DSMSpec = field(default_factory=DSMSpec, metadata=_key("denoising score matching (train.objective: dsm)"))
     generate: GenerateSpec = field(default_factory=GenerateSpec, metadata=_key("sampling"))
     circuit: CircuitSpec = field(default_factory=CircuitSpec, metadata=_key("analog circuit (SPICE backend)"))
+    devices: DevicesSpec = field(
+        default_factory=DevicesSpec, metadata=_key("the non-ideal crossbar devices (both backends; default ideal)")
+    )
     physics: PhysicsSpec = field(
         default_factory=PhysicsSpec, metadata=_key("physical constants of the time and energy accounting (config/physics.yaml)")
     )
 
     def replace(self, **sections: Any) -> "Spec":
-        """Copy with some fields changed, e.g. spec.replace(train={"steps": 10}); re-validated."""
-        return from_dict(_merge(to_dict(self), sections))
+        """Copy with some fields changed, e.g. spec.replace(train={"steps": 10}); re-validated.
+        A devices change that names a preset starts from that preset's values (not merged
+        with the current devices section)."""
+        base = to_dict(self)
+        if isinstance(sections.get("devices"), dict) and "preset" in sections["devices"]:
+            base["devices"] = {}
+        return from_dict(_merge(base, sections))
 
 
 def _merge(base: dict, changes: dict) -> dict:
@@ -422,7 +559,19 @@ def _show_key(key: Any) -> str:
     return key if isinstance(key, str) and key.isprintable() and 0 < len(key) <= 60 else _show(key)
 
 
+def _optional(tp: Any) -> Any:
+    """X for an `X | None` field (None may be written as YAML null), else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0]
+    return None
+
+
 def _describe(tp: Any) -> str:
+    inner = _optional(tp)
+    if inner is not None:
+        return _describe(inner) + " or null"
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
@@ -445,6 +594,9 @@ def _check_bounds(path: str, value: Any, meta: dict) -> None:
 
 
 def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
+    inner = _optional(tp)
+    if inner is not None:
+        return None if value is None else _convert(path, value, inner, meta)
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
@@ -507,6 +659,9 @@ def _convert(path: str, value: Any, tp: Any, meta: dict) -> Any:
 def _build(cls: type, data: Any, path: str) -> Any:
     if data is None:
         data = {}
+    resolve = getattr(cls, "resolve", None)
+    if resolve is not None:
+        data = resolve(data, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path or 'config'}: expected a mapping of keys, got {type(data).__name__} {_show(data)}")
     hints = typing.get_type_hints(cls)
@@ -575,6 +730,30 @@ def _check_consistency(spec: Spec) -> None:
     c = spec.circuit
     if c.gmin >= c.gmax:
         raise ConfigError(f"circuit.gmin: {c.gmin:g} must be < circuit.gmax ({c.gmax:g})")
+    _check_devices(spec.devices, c)
+
+
+# The visible nodes carry the data scale [-1, 1] (method.md section 4): an ADC or DAC whose
+# full scale is below it cannot hold the signal.
+SIGNAL_RANGE = 1.0
+
+
+def _check_devices(d: DevicesSpec, c: CircuitSpec) -> None:
+    """The device rules that involve several keys."""
+    g0, gmin, gmax = d.window(c)
+    if gmin >= gmax:
+        where = "devices.gmin" if d.gmin is not None else "circuit.gmin"
+        raise ConfigError(f"{where}: the device window needs gmin < gmax (got gmin {gmin:g} S, gmax {gmax:g} S)")
+    if d.stuck_gmin + d.stuck_gmax > 1:
+        raise ConfigError(
+            f"devices.stuck_gmax: stuck_gmin + stuck_gmax = {d.stuck_gmin + d.stuck_gmax:g} is more than every device; must be <= 1"
+        )
+    for key, bits, full in (("adc", d.adc_bits, d.adc_range), ("dac", d.dac_bits, d.dac_range)):
+        if bits is not None and full < SIGNAL_RANGE:
+            raise ConfigError(
+                f"devices.{key}_range: +-{full:g} V cannot hold the signal (the visible nodes carry the data scale "
+                f"[-1, 1]); must be >= {SIGNAL_RANGE:g}"
+            )
 
 
 def from_dict(data: Any) -> Spec:

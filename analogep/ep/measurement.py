@@ -8,12 +8,29 @@ pre- and post-synaptic activities at the nudged equilibria.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from analogep.circuit.devices import MeasurementChain
 from analogep.config.spec import GradEPSpec
 from analogep.ep.phases import PhaseResult
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.tensors import params_map
+
+
+def read_phases(phases: PhaseResult, x_t: np.ndarray, readout: MeasurementChain | None) -> tuple[PhaseResult, np.ndarray]:
+    """What the measurement reads of the phases' equilibria: every node voltage once per
+    equilibrium, through read noise and the ADC, and the anchor x_t as its DAC applied it
+    (the spring current measures x* - x_t). Exact (the phases themselves) without a chain."""
+    if readout is None:
+        return phases, x_t
+
+    def read(eq):
+        return None if eq is None else dataclasses.replace(eq, state=[readout.read(s) for s in eq.state])
+
+    seen = PhaseResult(read(phases.free), read(phases.plus), read(phases.minus), phases.beta)
+    return seen, readout.dac(x_t, count=False)
 
 
 def velocity(x_star: np.ndarray, x_t: np.ndarray, gradep: GradEPSpec) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
 from analogep.config.spec import GradEPSpec, TrainSpec
-from analogep.ep.measurement import ep_gradient, velocity
+from analogep.ep.measurement import ep_gradient, read_phases, velocity
 from analogep.ep.phases import PhaseResult, run_phases
 from analogep.ep.trust import diagnose, trusted_points
 from analogep.model.energy import EnergyModel, Params
@@ -50,9 +50,12 @@ def gradep_step(
         (np.inf, 0.5, 1.0) if trust is None else (trust.max_residual, trust.max_asymmetry, trust.max_dropped)
     )
     phases = run_phases(backend, batch.x_t, batch.target, gradep)
-    v = velocity(phases.free.state[0], batch.x_t, gradep)
+    # What the circuit's measurement chain reads (exact without devices); the trust checks
+    # judge the equilibria themselves.
+    seen, x_applied = read_phases(phases, batch.x_t, getattr(backend, "readout", None))
+    v = velocity(seen.free.state[0], x_applied, gradep)
     keep, asym = trusted_points(phases, max_residual, max_asymmetry)
-    grad = ep_gradient(model, params, phases, keep, batch.weight) if keep.any() else None
+    grad = ep_gradient(model, params, seen, keep, batch.weight) if keep.any() else None
     x_free = phases.free.state[0]
     dropped = int(keep.size - keep.sum())
     metrics = {

@@ -339,3 +339,35 @@ def plot_energy(report_dict: dict, path: str | os.PathLike) -> None:
         right.set_title("the circuit against digital")
         fig.tight_layout()
         _save(fig, path)
+
+
+def plot_robustness(report_dict: dict, path: str | os.PathLike) -> None:
+    """`analogep robustness --plot`: per swept non-ideality, the Frechet distance and the
+    classifier confidence of the deployed model's samples against its severity (the ideal
+    circuit dashed). A null value (exact: continuous levels, no ADC) is drawn at the left."""
+    sweeps = report_dict["sweeps"]
+    n = max(1, len(sweeps))
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    ideal = report_dict["ideal"]
+    with _figure(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False) as (fig, axes):
+        for ax, (key, points) in zip(axes.ravel(), sweeps.items()):
+            labels = ["exact" if p["value"] is None else f"{p['value']:g}" for p in points]
+            x = np.arange(len(points))
+            ax.plot(x, [p["quality"]["frechet"] for p in points], "o-", color="tab:red", label="Frechet")
+            ax.axhline(ideal["frechet"], color="tab:red", ls="--", lw=0.8)
+            ax.set_yscale("log")
+            ax.set_xticks(x, labels)
+            ax.set_xlabel(key)
+            ax.set_ylabel("Frechet distance (log)", color="tab:red")
+            twin = ax.twinx()
+            twin.plot(x, [p["quality"]["confidence"] for p in points], "s-", color="tab:blue")
+            twin.axhline(ideal["confidence"], color="tab:blue", ls="--", lw=0.8)
+            twin.set_ylim(0, 1)
+            twin.set_ylabel("confidence", color="tab:blue")
+            ax.grid(alpha=0.3)
+        for ax in axes.ravel()[len(sweeps):]:
+            ax.axis("off")
+        fig.suptitle(f"deployed on devices: sample quality per non-ideality ({report_dict['n_samples']} samples; dashed: ideal)")
+        fig.tight_layout()
+        _save(fig, path)

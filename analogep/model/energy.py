@@ -76,11 +76,13 @@ class EnergyModel(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no layered structure")
 
     def layer_drive(
-        self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None
+        self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None,
+        transposed: Params | None = None,
     ) -> np.ndarray:
         """c_l, the input layer l receives from its neighbours and its bias. `acts`, when
         given, holds each layer's activity, so a solver that keeps them current does not
-        recompute them."""
+        recompute them. `transposed`, when given, holds the weights the reads from the layer
+        above go through (a crossbar's second, mismatched copy; circuit/realised.py)."""
         raise NotImplementedError(f"{type(self).__name__} has no layered structure")
 
     def block_update(

@@ -29,24 +29,25 @@ class Checkpoint:
     spec: Spec
     bad_steps: int = 0
     skipped: tuple[int, ...] = ()  # the skipped steps among the last ones (train.max_skipped_share)
+    devices: tuple[dict[str, np.ndarray], dict] | None = None  # non-ideal devices' state (Devices.state_dict)
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     """Write the checkpoint atomically: a crash mid-write leaves the previous one intact."""
     arrays = {f"param/{k}": v for k, v in ckpt.params.items()}
     arrays.update({f"optim/{k}": v for k, v in ckpt.optimizer.items()})
-    arrays["meta"] = np.array(
-        json.dumps(
-            {
-                "format": "analogep-checkpoint-1",
-                "step": ckpt.step,
-                "bad_steps": ckpt.bad_steps,
-                "skipped": list(ckpt.skipped),
-                "rng_state": ckpt.rng_state,
-                "config": dump_spec(ckpt.spec),
-            }
-        )
-    )
+    meta = {
+        "format": "analogep-checkpoint-1",
+        "step": ckpt.step,
+        "bad_steps": ckpt.bad_steps,
+        "skipped": list(ckpt.skipped),
+        "rng_state": ckpt.rng_state,
+        "config": dump_spec(ckpt.spec),
+    }
+    if ckpt.devices is not None:
+        arrays.update({f"device/{k}": v for k, v in ckpt.devices[0].items()})
+        meta["devices"] = ckpt.devices[1]
+    arrays["meta"] = np.array(json.dumps(meta))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -70,6 +71,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             meta = json.loads(str(data["meta"]))
             params = {k[6:]: data[k] for k in data.files if k.startswith("param/")}
             optimizer = {k[6:]: data[k] for k in data.files if k.startswith("optim/")}
+            device_arrays = {k[7:]: data[k] for k in data.files if k.startswith("device/")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{p}: not an analogep checkpoint ({exc})") from None
     if meta.get("format") != "analogep-checkpoint-1":
@@ -82,6 +84,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(
         params, optimizer, meta["rng_state"], int(meta["step"]), spec, int(meta.get("bad_steps", 0)),
         tuple(int(s) for s in meta.get("skipped", ())),
+        (device_arrays, meta["devices"]) if "devices" in meta else None,
     )
 
 

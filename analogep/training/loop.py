@@ -76,6 +76,7 @@ class _Run:
     skipped: list[int] = field(default_factory=list)  # skipped steps among the last SKIP_WINDOW
     saved_step: int | None = None  # the step of the checkpoint on disk (None: none yet)
     last_trouble: str = ""  # why the last skipped step was skipped
+    devices: tuple[dict, dict] | None = None  # the checkpoint's device state, restored into the backend
 
 
 def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
@@ -107,7 +108,8 @@ def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
     records = [r for r in log.records if r["step"] <= ckpt.step]
     _warn_missing(log.path, records, ckpt.step, ckpt.spec.train.log_every)
     _writing(out, f"{METRICS_NAME}.bad", lambda: keep_aside(log))
-    return _Run(ckpt.params, optimizer, rng, ckpt.step, ckpt.bad_steps, records, list(ckpt.skipped), ckpt.step)
+    return _Run(ckpt.params, optimizer, rng, ckpt.step, ckpt.bad_steps, records, list(ckpt.skipped), ckpt.step,
+                devices=ckpt.devices)
 
 
 def _changes(old: Spec, new: Spec) -> dict[str, tuple]:
@@ -234,6 +236,7 @@ def train(
         own_backend = backend is None
         try:
             backend = backend or make_backend(spec, model, backend_name)
+            _restore_devices(backend, run, out)
             batches = objective.batches(data, run.rng, spec.train.steps - run.step)
             try:
                 return _steps(spec, model, objective, backend, batches, out, run, log, guard, on_step)
@@ -243,6 +246,27 @@ def train(
                     backend.close()
         finally:
             log.close()
+
+
+def _restore_devices(backend: EquilibriumBackend, run: _Run, out: Path) -> None:
+    """A resumed in-situ run continues on the devices it trained: the checkpoint's frozen
+    draws, programmed state and noise streams go back into the backend."""
+    devices = getattr(backend, "devices", None)
+    if devices is None:
+        return
+    if run.devices is None:
+        if run.step > 0:
+            raise CheckpointError(
+                f"{out}: the checkpoint holds no device state (trained on ideal devices); an in-situ run must start "
+                f"on its devices (use another --out)"
+            )
+        return
+    devices.load_state_dict(*run.devices, where=str(out / CHECKPOINT_NAME))
+
+
+def _device_state(backend: EquilibriumBackend) -> tuple[dict, dict] | None:
+    devices = getattr(backend, "devices", None)
+    return None if devices is None else devices.state_dict()
 
 
 def _steps(
@@ -265,7 +289,7 @@ def _steps(
         def save() -> None:
             log.flush()
             state = Checkpoint(run.params, run.optimizer.state_dict(), rng_state, run.step, spec, run.bad_steps,
-                               tuple(run.skipped))
+                               tuple(run.skipped), _device_state(backend))
             save_checkpoint(out / CHECKPOINT_NAME, state)
 
         _writing(out, CHECKPOINT_NAME, save)
@@ -300,6 +324,9 @@ def _steps(
                 clipped = getattr(backend, "clipped", None)  # devices that clip weights count them (circuit.clip)
                 if clipped is not None:
                     record["clipped"] = int(sum(clipped.values()))
+                device_metrics = getattr(backend, "device_metrics", None)  # programming pulses (devices)
+                if device_metrics is not None:
+                    record.update(device_metrics())
                 rng_state = batches.rng_state
                 now = time.perf_counter()
                 record["step_time"] = round(now - step_start, 4)  # this step alone: batch wait, phases, update

@@ -108,8 +108,12 @@ class HopfieldEnergy(EnergyModel):
         grads += [s - d * c for s, d, c in zip(state[1:], d1[1:], drives[1:])]
         return grads
 
-    def layer_drive(self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None) -> np.ndarray:
+    def layer_drive(
+        self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None,
+        transposed: Params | None = None,
+    ) -> np.ndarray:
         L = self.n_layers
+        above = params if transposed is None else transposed
 
         def act(l: int) -> np.ndarray:
             if acts is not None:
@@ -119,13 +123,13 @@ class HopfieldEnergy(EnergyModel):
         if layer == self.z:
             return act(0) @ params["U"].T + act(L) @ params["V"].T + params["b_z"]
         if layer == 0:
-            c = params["b_x"] + act(1) @ params["W0"]
-            return c + act(self.z) @ params["U"] if self.skip_rank else c
+            c = params["b_x"] + act(1) @ above["W0"]
+            return c + act(self.z) @ above["U"] if self.skip_rank else c
         c = act(layer - 1) @ params[f"W{layer - 1}"].T + params[f"b{layer - 1}"]
         if layer < L:
-            c = c + act(layer + 1) @ params[f"W{layer}"]
+            c = c + act(layer + 1) @ above[f"W{layer}"]
         elif self.skip_rank:
-            c = c + act(self.z) @ params["V"]
+            c = c + act(self.z) @ above["V"]
         return c
 
     def param_terms(self, params: Params, state: State, weights: np.ndarray | None = None) -> Params:
