@@ -150,3 +150,41 @@ def test_bad_constants_are_one_line_and_nothing_is_written(tmp_path, yaml_tail, 
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], res.output
     assert not plot.exists() and not plot.parent.exists()
+
+
+def _energy_json(*args: str) -> dict:
+    res = CliRunner().invoke(main, ["energy", str(ROOT / "examples" / "tiny.yaml"), "--points", "2", "--samples", "2",
+                                    "--sample-points", "1", "--no-cpu", "--json", *args])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def test_on_devices_the_write_pulses_come_from_the_write_rule(tmp_path):
+    """--devices: the pulses per step are counted by the devices' write rule (a finer level
+    grid fires more pulses for the same update), the programming energy is those pulses at
+    physics.write_energy, and the circuit is the devices' window (its g0)."""
+    counts = {}
+    for bits in (6, 10):
+        dev = tmp_path / f"d{bits}.yaml"
+        dev.write_text(f"preset: ideal\nbits: {bits}\nw_max: 1.0\ngmin: 1.0e-6\ngmax: 1.0e-4\n")
+        data = _energy_json("--devices", str(dev))
+        analog = data["training"]["analog"]
+        w = analog["notes"]["writes"]
+        assert w["bits"] == bits and w["devices"] == 2 * (64 * 16 + 16 * 16)  # G+ and G-, one copy read both ways
+        assert w["pulses_per_step"] == pytest.approx(w["pulses_per_device"] * w["devices"])
+        energy = data["constants"]["write_energy"]["value"]
+        assert analog["breakdown"]["programming (write pulses)"] == pytest.approx(w["pulses_per_step"] * energy)
+        counts[bits] = w["pulses_per_device"]
+    # lr 3e-3 per update: about 0.1 of a 6-bit level (1/63 of |W| = 1), about 3 of a 10-bit one (1/1023)
+    assert counts[10] > 10 * counts[6] > 0
+    ideal = _energy_json()
+    assert "writes" not in ideal["training"]["analog"]["notes"]
+    assert ideal["training"]["analog"]["notes"]["pulses_per_device"] == ideal["constants"]["pulses_per_update"]["value"]
+
+
+def test_bad_devices_for_energy_are_one_line(tmp_path):
+    res = CliRunner().invoke(main, ["energy", str(ROOT / "examples" / "tiny.yaml"), "--points", "2", "--no-cpu",
+                                    "--devices", "nosuchpreset"])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nosuchpreset" in lines[0], res.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from analogep import api
+from analogep.cli.common import devices_option
 
 
 @click.command("energy")
@@ -16,8 +17,9 @@ from analogep import api
 @click.option("--no-cpu", is_flag=True, help="Skip timing a real step and sampling on this machine's CPU.")
 @click.option("--cpu-euler", is_flag=True, help="Also time a step with the paper's Euler relaxation on this CPU (seconds to minutes).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Bar charts of where the joules go and of the ways compared (PNG).")
+@devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (every figure, and each constant with its source).")
-def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, as_json):
+def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, devices, as_json):
     """Time and energy per training step and per generated sample: circuit vs digital.
 
     SOURCE is a RUN_DIR/CHECKPOINT (trained weights) or a CONFIG (initial weights). The
@@ -28,12 +30,15 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
     of the paper's Euler relaxation, of the fast solver, and of backpropagation through a
     feed-forward net of as many parameters, priced at a GPU's energy per FLOP and per byte;
     and this machine's CPU, timed. Every constant is in analogep/config/physics.yaml with
-    its source; model.yaml's physics: section overrides them.
+    its source; model.yaml's physics: section overrides them. With --devices (or a
+    devices: section), the circuit is the devices' (their window's g0, the weights they
+    realise) and the write pulses per step are counted by the devices' write rule.
     """
-    from analogep.cli.common import _echo_json, _load_source
+    from analogep.cli.common import _echo_json, _load_source, _with_devices
     from analogep.evaluation.energy import format_report
 
     spec, params, origin = _load_source(source)
+    spec = _with_devices(spec, devices)
     report = api.energy(spec, params, origin, points=points, samples=samples, sample_points=sample_points,
                         measure_cpu=not no_cpu, cpu_euler=cpu_euler)
     result = report.to_dict()

@@ -33,7 +33,7 @@ import numpy as np
 
 from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import NumpyBackend, phase_spring
-from analogep.circuit.devices import effective_params
+from analogep.circuit.devices import Devices, effective_params
 from analogep.circuit.power import circuit_power, row_loads
 from analogep.config.physics import physics_table
 from analogep.config.spec import Spec
@@ -189,6 +189,42 @@ def _stats(seconds: np.ndarray, lam: np.ndarray, unit: float) -> dict[str, float
     }
 
 
+ADAM_SIZED_UPDATES = 4  # updates whose pulses are counted (the first writes every device and is not one)
+
+
+def _on_devices(spec: Spec, model, params: Params, warnings: list[str]):
+    """The circuit on spec.devices (method.md section 7, 'Devices'): the device window's g0,
+    the weights the devices realise, and the pulses the write rule fires per training step.
+
+    The pulses are counted on the device model itself: the parameters are programmed, then
+    moved by Adam-sized updates (every parameter by lr with a random sign: Adam's step is
+    bounded by about lr per parameter, Kingma & Ba 2015, section 2.1), so the count is an
+    upper bound for a step of training; `analogep train --devices` logs the true count per
+    step (metrics.jsonl: pulses)."""
+    d = spec.devices
+    g0, gmin, gmax = d.window(spec.circuit)
+    spec = spec.replace(circuit={"g0": g0, "gmin": gmin, "gmax": gmax})
+    devices = Devices(spec, model)
+    realisation = devices.program(params)
+    if not realisation.has_energy:
+        warnings.append("the devices' circuit has no energy (mismatched copies or driver mismatch): its settling is "
+                        "simulated on the forward copy's weights read both ways")
+    realised = realisation.params(params, "forward")
+    rng = np.random.default_rng(d.seed + 1)
+    lr = spec.train.optimizer.lr
+    moved, pulses = dict(params), []
+    for _ in range(ADAM_SIZED_UPDATES):
+        moved = {k: v + lr * rng.choice((-1.0, 1.0), size=np.shape(v)) for k, v in moved.items()}
+        devices.program(moved)
+        pulses.append(devices.last_pulses)
+    n_logical = 2 * sum(int(np.prod(params[name].shape)) for name in devices.couplings)  # G+ and G- per weight
+    physical = n_logical * devices.n_copies  # mismatched: the forward and the transposed copy are both written
+    per_device = float(np.mean(pulses)) / n_logical
+    writes = {"preset": d.preset, "bits": d.bits, "write_rule": d.write_rule, "devices": physical,
+              "pulses_per_device": per_device, "pulses_per_step": per_device * physical}
+    return spec, realised, realisation.clipped, writes
+
+
 def _relax_flops(sizes: tuple[int, ...], n_weights: int) -> int:
     """FLOPs of one relaxation step (Euler step or block sweep) of one point: every coupling
     read forward and transposed (2 FLOP per multiply-add), rho and rho' of the hidden units,
@@ -239,7 +275,12 @@ def account(
     warnings: list[str] = []
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    realised, clipped = effective_params(model, p64, spec)
+    writes = None
+    if spec.devices.ideal:
+        realised, clipped = effective_params(model, p64, spec)
+    else:
+        spec, realised, clipped, writes = _on_devices(spec, model, p64, warnings)
+        unit = _capacitance(spec) / spec.circuit.g0
     if sum(clipped.values()):
         warnings.append(f"{sum(clipped.values())} weights clipped to the conductance range (circuit.clip)")
     loads = row_loads(spec, model, p64)
@@ -302,15 +343,19 @@ def account(
     breakdown["ADC conversions"] = batch_size * conversions * _adc_energy(spec)
     breakdown["DAC settings (anchors, biases)"] = (batch_size * dac_settings + n_bias) * _dac_energy(spec)
     breakdown["digital update (accumulate, Adam)"] = step_flops * p.digital_flop_energy
-    breakdown["programming (write pulses)"] = devices * p.pulses_per_update * p.write_energy
+    pulses_per_device = p.pulses_per_update if writes is None else writes["pulses_per_device"]
+    if writes is not None:
+        devices = writes["devices"]
+    breakdown["programming (write pulses)"] = devices * pulses_per_device * p.write_energy
     seconds = (
         batch_size * sum(per_phase_s.values())
         + step_flops / p.digital_flops_per_s
-        + write_rows * p.pulses_per_update * p.write_pulse
+        + write_rows * pulses_per_device * p.write_pulse
     )
     training = {
         "analog": Estimate("the circuit (one copy, points in sequence)", seconds, sum(breakdown.values()), breakdown,
-                           {"per_phase_s": per_phase_s, "per_phase_j": per_phase_j, "conversions_per_point": conversions})
+                           {"per_phase_s": per_phase_s, "per_phase_j": per_phase_j, "conversions_per_point": conversions,
+                            "pulses_per_device": pulses_per_device, **({"writes": writes} if writes else {})})
     }
 
     # --- digital: the same step's FLOPs and bytes ----------------------------------------------
@@ -501,6 +546,13 @@ def format_report(report: EnergyReport) -> str:
         lines.append(f"  {name:40s} {_si(j, 'J'):>10s} {100 * j / a.joules:5.1f}%")
     d = report.dissipated
     lines.append("  of the circuit's supply, dissipated in: " + ", ".join(f"{k} {_si(v, 'J')}" for k, v in d.items()))
+    w = a.notes.get("writes")
+    if w:
+        lines.append(
+            f"  write pulses on devices {w['preset']!r} ({w['bits']} bits, {w['write_rule']}): {w['pulses_per_device']:.3g} "
+            f"per device per step, {w['pulses_per_step']:,.0f} per step over {w['devices']:,} devices (counted on Adam-sized "
+            f"updates: an upper bound; train --devices logs the true count)"
+        )
     lines += ["", "constants: config/physics.yaml (override them in model.yaml's physics: section; --json lists each with its source)"]
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)
