@@ -16,7 +16,6 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 from analogep import api
 from analogep.config import load_spec

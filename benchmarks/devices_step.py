@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.config import load_spec, with_devices
+from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.ep.step import gradep_step
 from analogep.model.registry import build_energy

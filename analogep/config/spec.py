@@ -740,7 +740,7 @@ SIGNAL_RANGE = 1.0
 
 def _check_devices(d: DevicesSpec, c: CircuitSpec) -> None:
     """The device rules that involve several keys."""
-    g0, gmin, gmax = d.window(c)
+    _, gmin, gmax = d.window(c)
     if gmin >= gmax:
         where = "devices.gmin" if d.gmin is not None else "circuit.gmin"
         raise ConfigError(f"{where}: the device window needs gmin < gmax (got gmin {gmin:g} S, gmax {gmax:g} S)")
