@@ -189,7 +189,7 @@ def _stats(seconds: np.ndarray, lam: np.ndarray, unit: float) -> dict[str, float
     }
 
 
-ADAM_SIZED_UPDATES = 4  # updates whose pulses are counted (the first writes every device and is not one)
+ADAM_SIZED_UPDATES = 8  # updates whose pulses are counted (the first write of every device is not one)
 
 
 def _on_devices(spec: Spec, model, params: Params, warnings: list[str]):
@@ -197,9 +197,10 @@ def _on_devices(spec: Spec, model, params: Params, warnings: list[str]):
     the weights the devices realise, and the pulses the write rule fires per training step.
 
     The pulses are counted on the device model itself: the parameters are programmed, then
-    moved by Adam-sized updates (every parameter by lr with a random sign: Adam's step is
-    bounded by about lr per parameter, Kingma & Ba 2015, section 2.1), so the count is an
-    upper bound for a step of training; `analogep train --devices` logs the true count per
+    moved by Adam-sized updates (every parameter by lr per step, each in a fixed random
+    direction: Adam's step is bounded by about lr per parameter, Kingma & Ba 2015, section
+    2.1, and a steady direction crosses the most levels), so the count is an upper bound
+    for a step of training; `analogep train --devices` logs the true count per
     step (metrics.jsonl: pulses)."""
     d = spec.devices
     g0, gmin, gmax = d.window(spec.circuit)
@@ -212,9 +213,10 @@ def _on_devices(spec: Spec, model, params: Params, warnings: list[str]):
     realised = realisation.params(params, "forward")
     rng = np.random.default_rng(d.seed + 1)
     lr = spec.train.optimizer.lr
+    direction = {k: lr * rng.choice((-1.0, 1.0), size=np.shape(v)) for k, v in params.items()}
     moved, pulses = dict(params), []
     for _ in range(ADAM_SIZED_UPDATES):
-        moved = {k: v + lr * rng.choice((-1.0, 1.0), size=np.shape(v)) for k, v in moved.items()}
+        moved = {k: v + direction[k] for k, v in moved.items()}
         devices.program(moved)
         pulses.append(devices.last_pulses)
     n_logical = 2 * sum(int(np.prod(params[name].shape)) for name in devices.couplings)  # G+ and G- per weight
