@@ -90,6 +90,7 @@ def sample(
     dt: float | None = None,
     mode: str | None = None,
     seed: int | None = None,
+    dsm: dict | None = None,
     backend: str = "numpy",
     spice_runner: str | None = None,
     threads: int | None = None,
@@ -98,11 +99,14 @@ def sample(
 ) -> np.ndarray:
     """Samples (n, n_visible) by the objective's sampler on the named backend; unset
     options take spec.generate's values, and the settings are checked as model.yaml's
-    generate section is (GenerateSpec.integration_problem). `threads`: BLAS threads
-    (default train.threads). `out`: an (n, n_visible) array to write the samples into
-    (a numpy.lib.format.open_memmap for more samples than memory holds)."""
+    generate section is (GenerateSpec.integration_problem). `dsm`: changes to the dsm
+    section for a score-matching model (sampler, steps_per_level, ode_steps, ...), checked
+    as model.yaml's are. `threads`: BLAS threads (default train.threads). `out`: an
+    (n, n_visible) array to write the samples into (a numpy.lib.format.open_memmap for
+    more samples than memory holds)."""
     changes = dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed)
-    g = spec.replace(generate={k: v for k, v in changes.items() if v is not None}).generate
+    spec = spec.replace(generate={k: v for k, v in changes.items() if v is not None}, **({"dsm": dsm} if dsm else {}))
+    g = spec.generate
     ensure_finite(params, "params")
     model = build_energy(spec.model)
     options = {"runner": spice_runner} if backend == "spice" else {}
