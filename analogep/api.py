@@ -151,6 +151,19 @@ def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, bet
     return result
 
 
+def study(kind: str, spec: Spec, params: Params, **options) -> dict:
+    """One measurement of the bias study (evaluation/study.py): "unbiasedness" (error vs
+    beta, couplings and biases apart), "budget" (cosine vs relaxation iterations) or
+    "bias-variance" (error vs beta with noisy read-outs); `options` go to that function."""
+    from analogep.evaluation import study as st
+
+    ensure_finite(params, "params")
+    run = {"unbiasedness": st.unbiasedness, "budget": st.relaxation_budget, "bias-variance": st.bias_variance}
+    if kind not in run:
+        raise ValueError(f"unknown study {kind!r}; allowed: {', '.join(run)}")
+    return run[kind](spec, params, **options)
+
+
 def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
     """The points the reviewed decks solve, with their numpy equilibria: the first training
     point of train.seed for the GradEP phases, the first noise sample of generate.seed for
@@ -221,5 +234,5 @@ def compare(run_dirs: list[str | Path]) -> dict:
 
 __all__ = [
     "check_circuit", "compare", "compile_circuit", "deck_points", "energy", "evaluate", "gradcheck", "load_config",
-    "load_model", "sample", "train",
+    "load_model", "sample", "study", "train",
 ]
