@@ -185,6 +185,8 @@ def deck_points(spec: Spec, params: Params) -> dict[str, DeckPoint]:
     x_gen = np.random.default_rng(spec.generate.seed).standard_normal((1, model.sizes[0]))
     gen, _ = inference.clamped(x_gen, None)
     when = f", t = {float(batch.t[0, 0]):.4f}" if hasattr(batch, "t") else ""
+    if hasattr(batch, "sigma"):  # score matching: the level and the point's weight in the loss
+        when = f", sigma = {float(batch.sigma[0, 0]):.4f}, weight {float(batch.weight[0]):.4g}"
     point = f"x_t and target u of {objective.label} draw 0 (seed train.seed = {spec.train.seed}{when})"
     return {
         "free": DeckPoint({"xt": batch.x_t}, free.state, point),
