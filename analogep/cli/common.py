@@ -118,6 +118,11 @@ def _sampler_label(spec, g) -> str:
     return f"{how}, {sigmas}, {g.mode}"
 
 
+def _run_sampler_label(spec, g) -> str:
+    """The title of a finished run's samples.png (flow: end time and read-out only)."""
+    return f"t1={g.t1}, {g.mode}" if spec.train.objective != "dsm" else _sampler_label(spec, g)
+
+
 def _dsm_sampling(spec, sampler: str | None, steps_per_level: int | None, ode_steps: int | None, t1, dt):
     """The spec with the sample command's DSM options applied (checked as model.yaml's dsm
     section is); options that do not apply to the run's objective are refused."""
@@ -211,6 +216,6 @@ def _write_samples(spec, params, out: Path) -> None:
     g = spec.generate
     try:
         _sample_to_files(spec, params, g, out / "samples.png", out / "samples.npy",
-                         title=f"{spec.name}: {g.n} samples ({_sampler_label(spec, g)})")
+                         title=f"{spec.name}: {g.n} samples ({_run_sampler_label(spec, g)})")
     except AnalogepError as exc:
         click.echo(f"warning: {exc}", err=True)
