@@ -367,6 +367,7 @@ def plot_unbiasedness(result: dict, path: str | os.PathLike) -> None:
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7)
         fig.suptitle("EP-DSM gradient vs exact as beta -> 0 (float64, relaxed to 1e-11)", fontsize=10)
+        fig.tight_layout()
         _save(fig, path)
 
 
@@ -388,6 +389,7 @@ def plot_relaxation_budget(result: dict, path: str | os.PathLike) -> None:
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8)
         fig.suptitle(f"EP-DSM gradient under a finite relaxation budget (beta {result['beta']:g})", fontsize=10)
+        fig.tight_layout()
         _save(fig, path)
 
 
@@ -428,4 +430,5 @@ def plot_bias_variance(result: dict, path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
         fig.suptitle("EP-DSM gradient with noisy read-outs: bias vs variance", fontsize=10)
+        fig.tight_layout()
         _save(fig, path)
