@@ -139,6 +139,12 @@ def test_a_sampler_option_that_cannot_work_is_one_line_and_writes_nothing(dsm_ru
     assert not png.exists() and not npy.exists()
 
 
+def test_evaluate_refuses_a_sampler_for_samples_given(tmp_path):
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.zeros((4, 64), dtype=np.float32))
+    assert_refused(invoke("evaluate", npy, "--sampler", "ode"), "--sampler: " + str(npy) + " holds samples already")
+
+
 def test_evaluate_judges_a_dsm_run_with_either_sampler(dsm_run):
     result = invoke("evaluate", dsm_run, "--n", 20, "--sampler", "ode", "--json")
     assert_ok(result)

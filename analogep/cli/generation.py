@@ -122,6 +122,8 @@ def evaluate_cmd(source, n, t1, seed, sampler, as_json):
 
     out_json = None
     if source.endswith(".npy"):
+        if sampler:
+            raise AnalogepError(f"--sampler: {source} holds samples already; the option is for a run folder or checkpoint")
         try:
             x = np.load(source, allow_pickle=False)
         except (OSError, ValueError) as exc:
