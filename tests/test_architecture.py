@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("analogep.evaluation",),
     ("analogep.api",),
     ("analogep.cli",),
+    ("analogep.__main__",),
 )
 UNLAYERED = {"analogep"}  # analogep/__init__.py: lazy re-export of the API
 

@@ -209,6 +209,15 @@ def test_help_on_every_command():
     assert "--beta-sweep" in invoke("gradcheck", "--help").stdout
 
 
+def test_python_dash_m_runs_the_same_command_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "analogep", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Equilibrium Propagation" in out.stdout and "train" in out.stdout
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 

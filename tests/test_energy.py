@@ -3,7 +3,8 @@
 Everything GradEP, the solvers and the exact gradient use is an analytic derivative of
 E (method.md section 1): dE/ds, d2E/ds2 . v, dE/dtheta and its state derivative. Each is
 checked here against finite differences of the level below it, for several depths
-(including three hidden layers) and both activations.
+(including three hidden layers), with and without the rank-k skip coupling, and both
+activations.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from analogep.model.families.hopfield import HopfieldEnergy
 from analogep.model.registry import build_energy
 
 SIZES = [(5, 4), (6, 4, 3), (5, 4, 3, 3)]  # one, two and three hidden layers
+SKIPS = {(5, 4): 2, (6, 4, 3): 2, (5, 4, 3, 3): 3}  # each depth again with a skip coupling of this rank
 ACTIVATIONS = ["soft_silu", "silu"]
 BATCH = 3
 
 
-def make_model(sizes, activation, clamp=2.0) -> HopfieldEnergy:
+def make_model(sizes, activation, clamp=2.0, skip_rank=0) -> HopfieldEnergy:
     """A float64 model; a small clamp makes the soft clamp's tanh matter at these scales."""
-    return HopfieldEnergy(ModelSpec(sizes=tuple(sizes), activation=activation, clamp=clamp, dtype="float64"))
+    spec = ModelSpec(sizes=tuple(sizes), activation=activation, clamp=clamp, dtype="float64", skip_rank=skip_rank)
+    return HopfieldEnergy(spec)
 
 
 def random_params(model: HopfieldEnergy, rng: np.random.Generator) -> dict:
@@ -39,19 +42,26 @@ def reference_energy(model, params, state) -> np.ndarray:
     """method.md section 1 written out independently of hopfield.py (per batch element)."""
     rho = model.rho
     e = 0.5 * sum(np.sum(s**2, axis=1) for s in state) - state[0] @ params["b_x"]
+    chain = state[:-1] if "U" in params else state
     below = state[0]
-    for l in range(len(state) - 1):
-        post = rho(state[l + 1])
+    for l in range(len(chain) - 1):
+        post = rho(chain[l + 1])
         e = e - np.einsum("bi,bi->b", post, below @ params[f"W{l}"].T + params[f"b{l}"])
         below = post
+    if "U" in params:  # the skip: - rho(z) . (U x + V rho(h_L) + b_z), z the last layer
+        z = rho(state[-1])
+        e = e - np.einsum("bk,bk->b", z, state[0] @ params["U"].T + below @ params["V"].T + params["b_z"])
     return e
 
 
-@pytest.fixture(params=[(s, a) for s in SIZES for a in ACTIVATIONS], ids=lambda p: f"{'-'.join(map(str, p[0]))}-{p[1]}")
+@pytest.fixture(
+    params=[(s, a, k) for s in SIZES for a in ACTIVATIONS for k in (0, SKIPS[s])],
+    ids=lambda p: f"{'-'.join(map(str, p[0]))}-{p[1]}" + (f"-skip{p[2]}" if p[2] else ""),
+)
 def case(request):
-    sizes, activation = request.param
-    rng = np.random.default_rng(len(sizes) * 10 + len(activation))
-    model = make_model(sizes, activation)
+    sizes, activation, skip_rank = request.param
+    rng = np.random.default_rng(len(sizes) * 10 + len(activation) + skip_rank)
+    model = make_model(sizes, activation, skip_rank=skip_rank)
     return model, random_params(model, rng), random_state(model, rng), rng
 
 

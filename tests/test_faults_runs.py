@@ -357,6 +357,23 @@ def test_ctrl_c_keeps_the_last_finished_step_and_resume_is_bit_identical(tiny, t
     assert without_time(read_metrics(out)) == without_time(read_metrics(tmp_path / "full"))
 
 
+def test_sigterm_stops_like_ctrl_c_with_exit_code_143(tiny, tmp_path):
+    out = tmp_path / "run"
+    config = config_file(tmp_path, tiny.replace(train={"steps": 100000, "checkpoint_every": 1000000}))
+    proc = cli_process("train", config, "--out", out)
+    try:
+        wait_for_step(proc, out, 5)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=WAIT_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    ckpt = load_checkpoint(out)  # written on SIGTERM: the last finished step
+    assert ckpt.step == read_metrics(out)[-1]["step"] >= 5
+    assert f"checkpoint of step {ckpt.step} kept in {out}" in stderr.strip().splitlines()[-1]
+
+
 def test_ctrl_c_inside_a_steps_update_waits_for_the_step_to_finish(tiny, tmp_path, monkeypatch):
     real = loop._record
 

@@ -128,7 +128,8 @@ def build_netlist(
         sections.append((f"node capacitors {c.capacitance:g} F (time constant C/g0 = {c.capacitance / c.g0:g} s)", caps))
     options = {"reltol": fmt(c.reltol), "vntol": fmt(c.vntol), "abstol": fmt(c.abstol)}
     analysis = f".dc Vidx 0 {points - 1} 1" if sweep else ".op"
-    title = f"analogep {spec.name} {'-'.join(map(str, model.sizes))}: {phase}"
+    skip = f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else ""
+    title = f"analogep {spec.name} {'-'.join(map(str, spec.model.sizes))}{skip}: {phase}"
     return Netlist(title, header or [], net_params, sections, analysis, options, _nodeset(model.sizes, phase, nodeset))
 
 

@@ -19,7 +19,7 @@ from analogep.circuit.compiler import PHASE_TITLES, PHASES, build_netlist, state
 from analogep.circuit.devices import effective_params
 from analogep.circuit.graph import check_graph, flatten
 from analogep.circuit.library import LIBRARY, library_text
-from analogep.circuit.netlist import render
+from analogep.circuit.netlist import Netlist, render
 from analogep.circuit.transient import (
     SPAN_TAUS,
     predicted_tau,
@@ -42,9 +42,34 @@ TRANSIENT_STARTS = {
 }
 
 
-def _header(spec: Spec, phase: str, origin: str, point: str, counts: dict, flat: int, clipped: dict[str, int]) -> list[str]:
-    c, g = spec.circuit, spec.gradep
+def network(spec: Spec) -> str:
+    """The network as a header names it: the layer sizes, and the skip coupling's rank."""
     sizes = "-".join(map(str, spec.model.sizes))
+    return sizes + (f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else "")
+
+
+def _skip_lines(spec: Spec, net: Netlist) -> list[str]:
+    """What the skip coupling adds (model.skip_rank; nothing without one): its neurons,
+    crossbars and device count against a full visible-to-top skip matrix."""
+    k = spec.model.skip_rank
+    if not k:
+        return []
+    sizes = spec.model.sizes
+    n_vis, n_top, z = sizes[0], sizes[-1], len(sizes)
+    devices = sum(1 for e in net.elements if e.name.startswith(("RU", "RV")))
+    return [
+        f"Skip coupling (model.skip_rank = {k}, method.md section 1): bottleneck neurons h{z}_<m>, m < {k}, coupled to",
+        f"  the visible layer by crossbar U ({k} x {n_vis}, RU..) and to the top hidden layer h{z - 1} by V ({k} x {n_top}, RV..):",
+        f"  ({n_vis} + {n_top}) * {k} = {(n_vis + n_top) * k} weights, {devices} devices in both reads, where a full skip",
+        f"  matrix would be {n_vis} * {n_top} = {n_vis * n_top} weights.",
+    ]
+
+
+def _header(
+    spec: Spec, phase: str, origin: str, point: str, counts: dict, flat: int, clipped: dict[str, int], net: Netlist
+) -> list[str]:
+    c, g = spec.circuit, spec.gradep
+    sizes = network(spec)
     kinds = ", ".join(f"{n} {k}" for k, n in counts.items())
     read = {
         "generate": [
@@ -73,6 +98,7 @@ def _header(spec: Spec, phase: str, origin: str, point: str, counts: dict, flat:
         "  left out; each crossbar is read forward (RW<l>p/m_<j>_<i>) and transposed (RW<l>pT/mT_<j>_<i>).",
         f"  Clipped weights: {', '.join(f'{k} {v}' for k, v in clipped.items())}. Node capacitance: {c.capacitance:g} F.",
         f"Elements: {kinds} (X = neuron cells of {LIBRARY}); {flat} after expanding the cells.",
+        *_skip_lines(spec, net),
         *read,
         "Run: ngspice -b THIS_FILE. On ngspice >= 42 built with KLU, add 'klu' to .options for a faster solve.",
         "The .nodeset holds the numpy equilibrium of these anchors, and it decides which fixed point .op",
@@ -126,7 +152,7 @@ def compile_decks(
         )
         text = render(net)
         flat = len(flatten(text))
-        net.header = _header(spec, phase, origin, point.description, net.counts(), flat, clipped)
+        net.header = _header(spec, phase, origin, point.description, net.counts(), flat, clipped, net)
         text = render(net)
         check_graph(text, f"{DECK_NAMES[phase]}")
         files[DECK_NAMES[phase]] = text
@@ -158,7 +184,7 @@ def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPo
     text = render(net)
     net.header = [
         f"{PHASE_TITLES[phase]}: transient relaxation.",
-        f"Compiled by analogep from config {spec.name!r} ({'-'.join(map(str, spec.model.sizes))}, {spec.model.activation}); weights: {origin}.",
+        f"Compiled by analogep from config {spec.name!r} ({network(spec)}, {spec.model.activation}); weights: {origin}.",
         f"Training point: {point.description}.",
         "",
         f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping) with C = {c.capacitance:g} F from every neuron",

@@ -39,8 +39,8 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     OUT/loss.png and OUT/samples.png.
 
     With --resume, the config is read from OUT/config.yaml (CONFIG is not needed;
-    --steps may extend the run, not shorten it). Ctrl-C keeps a checkpoint of the last
-    finished step and exits with code 130; one process at a time writes OUT.
+    --steps may extend the run, not shorten it). Ctrl-C (or SIGTERM) keeps a checkpoint of
+    the last finished step and exits with code 130 (143); one process at a time writes OUT.
     """
     from analogep.evaluation.plots import plot_loss
     from analogep.model.registry import build_energy
@@ -49,7 +49,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),
                                solver, spice_runner, scheduler)
     n_params = build_energy(spec.model).n_params
-    sizes = "-".join(map(str, spec.model.sizes))
+    sizes = "-".join(map(str, spec.model.sizes)) + (f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else "")
     click.echo(
         f"analogep: training {spec.name} ({sizes}, {n_params:,} parameters) for {spec.train.steps} steps, "
         f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend} -> {out}",
@@ -68,7 +68,8 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
                 _write(out, "samples.npy and samples.png", result.step, lambda: _write_samples(spec, result.params, out))
     except KeyboardInterrupt as exc:
         click.echo(_interrupted(out, exc), err=True)
-        click.get_current_context().exit(130)  # 128 + SIGINT, as a shell reports it: not a bad input (2)
+        signum = getattr(exc, "signum", 2)  # SIGINT unless training saw SIGTERM
+        click.get_current_context().exit(128 + signum)  # as a shell reports it: not a bad input (2)
     summary = {
         "out": str(out),
         "step": result.step,

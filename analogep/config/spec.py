@@ -60,6 +60,14 @@ class ModelSpec:
     init_gain: float = field(default=0.5, metadata=_key("Xavier-normal gain of the weights", ge=0))
     seed: int = field(default=0, metadata=_key("seed of the weight initialisation", ge=0))
     dtype: Literal["float32", "float64"] = field(default="float32", metadata=_key("floating point type"))
+    skip_rank: int = field(
+        default=0,
+        metadata=_key(
+            "rank k of the skip coupling between the visible and the top hidden layer, through k bottleneck "
+            "neurons (method.md section 1); 0: none",
+            ge=0,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -559,6 +567,12 @@ def _check_consistency(spec: Spec) -> None:
     if m.sizes[0] != dim:
         raise ConfigError(
             f"model.sizes[0]: {m.sizes[0]} visible units, but dataset {spec.train.dataset!r} has {dim} pixels; must be {dim}"
+        )
+    rank_limit = min(m.sizes[0], m.sizes[-1])
+    if m.skip_rank > rank_limit:
+        raise ConfigError(
+            f"model.skip_rank: {m.skip_rank} is above min(visible, top hidden) = min({m.sizes[0]}, {m.sizes[-1]}) = "
+            f"{rank_limit}, the largest rank a coupling between those layers has; must be <= {rank_limit}"
         )
     scale = g.alpha * g.lam
     if not 0.0 < scale * scale < math.inf:

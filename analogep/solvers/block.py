@@ -7,7 +7,10 @@ energy is separable per unit, so each layer takes the block update its energy fa
 defines (`EnergyModel.block_update`: for the hopfield family the visible layer is solved
 exactly and each hidden unit takes one safeguarded Newton step), over-relaxed by `omega`
 (successive over-relaxation) once the point is near its equilibrium. Each point stops
-once below `tol`.
+once below `tol`. Layers are updated one after another from fresh drives (Gauss-Seidel),
+so each update is a descent step given its current neighbours whether or not the layer
+graph is two-coloured: a skip coupling's bottleneck (method.md section 1) closes the
+cycle x - h1 .. hL - z - x, of odd length when L is odd.
 
 Why the same equilibrium as euler: both are descent methods started at the same point
 (x = x_t, h = 0; nudged phases at the free equilibrium), and near a minimum the Hessian is

@@ -316,7 +316,7 @@ def _steps(
                 break
     except KeyboardInterrupt:
         save_last_step()
-        raise TrainingInterrupted(out, run.saved_step) from None
+        raise TrainingInterrupted(out, run.saved_step, guard.signum) from None
     except _Unwritable as exc:  # inside a step's writes: the state on disk is the last checkpoint
         kept = (f"the checkpoint of step {run.saved_step} is kept (continue with --resume)" if run.saved_step is not None
                 else "no checkpoint was written")
