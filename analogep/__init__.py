@@ -7,7 +7,7 @@ measurement -> update (docs/architecture.md).
 
 The public API (analogep.api) is re-exported here, imported on first use so that
 `import analogep` stays light: load_config, load_model, train, sample, evaluate,
-gradcheck, compile_circuit, check_circuit, compare, deck_points, energy, robustness.
+gradcheck, compile_circuit, check_circuit, compare, deck_points, energy, robustness, study.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = ("load_config", "load_model", "train", "sample", "evaluate", "gradcheck", "compile_circuit", "check_circuit",
-        "compare", "deck_points", "energy", "robustness")
+        "compare", "deck_points", "energy", "robustness", "study")
 __all__ = list(_API)
 
 

@@ -93,6 +93,7 @@ def sample(
     dt: float | None = None,
     mode: str | None = None,
     seed: int | None = None,
+    dsm: dict | None = None,
     backend: str = "numpy",
     spice_runner: str | None = None,
     threads: int | None = None,
@@ -102,13 +103,16 @@ def sample(
 ) -> np.ndarray:
     """Samples (n, n_visible) by the objective's sampler on the named backend; unset
     options take spec.generate's values, and the settings are checked as model.yaml's
-    generate section is (GenerateSpec.integration_problem). `threads`: BLAS threads
-    (default train.threads). `out`: an (n, n_visible) array to write the samples into
-    (a numpy.lib.format.open_memmap for more samples than memory holds). With non-ideal
-    spec.devices, `params` are programmed onto them: onto fresh devices (a deployment), or
-    with `device_state` (an in-situ run's checkpoint) onto the devices it trained."""
+    generate section is (GenerateSpec.integration_problem). `dsm`: changes to the dsm
+    section for a score-matching model (sampler, steps_per_level, ode_steps, ...), checked
+    as model.yaml's are. `threads`: BLAS threads (default train.threads). `out`: an
+    (n, n_visible) array to write the samples into (a numpy.lib.format.open_memmap for
+    more samples than memory holds). With non-ideal spec.devices, `params` are programmed
+    onto them: onto fresh devices (a deployment), or with `device_state` (an in-situ run's
+    checkpoint) onto the devices it trained."""
     changes = dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed)
-    g = spec.replace(generate={k: v for k, v in changes.items() if v is not None}).generate
+    spec = spec.replace(generate={k: v for k, v in changes.items() if v is not None}, **({"dsm": dsm} if dsm else {}))
+    g = spec.generate
     ensure_finite(params, "params")
     model = build_energy(spec.model)
     options = {"runner": spice_runner} if backend == "spice" else {}
@@ -167,6 +171,19 @@ def programmed_circuit(spec: Spec, params: Params, device_state: tuple[dict, dic
     return program(spec, model, params, devices)
 
 
+def study(kind: str, spec: Spec, params: Params, **options) -> dict:
+    """One measurement of the bias study (evaluation/study.py): "unbiasedness" (error vs
+    beta, couplings and biases apart), "budget" (cosine vs relaxation iterations) or
+    "bias-variance" (error vs beta with noisy read-outs); `options` go to that function."""
+    from analogep.evaluation import study as st
+
+    ensure_finite(params, "params")
+    run = {"unbiasedness": st.unbiasedness, "budget": st.relaxation_budget, "bias-variance": st.bias_variance}
+    if kind not in run:
+        raise ValueError(f"unknown study {kind!r}; allowed: {', '.join(run)}")
+    return run[kind](spec, params, **options)
+
+
 def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> dict[str, DeckPoint]:
     """The points the reviewed decks solve, with their numpy equilibria: the first training
     point of train.seed for the GradEP phases, the first noise sample of generate.seed for
@@ -192,6 +209,8 @@ def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> 
     x_gen = np.random.default_rng(spec.generate.seed).standard_normal((1, model.sizes[0]))
     gen, _ = inference.clamped(x_gen, None)
     when = f", t = {float(batch.t[0, 0]):.4f}" if hasattr(batch, "t") else ""
+    if hasattr(batch, "sigma"):  # score matching: the level and the point's weight in the loss
+        when = f", sigma = {float(batch.sigma[0, 0]):.4f}, weight {float(batch.weight[0]):.4g}"
     point = f"x_t and target u of {objective.label} draw 0 (seed train.seed = {spec.train.seed}{when})"
     return {
         "free": DeckPoint({"xt": batch.x_t}, free.state, point),
@@ -266,5 +285,5 @@ def compare(run_dirs: list[str | Path]) -> dict:
 
 __all__ = [
     "check_circuit", "compare", "compile_circuit", "deck_points", "energy", "evaluate", "gradcheck", "load_config",
-    "load_model", "robustness", "sample", "train",
+    "load_model", "robustness", "sample", "study", "train",
 ]

@@ -121,7 +121,7 @@ def test_training_through_the_cli_learns_and_resumes_bit_identically(dsm_yaml, t
     assert all(np.isfinite(r["loss"]) and r["dropped"] == 0 and "skipped" not in r for r in records)
 
 
-@pytest.mark.parametrize("conditioning", ["none", "gain"])
+@pytest.mark.parametrize("conditioning", ["none", "scale", "gain"])
 def test_langevin_sampling_gives_finite_samples_and_counts_its_steps(spec, conditioning):
     spec = spec.replace(dsm={"conditioning": conditioning})
     params = build_energy(spec.model).init_params(np.random.default_rng(0))
@@ -145,7 +145,7 @@ def test_the_ep_gradient_of_the_weighted_loss_matches_the_exact_one(dsm_yaml, co
     assert all(t["cosine"] >= 0.999 for t in report["per_tensor"].values())
 
 
-@pytest.mark.parametrize("conditioning", ["none", "gain"])
+@pytest.mark.parametrize("conditioning", ["none", "scale", "gain"])
 def test_the_exact_gradient_is_of_the_weighted_loss(spec, conditioning):
     """gradcheck's loss is the training loss (sigma^2-weighted), and implicit
     differentiation matches its finite difference."""
@@ -173,7 +173,11 @@ def test_the_exact_gradient_is_of_the_weighted_loss(spec, conditioning):
         ("sigma_min: 0.5\n  sigma_max: 0.5", "10 levels need sigma_min < sigma_max"),
         ("langevin_step: 0.05", "dsm: langevin_step = 0.05 makes the drift step 2.5 * read-out, not below 2/alpha = 1"),
         ("langevin_step: 0.03\n  conditioning: gain", "makes the drift step 1.5 * read-out, not below 2/alpha = 1"),
-        ("conditioning: time", "dsm.conditioning: 'time' is not allowed; must be one of 'none', 'gain'"),
+        ("conditioning: time", "dsm.conditioning: 'time' is not allowed; must be one of 'none', 'scale', 'gain'"),
+        ("sigma_min: 0.3\n  sigma_max: 3.0\n  sampler: ode\n  ode_steps: 2",
+         "dsm: ode_steps = 2 makes the probability-flow step 6.15 * read-out, not below 2/alpha = 1"),
+        ("sampler: sde", "dsm.sampler: 'sde' is not allowed; must be one of 'langevin', 'ode'"),
+        ("ode_steps: 0", "dsm.ode_steps: 0 is not allowed; must be >= 1"),
         ("steps_per_level: 5000", "Langevin steps is more than 10,000"),
     ],
 )

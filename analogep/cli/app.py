@@ -15,6 +15,7 @@ from analogep.cli.circuit import check_cmd, compile_cmd
 from analogep.cli.energy import energy_cmd
 from analogep.cli.generation import evaluate_cmd, sample_cmd
 from analogep.cli.robustness import robustness_cmd
+from analogep.cli.study import study_cmd
 from analogep.cli.training import train_cmd
 from analogep.errors import AnalogepError, AnalogepWarning
 
@@ -25,6 +26,7 @@ Examples:
   analogep sample runs/tiny --n 100 --out tiny.png
   analogep evaluate runs/tiny --json
   analogep gradcheck examples/tiny.yaml --beta-sweep
+  analogep study budget examples/digits-dsm.yaml --plot budget.png
   analogep compare runs/digits runs/digits-euler
   analogep energy runs/digits --plot energy.png
   analogep robustness runs/digits --sweep variability=0,0.05,0.2 --plot robustness.png
@@ -65,8 +67,10 @@ def main() -> None:
     """
 
 
-for command in (train_cmd, sample_cmd, evaluate_cmd, gradcheck_cmd, compare_cmd, compile_cmd, check_cmd, energy_cmd,
-                robustness_cmd):
+for command in (
+    train_cmd, sample_cmd, evaluate_cmd, gradcheck_cmd, study_cmd, compare_cmd, compile_cmd, check_cmd, energy_cmd,
+    robustness_cmd,
+):
     main.add_command(command)
 
 

@@ -13,9 +13,11 @@ from analogep.circuit.runners import runner_choices
 from analogep.cli.common import (
     _check_image_path,
     _check_samples_path,
+    _dsm_sampling,
     _echo_json,
     _generate,
     _sample_to_files,
+    _sampler_label,
     _with_devices,
     _with_runner,
     devices_option,
@@ -36,6 +38,12 @@ from analogep.registry import names
                    f"{MAX_GENERATE_STEPS:,} steps t1/dt [default: generate.dt].")
 @click.option("--mode", type=click.Choice(["energy", "spring"]), help="Velocity read-out [default: generate.mode].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
+@click.option("--sampler", type=click.Choice(["langevin", "ode"]),
+              help="Score-matching runs: annealed Langevin dynamics or the probability-flow ODE [default: dsm.sampler].")
+@click.option("--steps-per-level", type=click.IntRange(min=1),
+              help="Score-matching runs, Langevin: steps at each noise level [default: dsm.steps_per_level].")
+@click.option("--ode-steps", type=click.IntRange(min=1),
+              help="Score-matching runs, ODE: Heun steps from sigma_max to sigma_min [default: dsm.ode_steps].")
 @click.option("--out", "png", type=click.Path(dir_okay=False),
               help="Image grid of the first 100 samples; the extension picks the format [default: samples.png beside the checkpoint].")
 @click.option("--save", "npy", type=click.Path(dir_okay=False), help="Save the samples as an N x 64 .npy in [-1, 1] scale (the name must end in .npy).")
@@ -47,14 +55,17 @@ from analogep.registry import names
 @click.option("--threads", type=click.IntRange(min=0), help="BLAS threads [default: the run's train.threads; 0 = auto].")
 @devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, scheduler, threads, devices, as_json):
+def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, png, npy, backend, spice_runner,
+               scheduler, threads, devices, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
-    Draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1, re-relaxing the
-    hidden units at every step (method.md section 5). Samples that come out non-finite
-    are an error, and nothing is written. With --devices, the weights are deployed on those
-    devices (programmed onto fresh ones); without it, a run trained in situ samples on its
-    own devices.
+    Flow matching: draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1,
+    re-relaxing the hidden units at every step (method.md section 5). Score matching:
+    draws x ~ N(0, sigma_max^2 I) and runs annealed Langevin dynamics or the
+    probability-flow ODE down the noise schedule (method.md section 6). Samples that come
+    out non-finite are an error, and nothing is written. With --devices, the weights are
+    deployed on those devices (programmed onto fresh ones); without it, a run trained in
+    situ samples on its own devices.
     """
     from analogep.model.registry import build_energy
     from analogep.training.checkpoint import (
@@ -71,14 +82,20 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, s
     ckpt = load_checkpoint(ckpt_path)
     ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
     spec, params = _with_devices(_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
+    spec = _dsm_sampling(spec, sampler, steps_per_level, ode_steps, t1, dt)
     state = ckpt.devices if devices is None else None
     g = dataclasses.replace(
         spec.generate, **{k: v for k, v in dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed).items() if v is not None}
     )
     png = Path(png) if png else ckpt_path.parent / "samples.png"
-    seconds = _sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: t1={g.t1}, dt={g.dt}, {g.mode}",
+    seconds = _sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: {_sampler_label(spec, g)}",
                                threads=threads, backend=backend, spice_runner=spice_runner, device_state=state)
     summary = {"n": g.n, "t1": g.t1, "dt": g.dt, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy}
+    if spec.train.objective == "dsm":
+        d = spec.dsm
+        del summary["t1"], summary["dt"]
+        summary.update(sampler=d.sampler, sigma_min=d.sigma_min, sigma_max=d.sigma_max, levels=d.levels,
+                       steps_per_level=d.steps_per_level, ode_steps=d.ode_steps, conditioning=d.conditioning)
     if as_json:
         _echo_json(summary)
     else:
@@ -90,9 +107,11 @@ def sample_cmd(source, n, t1, dt, mode, seed, png, npy, backend, spice_runner, s
 @click.option("--n", type=click.IntRange(min=2), default=1000, show_default=True, help="Samples to generate from a run.")
 @click.option("--t1", type=click.FloatRange(min=0, min_open=True), help="Generation end time [default: the run's generate.t1].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
+@click.option("--sampler", type=click.Choice(["langevin", "ode"]),
+              help="Score-matching runs: annealed Langevin dynamics or the probability-flow ODE [default: dsm.sampler].")
 @devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level confidence, classes_covered, frechet).")
-def evaluate_cmd(source, n, t1, seed, devices, as_json):
+def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
     """Sample quality against the real digits.
 
     SOURCE is a run folder or checkpoint (N samples are generated) or an N x 64 .npy of
@@ -110,6 +129,8 @@ def evaluate_cmd(source, n, t1, seed, devices, as_json):
 
     out_json = None
     if source.endswith(".npy"):
+        if sampler:
+            raise AnalogepError(f"--sampler: {source} holds samples already; the option is for a run folder or checkpoint")
         try:
             x = np.load(source, allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -119,7 +140,7 @@ def evaluate_cmd(source, n, t1, seed, devices, as_json):
 
         ckpt_path = resolve_checkpoint(source)
         ckpt = load_checkpoint(ckpt_path)
-        spec = _with_devices(ckpt.spec, devices)
+        spec = _dsm_sampling(_with_devices(ckpt.spec, devices), sampler, None, None, t1, None)
         g = spec.generate
         g = dataclasses.replace(g, n=n, t1=t1 or g.t1, seed=g.seed if seed is None else seed)
         x = _generate(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None)
@@ -137,6 +158,8 @@ def evaluate_cmd(source, n, t1, seed, devices, as_json):
     result = report.to_dict()
     if out_json is not None:
         result["step"] = ckpt.step  # the checkpoint judged: `compare` flags a report older than the run
+        if spec.train.objective == "dsm":
+            result["sampler"] = spec.dsm.sampler
         write_json(out_json, result)
     if as_json:
         _echo_json(result)

@@ -205,8 +205,8 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class DSMSpec:
-    """Denoising score matching and its annealed Langevin sampler (method.md section 6);
-    used when train.objective is dsm."""
+    """Denoising score matching and its samplers, annealed Langevin dynamics and the
+    probability-flow ODE (method.md section 6); used when train.objective is dsm."""
 
     sigma_min: float = field(default=0.1, metadata=_key("smallest noise level of the geometric schedule", gt=0))
     sigma_max: float = field(default=1.0, metadata=_key("largest noise level of the geometric schedule", gt=0))
@@ -217,15 +217,27 @@ class DSMSpec:
     )
     steps_per_level: int = field(default=10, metadata=_key("Langevin steps at each noise level", ge=1))
     denoise: bool = field(default=True, metadata=_key("end with one denoising step x + sigma_min^2 * score(x)"))
-    conditioning: Literal["none", "gain"] = field(
+    conditioning: Literal["none", "scale", "gain"] = field(
         default="none",
-        metadata=_key("none: the read-out is the score at every level; gain: the score is read-out / sigma^2"),
+        metadata=_key(
+            "none: the read-out is the score at every level; scale: the score is read-out / sigma; "
+            "gain: the score is read-out / sigma^2"
+        ),
+    )
+
+    sampler: Literal["langevin", "ode"] = field(
+        default="langevin",
+        metadata=_key("langevin: annealed Langevin dynamics; ode: the probability-flow ODE (Heun steps)"),
+    )
+    ode_steps: int = field(
+        default=50, metadata=_key("Heun steps of the probability-flow ODE, geometric from sigma_max to sigma_min", ge=1)
     )
 
     @property
     def gain_power(self) -> int:
-        """p in score = read-out / sigma^p: 0 unconditioned, 2 with the read-out gain."""
-        return 2 if self.conditioning == "gain" else 0
+        """p in score = read-out / sigma^p: 0 unconditioned, 1 scaled (Song & Ermon 2020), 2 with
+        the read-out gain (the substrate learns the denoising displacement)."""
+        return {"none": 0, "scale": 1, "gain": 2}[self.conditioning]
 
     @property
     def sigmas(self) -> tuple[float, ...]:
@@ -242,11 +254,28 @@ class DSMSpec:
 
     @property
     def max_drift(self) -> float:
-        """The largest factor of the read-out in a Langevin step, eps_i / (2 sigma_i^p):
-        at sigma_max unconditioned, the same at every level with the gain (p = 2)."""
+        """The largest factor of the read-out in a Langevin step, eps_i / (2 sigma_i^p) =
+        eps sigma_i^(2-p) / (2 sigma_min^2): at sigma_max unconditioned and scaled, the same
+        at every level with the gain (p = 2)."""
         if self.gain_power == 2:
             return self.langevin_step / (2.0 * self.sigma_min**2)
+        if self.gain_power == 1:
+            return self.langevin_step * self.sigma_max / (2.0 * self.sigma_min**2)
         return 0.5 * self.max_langevin_step
+
+    @property
+    def ode_sigmas(self) -> tuple[float, ...]:
+        """The probability-flow ODE's grid: ode_steps + 1 geometric sigmas, sigma_max to sigma_min."""
+        ratio = self.sigma_min / self.sigma_max
+        return tuple(self.sigma_max * ratio ** (i / self.ode_steps) for i in range(self.ode_steps + 1))
+
+    @property
+    def max_ode_factor(self) -> float:
+        """The largest factor of the read-out in one probability-flow step from sigma_i to
+        sigma_(i+1): dx = -sigma s dsigma, s = read-out / sigma^p, so (sigma_i - sigma_(i+1))
+        sigma_i^(1-p) (largest at sigma_max for p < 2, the same at every step for p = 2)."""
+        grid = self.ode_sigmas
+        return max((a - b) * a ** (1 - self.gain_power) for a, b in zip(grid, grid[1:]))
 
     def schedule_problem(self, alpha: float) -> str | None:
         """Why this schedule or sampler cannot work (None: it can).
@@ -256,6 +285,7 @@ class DSMSpec:
         - The Langevin drift step must contract where the read-out does: the read-out is
           -alpha times the gradient of an energy whose curvature in x is at most 1
           (method.md section 5), so (eps_i / (2 sigma_i^p)) alpha < 2 at every level.
+        - The same for the probability-flow ODE's Euler predictor (max_ode_factor alpha < 2).
         - levels * steps_per_level <= MAX_GENERATE_STEPS (steps run one after another).
         """
         if self.sigma_min > self.sigma_max:
@@ -269,6 +299,11 @@ class DSMSpec:
             return (
                 f"langevin_step = {self.langevin_step:g} makes the drift step {self.max_drift:.3g} * read-out, not below "
                 f"2/alpha = {2.0 / alpha:g}: it overshoots (read-out curvature up to alpha); use langevin_step < {limit:.3g}"
+            )
+        if self.sampler == "ode" and self.max_ode_factor * alpha >= 2.0:
+            return (
+                f"ode_steps = {self.ode_steps} makes the probability-flow step {self.max_ode_factor:.3g} * read-out, not "
+                f"below 2/alpha = {2.0 / alpha:g}: it overshoots (read-out curvature up to alpha); use more ode_steps"
             )
         steps = self.levels * self.steps_per_level
         if steps > MAX_GENERATE_STEPS:

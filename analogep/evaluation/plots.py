@@ -371,3 +371,96 @@ def plot_robustness(report_dict: dict, path: str | os.PathLike) -> None:
         fig.suptitle(f"deployed on devices: sample quality per non-ideality ({report_dict['n_samples']} samples; dashed: ideal)")
         fig.tight_layout()
         _save(fig, path)
+
+
+_KIND_COLOR = {"one-sided": "tab:red", "symmetric": "tab:blue"}
+
+
+def plot_unbiasedness(result: dict, path: str | os.PathLike) -> None:
+    """Study 1: relative error, and its part across the exact gradient (direction), of EP vs
+    exact against beta (log-log), one-sided and symmetric, couplings solid and biases dashed,
+    with the fitted slopes in the legend."""
+    b = np.asarray(result["betas"], dtype=np.float64)
+    groups = (("coupling", "o-", "couplings"), ("bias", "s--", "biases"))
+    with _figure(1, 2, figsize=(10, 4)) as (fig, (ax_err, ax_dir)):
+        for kind, color in _KIND_COLOR.items():
+            for group, style, label in groups:
+                c = result[kind][group]
+                for ax, key, slope in ((ax_err, "rel_error", "slope"), (ax_dir, "direction_error", "direction_slope")):
+                    err = np.asarray(c[key])
+                    ax.plot(b, np.where(err > 0, err, np.nan), style, color=color, ms=4,
+                            label=f"{kind}, {label} (slope {c[slope]:.2f})")
+        ax_err.set_ylabel("relative error |g_EP - g| / |g|")
+        ax_dir.set_ylabel("direction error |g_EP across g| / |g|")
+        for ax in (ax_err, ax_dir):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(r"nudge $\beta$")
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+        fig.suptitle("EP-DSM gradient vs exact as beta -> 0 (float64, relaxed to 1e-11)", fontsize=10)
+        fig.tight_layout()
+        _save(fig, path)
+
+
+def plot_relaxation_budget(result: dict, path: str | os.PathLike) -> None:
+    """Study 2: cosine of EP vs exact against the iterations each phase gets, one panel per
+    solver, one-sided and symmetric, with the zero line (below it: anti-correlated)."""
+    solvers = [s for s in ("euler", "fast") if s in result]
+    with _figure(1, len(solvers), figsize=(5 * len(solvers), 4), squeeze=False) as (fig, axes):
+        for ax, solver in zip(axes[0], solvers):
+            r = result[solver]
+            for kind, color in _KIND_COLOR.items():
+                ax.plot(r["budgets"], r[kind]["cosine"], "o-", color=color, ms=4, label=kind)
+            ax.axhline(0.0, color="k", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_xlabel("Euler steps per phase" if solver == "euler" else "block sweeps per phase (fast solver)")
+            ax.set_ylabel("cosine(g_EP, g)")
+            ax.set_title(solver, fontsize=10)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=8)
+        fig.suptitle(f"EP-DSM gradient under a finite relaxation budget (beta {result['beta']:g})", fontsize=10)
+        fig.tight_layout()
+        _save(fig, path)
+
+
+def plot_bias_variance(result: dict, path: str | os.PathLike) -> None:
+    """Study 3: error vs beta per read-noise level (one panel per kind, the best beta marked,
+    the noise-free ADC read-out dotted), and the best beta against the noise level with the
+    fitted and the predicted exponents."""
+    b = np.asarray(result["betas"], dtype=np.float64)
+    levels = np.asarray(result["noise_levels"], dtype=np.float64)
+    shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(levels)))
+    with _figure(1, 3, figsize=(14, 4)) as (fig, axes):
+        for ax, kind in zip(axes[:2], _KIND_COLOR):
+            r = result[kind]
+            for s, row, best, err, shade in zip(levels, r["rel_error"], r["best_beta"], r["best_error"], shades):
+                ax.plot(b, row, "-", color=shade, label=f"read noise {s:.0e}")
+                ax.plot([best], [err], "*", color=shade, ms=10)
+            if "adc_rel_error" in r:
+                adc = result["adc"]
+                ax.plot(b, r["adc_rel_error"], "k:", label=f"{adc['bits']}-bit ADC, +-{adc['range']:g}")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(r"nudge $\beta$")
+            ax.set_ylabel("rms relative error")
+            ax.set_title(f"{kind} EP", fontsize=10)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+        ax = axes[2]
+        for kind, color in _KIND_COLOR.items():
+            r = result[kind]
+            predicted = result["predicted_exponent"][kind]
+            ax.plot(levels, r["best_beta"], "o", color=color, label=f"{kind}: measured slope {r['exponent']:.2f}")
+            ref = r["best_beta"][-1] * (levels / levels[-1]) ** predicted
+            ax.plot(levels, ref, "--", color=color, lw=0.9, label=f"{kind}: predicted s^{predicted:.2g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("read noise s (state units)")
+        ax.set_ylabel(r"best $\beta$")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+        fig.suptitle("EP-DSM gradient with noisy read-outs: bias vs variance", fontsize=10)
+        fig.tight_layout()
+        _save(fig, path)

@@ -10,7 +10,8 @@ unchanged local rule (ep_gradient weights each point by TrainingBatch.weight).
 
 Noise-level conditioning (dsm.conditioning; method.md section 6 says why and what each
 costs): none, the energy is time independent and its read-out is the score at every
-level; or gain, the score is the read-out divided by sigma^2, so the substrate learns the
+level; or scale, the score is the read-out divided by sigma (Song & Ermon 2020, technique 3),
+so the substrate learns sigma s, whose target -n has unit size at every level; or gain, the score is the read-out divided by sigma^2, so the substrate learns the
 denoising displacement sigma^2 s = E[x_0 | x_t] - x_t (Tweedie). The batch holds target and
 weight in read-out units: with score = read-out / sigma^p, the read-out's target is
 sigma^p (-n / sigma) and its weight sigma^2 / sigma^(2p), the same loss in score units.
@@ -27,6 +28,7 @@ from analogep.backends.base import EquilibriumBackend
 from analogep.config.spec import DSMSpec, GenerateSpec, GradEPSpec, Spec
 from analogep.model.energy import EnergyModel
 from analogep.objectives.langevin import annealed_langevin
+from analogep.objectives.probability_flow import probability_flow
 
 
 @dataclass
@@ -37,7 +39,7 @@ class DSMBatch:
     sigma: np.ndarray  # (batch, 1) noise level of each point
     n: np.ndarray  # standard normal noise
     x_t: np.ndarray  # x0 + sigma n
-    gain_power: int = 0  # p: score = read-out / sigma^p (0: unconditioned, 2: read-out gain)
+    gain_power: int = 0  # p: score = read-out / sigma^p (0: unconditioned, 1: scaled, 2: read-out gain)
 
     @property
     def target(self) -> np.ndarray:
@@ -45,14 +47,18 @@ class DSMBatch:
         times sigma^p (with the gain: -sigma n, the denoising displacement)."""
         if self.gain_power == 2:
             return -self.sigma * self.n
+        if self.gain_power == 1:
+            return -self.n
         return -self.n / self.sigma
 
     @property
     def weight(self) -> np.ndarray:
         """lambda(sigma) = sigma^2 per point (Song & Ermon 2019), in read-out units
-        sigma^2 / sigma^(2p) (with the gain: 1 / sigma^2)."""
+        sigma^2 / sigma^(2p) (scaled: 1, every point alike; with the gain: 1 / sigma^2)."""
         if self.gain_power == 2:
             return 1.0 / self.sigma[:, 0] ** 2
+        if self.gain_power == 1:
+            return np.ones_like(self.sigma[:, 0])
         return self.sigma[:, 0] ** 2
 
 
@@ -133,9 +139,15 @@ class DenoisingScoreMatching:
         on_step: Callable[[int, int], None] | None = None,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Annealed Langevin dynamics (objectives/langevin.py) with dsm's schedule and step
-        rule; generate.n, generate.mode (how the score is read) and generate.seed apply."""
+        """dsm.sampler: annealed Langevin dynamics (objectives/langevin.py) with dsm's schedule
+        and step rule, or the probability-flow ODE (objectives/probability_flow.py);
+        generate.n, generate.mode (how the score is read) and generate.seed apply."""
         d, g = self.dsm, generate_spec
+        if d.sampler == "ode":
+            return probability_flow(
+                model, backend, self.gradep, sigmas=d.ode_sigmas, denoise=d.denoise, gain_power=d.gain_power,
+                n=g.n, mode=g.mode, seed=g.seed, on_step=on_step, out=out,
+            )
         return annealed_langevin(
             model, backend, self.gradep, sigmas=d.sigmas, step=d.langevin_step, steps_per_level=d.steps_per_level,
             denoise=d.denoise, gain_power=d.gain_power, n=g.n, mode=g.mode, seed=g.seed, on_step=on_step, out=out,
