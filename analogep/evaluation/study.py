@@ -31,7 +31,7 @@ from analogep.data import load_dataset
 from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import PhaseResult, run_phases
 from analogep.evaluation import gradcheck as gc
-from analogep.model.energy import EnergyModel, Params
+from analogep.model.energy import Params
 from analogep.objectives.base import TrainingBatch
 from analogep.objectives.registry import build_objective
 
