@@ -74,20 +74,41 @@ def generate(
     examples/tiny.yaml, 9000 samples: at most 1.3e-6, below relax.tol).
     `on_step(done, total)` counts steps over all chunks.
     """
+    steps = max(1, int(round(t1 / dt)))
+    return sample_in_chunks(
+        model, n, seed, steps, out,
+        lambda x, rng, tick: _integrate(backend, x, gradep, steps=steps, dt=dt, mode=mode, on_step=tick),
+        on_step,
+    )
+
+
+def sample_in_chunks(
+    model: EnergyModel,
+    n: int,
+    seed: int,
+    steps_per_chunk: int,
+    out: np.ndarray | None,
+    run: Callable[[np.ndarray, np.random.Generator, Callable[[int], None] | None], np.ndarray],
+    on_step: Callable[[int, int], None] | None,
+    scale: float = 1.0,
+) -> np.ndarray:
+    """What every sampler shares: n samples, SAMPLE_CHUNK at a time, each chunk started
+    from scale * N(0, I) drawn from one generator of `seed` (rows in order, so the start is
+    the same for any chunking) and carried by `run(x, rng, tick)` (the rest of its noise
+    from the same generator; `tick(k)` after its k-th of `steps_per_chunk` steps, which
+    `on_step(done, total)` sees counted over all chunks), into `out` or a new array."""
     dim = model.sizes[0]
     if out is not None and out.shape != (n, dim):
         raise ValueError(f"out has shape {out.shape}; the samples need ({n}, {dim})")
     rng = np.random.default_rng(seed)
-    steps = max(1, int(round(t1 / dt)))
     starts = range(0, n, SAMPLE_CHUNK)
+    total = len(starts) * steps_per_chunk
     for c, start in enumerate(starts):
         size = min(SAMPLE_CHUNK, n - start)
-        x = rng.standard_normal((size, dim)).astype(model.dtype)
-        done = c * steps
-        x = _integrate(
-            backend, x, gradep, steps=steps, dt=dt, mode=mode,
-            on_step=None if on_step is None else lambda k: on_step(done + k, len(starts) * steps),
-        )
+        draw = rng.standard_normal((size, dim))
+        x = (draw if scale == 1.0 else scale * draw).astype(model.dtype)
+        done = c * steps_per_chunk
+        x = run(x, rng, None if on_step is None else (lambda k, done=done: on_step(done + k, total)))
         if out is None:
             out = np.empty((n, dim), dtype=x.dtype)
         out[start : start + size] = x

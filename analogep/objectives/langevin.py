@@ -19,7 +19,7 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.config.spec import GradEPSpec
 from analogep.model.energy import EnergyModel
-from analogep.objectives.flow_sampling import SAMPLE_CHUNK, velocity_field
+from analogep.objectives.flow_sampling import sample_in_chunks, velocity_field
 
 
 def annealed_langevin(
@@ -43,19 +43,11 @@ def annealed_langevin(
     flow_sampling.generate). One generator draws, chunk by chunk, the chunk's start and
     then each step's noise; `on_step(done, total)` counts score evaluations over all chunks.
     """
-    dim = model.sizes[0]
-    if out is not None and out.shape != (n, dim):
-        raise ValueError(f"out has shape {out.shape}; the samples need ({n}, {dim})")
-    rng = np.random.default_rng(seed)
     sigma_min = min(sigmas)
     per_chunk = len(sigmas) * steps_per_level + int(denoise)
-    starts = range(0, n, SAMPLE_CHUNK)
-    for c, start in enumerate(starts):
-        size = min(SAMPLE_CHUNK, n - start)
-        x = (sigmas[0] * rng.standard_normal((size, dim))).astype(model.dtype)
-        hidden = None
-        done = c * per_chunk
-        k = 0
+
+    def run(x: np.ndarray, rng: np.random.Generator, tick: Callable[[int], None] | None) -> np.ndarray:
+        hidden, k = None, 0
         for sigma in sigmas:
             eps = step * (sigma / sigma_min) ** 2
             drift = 0.5 * eps / sigma**gain_power  # eps/2 times the score's gain 1/sigma^p
@@ -64,15 +56,13 @@ def annealed_langevin(
                 noise = rng.standard_normal(x.shape)
                 x = (x + drift * readout + np.sqrt(eps) * noise).astype(model.dtype)
                 k += 1
-                if on_step is not None:
-                    on_step(done + k, len(starts) * per_chunk)
+                if tick is not None:
+                    tick(k)
         if denoise:
             readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
             x = (x + sigma_min ** (2 - gain_power) * readout).astype(model.dtype)
-            k += 1
-            if on_step is not None:
-                on_step(done + k, len(starts) * per_chunk)
-        if out is None:
-            out = np.empty((n, dim), dtype=x.dtype)
-        out[start : start + size] = x
-    return out if out is not None else np.empty((0, dim), dtype=model.dtype)
+            if tick is not None:
+                tick(k + 1)
+        return x
+
+    return sample_in_chunks(model, n, seed, per_chunk, out, run, on_step, scale=sigmas[0])

@@ -23,7 +23,7 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.config.spec import GradEPSpec
 from analogep.model.energy import EnergyModel
-from analogep.objectives.flow_sampling import SAMPLE_CHUNK, velocity_field
+from analogep.objectives.flow_sampling import sample_in_chunks, velocity_field
 
 
 def probability_flow(
@@ -44,26 +44,19 @@ def probability_flow(
     over the grid `sigmas` (largest first), SAMPLE_CHUNK samples at a time (`out` as in
     flow_sampling.generate). The seed draws only the start; `on_step(done, total)` counts
     score evaluations (two per Heun step, one for the denoising step)."""
-    dim = model.sizes[0]
-    if out is not None and out.shape != (n, dim):
-        raise ValueError(f"out has shape {out.shape}; the samples need ({n}, {dim})")
-    rng = np.random.default_rng(seed)
     sigmas = [float(s) for s in sigmas]
     per_chunk = 2 * (len(sigmas) - 1) + int(denoise)
-    starts = range(0, n, SAMPLE_CHUNK)
-    for c, start in enumerate(starts):
-        size = min(SAMPLE_CHUNK, n - start)
-        x = (sigmas[0] * rng.standard_normal((size, dim))).astype(model.dtype)
-        hidden = None
-        count = [c * per_chunk]
+
+    def run(x: np.ndarray, rng: np.random.Generator, tick: Callable[[int], None] | None) -> np.ndarray:
+        hidden, count = None, 0
 
         def slope(y: np.ndarray, sigma: float) -> np.ndarray:
             """dx/dsigma = -sigma s(y, sigma) = -sigma^(1-p) v(y)."""
-            nonlocal hidden
+            nonlocal hidden, count
             readout, hidden = velocity_field(backend, y, hidden, gradep, mode)
-            count[0] += 1
-            if on_step is not None:
-                on_step(count[0], len(starts) * per_chunk)
+            count += 1
+            if tick is not None:
+                tick(count)
             return -(sigma ** (1 - gain_power)) * readout.astype(np.float64)
 
         for s_now, s_next in zip(sigmas, sigmas[1:]):
@@ -73,9 +66,8 @@ def probability_flow(
         if denoise:
             readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
             x = (x + sigmas[-1] ** (2 - gain_power) * readout).astype(model.dtype)
-            if on_step is not None:
-                on_step(count[0] + 1, len(starts) * per_chunk)
-        if out is None:
-            out = np.empty((n, dim), dtype=x.dtype)
-        out[start : start + size] = x
-    return out if out is not None else np.empty((0, dim), dtype=model.dtype)
+            if tick is not None:
+                tick(count + 1)
+        return x
+
+    return sample_in_chunks(model, n, seed, per_chunk, out, run, on_step, scale=sigmas[0])
