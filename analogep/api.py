@@ -247,6 +247,7 @@ def check_circuit(
 def energy(
     spec: Spec, params: Params, origin: str = "given weights", *, points: int = 32, samples: int = 1000,
     sample_points: int = 8, measure_cpu: bool = True, cpu_euler: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> EnergyReport:
     """Time and energy per training step and per generated sample, on the circuit (its
     settling simulated on `points` training points) and digitally (GPU estimates from
@@ -254,7 +255,7 @@ def energy(
     spec.physics (config/physics.yaml)."""
     with blas_threads(1):  # small matrices: one BLAS thread is the fastest, and the CPU timing wants one
         return account(spec, params, origin, points=points, samples=samples, sample_points=sample_points,
-                       measure_cpu=measure_cpu, cpu_euler=cpu_euler)
+                       measure_cpu=measure_cpu, cpu_euler=cpu_euler, progress=progress)
 
 
 def robustness(

@@ -188,3 +188,13 @@ def test_bad_devices_for_energy_are_one_line(tmp_path):
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "nosuchpreset" in lines[0], res.output
+
+
+def test_energy_says_what_it_simulates_on_stderr_and_json_stays_clean():
+    args = ["energy", str(ROOT / "examples" / "tiny.yaml"), "--points", "2", "--samples", "2", "--sample-points", "1", "--no-cpu"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "energy: settling the free phase of 2 training points" in res.stderr
+    assert "energy: settling generation step 1 of" in res.stderr
+    quiet = CliRunner().invoke(main, [*args, "--json"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""

@@ -40,7 +40,8 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
     spec, params, origin = _load_source(source)
     spec = _with_devices(spec, devices)
     report = api.energy(spec, params, origin, points=points, samples=samples, sample_points=sample_points,
-                        measure_cpu=not no_cpu, cpu_euler=cpu_euler)
+                        measure_cpu=not no_cpu, cpu_euler=cpu_euler,
+                        progress=None if as_json else _progress())
     result = report.to_dict()
     if plot:
         from analogep.evaluation.plots import plot_energy
@@ -53,3 +54,13 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
         click.echo(format_report(report))
         if plot:
             click.echo(f"plot: {plot}")
+
+
+def _progress():
+    """What `energy` is simulating, one line on stderr per stage with the seconds since the
+    start (a circuit that settles slowly, near a bifurcation or on faulty devices, takes
+    minutes; --json keeps stderr quiet)."""
+    import time
+
+    start = time.perf_counter()
+    return lambda message: click.echo(f"energy: {message} ({time.perf_counter() - start:.0f} s)", err=True)

@@ -25,6 +25,8 @@ the batch; every constant is spec.physics's (config/physics.yaml gives the sourc
 
 from __future__ import annotations
 
+from typing import Callable
+
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -270,9 +272,13 @@ def account(
     seed: int = 0,
     measure_cpu: bool = True,
     cpu_euler: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> EnergyReport:
-    """The time and energy accounting of `spec`'s training step and generated samples."""
+    """The time and energy accounting of `spec`'s training step and generated samples;
+    `progress(message)` hears what is being simulated (a slowly settling circuit takes
+    minutes)."""
     unit = _capacitance(spec) / spec.circuit.g0  # seconds per unit of the flow's time
+    say = progress or (lambda message: None)
     p = spec.physics
     warnings: list[str] = []
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
@@ -306,6 +312,7 @@ def account(
     for phase, beta in phases:
         anchors = {"xt": x_t} if beta is None else {"xt": x_t, "a": anchor}
         start = free_start(model, x_t) if beta is None else free_end
+        say(f"settling the {phase} phase of {x_t.shape[0]} training points")
         seconds, joules, p_end, lam, end = _phase_settling(spec, model, realised, phase, start, anchors, beta, loads, unit)
         if beta is None:
             free_end = end
@@ -392,10 +399,11 @@ def account(
     )
     if measure_cpu:
         for solver in ("fast",) + (("euler",) if cpu_euler else ()):
+            say(f"timing a training step on this CPU ({solver} solver)")
             training[f"cpu_{solver}"] = _cpu_step(spec, params, solver, seed)
 
     # --- generation ---------------------------------------------------------------------------
-    sampling = _sampling(spec, model, realised, loads, unit, samples, sample_points, seed, relax_flops, kernels_per_step,
+    sampling = _sampling(spec, model, realised, loads, unit, samples, sample_points, seed, relax_flops, kernels_per_step, say,
                          measure_cpu)
     constants = {k: {"value": getattr(p, k), "unit": v["unit"], "source": " ".join(str(v["source"]).split())}
                  for k, v in physics_table().items()}
@@ -427,7 +435,7 @@ def _cpu_step(spec: Spec, params: Params, solver: str, seed: int) -> Estimate:
     return Estimate(f"this CPU, measured ({solver} solver, numpy, 1 core)", seconds, joules, {"1 core": joules})
 
 
-def _sampling(spec, model, params, loads, unit, samples, sample_points, seed, relax_flops, kernels_per_step, measure_cpu):
+def _sampling(spec, model, params, loads, unit, samples, sample_points, seed, relax_flops, kernels_per_step, say, measure_cpu):
     """Per generated sample: the circuit (a sequence of clamped equilibria, method.md 5) and
     the digital ways; a trajectory of `sample_points` samples is simulated."""
     p, gen = spec.physics, spec.generate
@@ -448,6 +456,8 @@ def _sampling(spec, model, params, loads, unit, samples, sample_points, seed, re
                    clamp_visible=True)
         sweeps += eq.iterations
         if k % stride == 0:
+            if k % (stride * max(1, steps // stride // 10)) == 0:  # about ten lines
+                say(f"settling generation step {k + 1} of {steps} ({sample_points} samples)")
             t, e, _, _, _ = _phase_settling(spec, model, params, "generate", [x] + hidden, {"xc": x}, None, loads, unit,
                                             clamp_visible=True)
             t = np.where(np.isfinite(t), t, np.max(t[np.isfinite(t)]) if np.isfinite(t).any() else 0.0)
@@ -481,6 +491,7 @@ def _sampling(spec, model, params, loads, unit, samples, sample_points, seed, re
                                            samples * steps * 2 * n_params, 4.0 * samples * steps * 2 * n_units, steps * 6, {}),
                                       samples)
     if measure_cpu:
+        say("timing generation on this CPU")
         n = min(samples, 100)
         m32 = build_energy(spec.model)
         backend = NumpyBackend(m32, spec.gradep, spec.relax)
