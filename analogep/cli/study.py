@@ -61,12 +61,7 @@ def unbiasedness_cmd(source, batch, seed, fit_min, fit_max, plot, as_json):
     spec, params, origin = _source(source, plot)
     result = {"source": origin, **api.study("unbiasedness", spec, params, batch=batch, seed=seed, fit_min=fit_min,
                                             fit_max=fit_max)}
-    from analogep.evaluation.plots import plot_unbiasedness
-
-    plot_unbiasedness(result, plot)
-    result["plot"] = plot
-    if as_json:
-        _echo_json(result)
+    if _plotted(result, "plot_unbiasedness", plot, as_json):
         return
     click.echo(f"EP vs exact gradient as beta -> 0, {origin} ({spec.train.objective}), batch {batch}")
     for kind in ("one-sided", "symmetric"):
@@ -99,12 +94,7 @@ def budget_cmd(source, batch, seed, euler_steps, fast_sweeps, plot, as_json):
 
     budgets = {k: v or default_budgets(k) for k, v in budgets.items()}
     result = {"source": origin, **api.study("budget", spec, params, batch=batch, seed=seed, budgets=budgets)}
-    from analogep.evaluation.plots import plot_relaxation_budget
-
-    plot_relaxation_budget(result, plot)
-    result["plot"] = plot
-    if as_json:
-        _echo_json(result)
+    if _plotted(result, "plot_relaxation_budget", plot, as_json):
         return
     click.echo(f"EP vs exact gradient under a finite relaxation budget, {origin}, beta {result['beta']:g}, batch {batch}")
     for solver in ("euler", "fast"):
@@ -143,12 +133,7 @@ def bias_variance_cmd(source, batch, seed, noise, repeats, adc_bits, plot, as_js
     adc = (bits, spec.physics.adc_range) if bits else None
     result = {"source": origin, **api.study("bias-variance", spec, params, batch=batch, seed=seed,
                                             noise_levels=levels, repeats=repeats, adc=adc)}
-    from analogep.evaluation.plots import plot_bias_variance
-
-    plot_bias_variance(result, plot)
-    result["plot"] = plot
-    if as_json:
-        _echo_json(result)
+    if _plotted(result, "plot_bias_variance", plot, as_json):
         return
     click.echo(f"EP vs exact gradient with read noise, {origin}, batch {batch}, {repeats} read-outs per point")
     for kind in ("one-sided", "symmetric"):
@@ -160,6 +145,18 @@ def bias_variance_cmd(source, batch, seed, noise, repeats, adc_bits, plot, as_js
         if adc:
             click.echo(f"  {kind:9s} {adc[0]}-bit ADC alone: best beta {r['adc_best_beta']:.2e}")
     click.echo(f"figure -> {plot}")
+
+
+def _plotted(result: dict, plotter: str, plot: str, as_json: bool) -> bool:
+    """Draw the study's figure (evaluation.plots.<plotter>) and note it in `result`; with
+    --json print the result and say so (the caller prints nothing more)."""
+    from analogep.evaluation import plots
+
+    getattr(plots, plotter)(result, plot)
+    result["plot"] = plot
+    if as_json:
+        _echo_json(result)
+    return as_json
 
 
 def _numbers(text: str | None, option: str, cast) -> list:
