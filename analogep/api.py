@@ -24,10 +24,10 @@ import numpy as np
 
 from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.backends.registry import make_backend
-from analogep.circuit.decks import DeckPoint, compile_decks
-from analogep.circuit.devices import Devices
-from analogep.circuit.programmed import Programmed, program
+from analogep.backends.factory import make_backend
+from analogep.spice.decks import DeckPoint, compile_decks
+from analogep.devices.crossbar import Devices
+from analogep.devices.programmed import Programmed, program
 from analogep.config.load import load_spec
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.data import load_dataset
@@ -35,13 +35,13 @@ from analogep.ep.phases import nudge_anchor
 from analogep.evaluation import gradcheck as gc
 from analogep.evaluation.compare import compare_runs, load_run
 from analogep.evaluation.crosscheck import NO_ENERGY_RELAX, CheckReport, crosscheck
-from analogep.evaluation.energy import EnergyReport, account
+from analogep.accounting.report import EnergyReport, account
 from analogep.evaluation.quality import QualityReport, evaluate_samples
 from analogep.evaluation.robustness import RobustnessReport
 from analogep.evaluation.robustness import robustness as run_robustness
 from analogep.model.energy import Params
-from analogep.model.registry import build_energy
-from analogep.objectives.registry import build_objective
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 from analogep.training.checkpoint import ensure_finite, ensure_params_fit, load_checkpoint
 from analogep.training.loop import TrainResult
@@ -163,7 +163,7 @@ def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, bet
 def programmed_circuit(spec: Spec, params: Params, device_state: tuple[dict, dict] | None = None) -> Programmed:
     """The circuit `params` program: ideal, or on the devices of spec.devices (fresh ones,
     their seeded draws; with `device_state`, an in-situ run's), what `analogep compile`
-    draws (circuit/programmed.py)."""
+    draws (devices/programmed.py)."""
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     devices = None if spec.devices.ideal else Devices(spec, model)
     if devices is not None and device_state is not None:
@@ -189,7 +189,7 @@ def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> 
     point of train.seed for the GradEP phases, the first noise sample of generate.seed for
     the inference circuit (relaxed by plain block descent, omega 1). The equilibria are
     of the programmed circuit `drawn` (default `programmed_circuit`): on devices, numpy's
-    model of the realised circuit, line resistance included (circuit/wires.py)."""
+    model of the realised circuit, line resistance included (devices/wires.py)."""
     drawn = programmed_circuit(spec, params) if drawn is None else drawn
     model, realised = drawn.solver, drawn.params
     data = load_dataset(spec.train.dataset, dtype=np.float64)

@@ -17,7 +17,7 @@ FAMILIES = {
 }
 SOLVERS = {
     "euler": "analogep.solvers.euler:relax_euler",
-    "fast": "analogep.solvers.block:relax_block",
+    "fast": "analogep.solvers.fast:relax_fast",
 }
 BACKENDS = {
     "numpy": "analogep.backends.numpy_backend:NumpyBackend",
@@ -28,9 +28,9 @@ OBJECTIVES = {
     "dsm": "analogep.objectives.dsm:DenoisingScoreMatching",
 }
 RUNNERS = {
-    "shared": "analogep.circuit.ngspice:SharedNgspice",
-    "subprocess": "analogep.circuit.ngspice:SubprocessNgspice",
-    "dask": "analogep.circuit.dask_pool:DaskNgspice",
+    "shared": "analogep.spice.run.ngspice:SharedNgspice",
+    "subprocess": "analogep.spice.run.ngspice:SubprocessNgspice",
+    "dask": "analogep.spice.run.dask_pool:DaskNgspice",
 }
 
 TABLES: dict[str, dict[str, str]] = {

@@ -23,11 +23,11 @@ from analogep.backends.numpy_backend import phase_spring
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.solvers.base import free_start
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives.flow import sample_flow_batch
 from analogep.runtime import blas_threads
-from analogep.solvers import block as relax_module
-from analogep.solvers.registry import relax
+from analogep.solvers import fast as relax_module
+from analogep.solvers.factory import relax
 from analogep.training.checkpoint import load_checkpoint
 
 

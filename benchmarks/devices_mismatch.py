@@ -31,8 +31,8 @@ from analogep.config.spec import RelaxSpec
 from analogep.data import load_dataset
 from analogep.ep.measurement import velocity
 from analogep.ep.step import gradep_step
-from analogep.model.registry import build_energy
-from analogep.objectives.registry import build_objective
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 from analogep.training.checkpoint import load_checkpoint
 

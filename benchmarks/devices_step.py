@@ -25,8 +25,8 @@ from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.ep.step import gradep_step
-from analogep.model.registry import build_energy
-from analogep.objectives.registry import build_objective
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 from analogep.training.checkpoint import load_checkpoint
 from analogep.training.optim import build_optimizer, clip_by_global_norm

@@ -1,11 +1,11 @@
 """Measure the circuit's settling with ngspice transients against the linearised prediction.
 
-For a few training points of a config or run: each phase's transient (circuit/transient.py,
+For a few training points of a config or run: each phase's transient (spice/transient.py,
 from the phase's start, no .nodeset) against ngspice's `.op` of the same circuit (with the
 numpy equilibrium as .nodeset): the end state's largest difference, full scale; the
 waveform's tail time constant against tau = C / (g0 lambda_min) at the equilibrium; the
 settling time to physics.settle_tolerance against the numpy simulation of the same flow
-(evaluation/settling.py), which `analogep energy` uses. ngspice transients of the digits
+(accounting/settling.py), which `analogep energy` uses. ngspice transients of the digits
 circuit take minutes each.
 
     .venv/bin/python benchmarks/settling.py [CONFIG|RUN_DIR] [--points 3] [--phases free,nudge_plus]
@@ -21,16 +21,16 @@ import numpy as np
 from analogep import api
 from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import NumpyBackend, phase_spring
-from analogep.circuit.compiler import build_netlist, state_nodes
-from analogep.circuit.devices import effective_params
-from analogep.circuit.netlist import render
-from analogep.circuit.ngspice import SubprocessNgspice, ngspice_info
-from analogep.circuit.transient import run_transient, start_state
+from analogep.spice.compiler import build_netlist, state_nodes
+from analogep.devices.mapping import effective_params
+from analogep.spice.netlist import render
+from analogep.spice.run.ngspice import SubprocessNgspice, ngspice_info
+from analogep.spice.transient import run_transient, start_state
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
-from analogep.evaluation.settling import settle
-from analogep.model.registry import build_energy
-from analogep.objectives.registry import build_objective
+from analogep.accounting.settling import settle
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from analogep.config import load_spec
 from analogep.config.load import dump_spec
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def time_decks(folder: Path) -> dict:
     """CPU and wall seconds and Newton iterations of the per-phase decks (together) and of
     the one-sweep deck."""
-    from analogep.circuit.ngspice import SharedNgspice, ngspice_info
+    from analogep.spice.run.ngspice import SharedNgspice, ngspice_info
 
     engine = SharedNgspice()
     iterations = []
@@ -166,11 +166,11 @@ def main() -> None:
         return
 
     from analogep.backends.numpy_backend import NumpyBackend
-    from analogep.circuit.runners import make_runner
+    from analogep.spice.run.runners import make_runner
     from analogep.config import load_spec
     from analogep.data import load_dataset
     from analogep.evaluation.gradcheck import as_float64
-    from analogep.model.registry import build_energy
+    from analogep.model.factory import build_energy
     from analogep.objectives.flow import sample_flow_batch
 
     spec = load_spec(args.config)

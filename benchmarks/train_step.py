@@ -22,10 +22,10 @@ from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.ep.step import gradep_step
 from analogep.evaluation.gradcheck import compare
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives.flow import ot_pairing
 from analogep.objectives.flow_sampling import generate
-from analogep.objectives.registry import build_objective
+from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 from analogep.training.checkpoint import load_checkpoint
 from analogep.training.optim import build_optimizer, clip_by_global_norm

@@ -7,7 +7,7 @@ ideal circuit (R_wire = 0, the same conductance window):
   and RMS |s_wired - s_ideal| (volts = state units);
 - velocity error |v_wired - v_ideal| / |v_ideal| (the spring read-out, method.md 2);
 - EP-gradient cosine between the gradient measured on the wired and on the ideal circuit;
-- the weight distortion of each read, |W_eff - W| / |W| (circuit/wires.py);
+- the weight distortion of each read, |W_eff - W| / |W| (devices/wires.py);
 - with --samples N: the quality of N digits sampled through the wired circuit
   (analogep evaluate's figures).
 
@@ -42,17 +42,17 @@ import warnings
 import numpy as np
 
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.circuit.devices import Devices
-from analogep.circuit.programmed import program
+from analogep.devices.crossbar import Devices
+from analogep.devices.programmed import program
 from analogep.config.spec import RelaxSpec
 from analogep.data import load_dataset
 from analogep.ep.measurement import ep_gradient, velocity
 from analogep.ep.phases import run_phases
 from analogep.evaluation.crosscheck import NO_ENERGY_RELAX
 from analogep.evaluation.quality import evaluate_samples
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.model.tensors import params_dot, params_norm
-from analogep.objectives.registry import build_objective
+from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 from analogep.training.checkpoint import load_checkpoint
 

@@ -74,7 +74,7 @@ if ! .venv/bin/python -c "import analogep, pytest" 2>/dev/null || [ pyproject.to
 fi
 
 .venv/bin/python - >&2 <<'PY'
-from analogep.circuit.ngspice import ngspice_info
+from analogep.spice.run.ngspice import ngspice_info
 
 info = ngspice_info()
 solver = "KLU" if info.klu else "Sparse 1.3 (no KLU)"

@@ -32,11 +32,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("analogep.config",),
     ("analogep.model",),
     ("analogep.solvers",),
-    ("analogep.circuit",),
+    ("analogep.devices",),
+    ("analogep.spice",),
     ("analogep.backends",),
     ("analogep.ep",),
     ("analogep.objectives",),
     ("analogep.training",),
+    ("analogep.accounting",),
     ("analogep.evaluation",),
     ("analogep.api",),
     ("analogep.cli",),
@@ -158,8 +160,8 @@ def test_reader_sees_imports_and_skips_type_checking():
 
 
 def test_graph_is_read(graph):
-    assert graph.has_edge("analogep.backends.spice_backend", "analogep.circuit.devices")
-    assert graph.has_edge("analogep.solvers.registry", "analogep.registry")
+    assert graph.has_edge("analogep.backends.spice_backend", "analogep.devices.crossbar")
+    assert graph.has_edge("analogep.solvers.factory", "analogep.registry")
     # ep/step.py imports objectives only for annotations
     assert not graph.has_edge("analogep.ep.step", "analogep.objectives.base")
 

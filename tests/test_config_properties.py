@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analogep.api import compile_circuit
-from analogep.circuit.decks import DECK_NAMES
-from analogep.circuit.graph import check_graph
-from analogep.circuit.library import LIBRARY
+from analogep.spice.decks import DECK_NAMES
+from analogep.spice.graph import check_graph
+from analogep.spice.library import LIBRARY
 from analogep.config import (
     ConfigError,
     GradEPSpec,
@@ -37,8 +37,8 @@ from analogep.config import (
 from analogep.config.spec import DTYPE_EPS, NUDGE_RESOLUTION
 from analogep.data import load_dataset
 from analogep.evaluation import gradcheck as gc
-from analogep.model.registry import build_energy
-from analogep.objectives.registry import build_objective
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

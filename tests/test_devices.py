@@ -16,14 +16,15 @@ from click.testing import CliRunner
 
 from analogep import api
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.circuit.devices import Devices, MeasurementChain, quantise
+from analogep.devices.crossbar import Devices
+from analogep.devices.periphery import MeasurementChain, quantise
 from analogep.cli.app import main
 from analogep.config import ConfigError, load_spec, with_devices
 from analogep.config.spec import DevicesSpec, device_presets
 from analogep.data import load_dataset
 from analogep.ep.step import gradep_step
-from analogep.model.registry import build_energy
-from analogep.objectives.registry import build_objective
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
 from analogep.solvers.base import sample_max_abs
 
 ROOT = Path(__file__).resolve().parents[1]

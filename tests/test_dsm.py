@@ -15,10 +15,10 @@ from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.evaluation import gradcheck as gc
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.model.tensors import params_dot, params_map
 from analogep.objectives.dsm import DenoisingScoreMatching, dsm_loss
-from analogep.objectives.registry import build_objective
+from analogep.objectives.factory import build_objective
 from analogep.training.checkpoint import load_checkpoint
 from analogep.training.runlog import read_metrics
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from analogep import api
 from analogep.cli.app import main
 from analogep.config import load_spec
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.model.tensors import params_dot, params_map, params_norm
 from analogep.training.checkpoint import load_checkpoint
 from analogep.training.runlog import read_metrics

@@ -16,9 +16,9 @@ from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.evaluation import study
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives.dsm import dsm_loss
-from analogep.objectives.registry import build_objective
+from analogep.objectives.factory import build_objective
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"

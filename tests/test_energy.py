@@ -15,7 +15,7 @@ import pytest
 from analogep.config import ModelSpec, Spec, load_spec
 from analogep.model.activations import Activation
 from analogep.model.families.hopfield import HopfieldEnergy
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 
 SIZES = [(5, 4), (6, 4, 3), (5, 4, 3, 3)]  # one, two and three hidden layers
 SKIPS = {(5, 4): 2, (6, 4, 3): 2, (5, 4, 3, 3): 3}  # each depth again with a skip coupling of this rank

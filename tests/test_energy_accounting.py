@@ -1,4 +1,4 @@
-"""Time and energy accounting (circuit/power.py, evaluation/settling.py, evaluation/energy.py,
+"""Time and energy accounting (accounting/power.py, accounting/settling.py, accounting/report.py,
 `analogep energy`): the power computed from node voltages and netlist values against
 ngspice's own device powers and source currents, the numpy relaxation's settling times
 against ngspice's transients, and the command's output and its refusal of bad constants."""
@@ -16,15 +16,15 @@ from click.testing import CliRunner
 from analogep.api import deck_points
 from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import phase_spring
-from analogep.circuit.compiler import build_netlist, state_nodes
-from analogep.circuit.netlist import render
-from analogep.circuit.ngspice import SubprocessNgspice
-from analogep.circuit.power import circuit_power
-from analogep.circuit.transient import run_transient, start_state
+from analogep.spice.compiler import build_netlist, state_nodes
+from analogep.spice.netlist import render
+from analogep.spice.run.ngspice import SubprocessNgspice
+from analogep.accounting.power import circuit_power
+from analogep.spice.transient import run_transient, start_state
 from analogep.cli.app import main
 from analogep.config import load_spec
-from analogep.evaluation.settling import settle
-from analogep.model.registry import build_energy
+from analogep.accounting.settling import settle
+from analogep.model.factory import build_energy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = (ROOT / "examples" / "tiny.yaml").read_text()
@@ -72,7 +72,7 @@ def test_power_from_node_voltages_matches_ngspice(phase):
 
 @pytest.mark.spice
 def test_numpy_relaxation_settles_as_the_spice_transient_does():
-    """The circuit's flow integrated in numpy (evaluation/settling.py) against ngspice's
+    """The circuit's flow integrated in numpy (accounting/settling.py) against ngspice's
     transient of the same point: settling times to 1e-3 and 1e-4 agree within 5%."""
     spec, model, params = _tiny(capacitance=1e-12)
     points = deck_points(spec, params)

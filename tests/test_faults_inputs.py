@@ -22,7 +22,7 @@ from analogep.config import ConfigError, load_spec
 from analogep.config.load import dump_spec
 from analogep.errors import CheckpointError
 from analogep.evaluation.quality import RANGE_TOLERANCE, evaluate_samples, split_digits
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives import flow_sampling
 from analogep.objectives.flow_sampling import generate, velocity_field
 from analogep.backends.numpy_backend import NumpyBackend

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analogep.circuit.ngspice import ngspice_info
-from analogep.circuit.pool import KILL_GRACE_S, NgspicePool
+from analogep.spice.run.ngspice import ngspice_info
+from analogep.spice.run.pool import KILL_GRACE_S, NgspicePool
 
 pytestmark = pytest.mark.spice
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_a_worker_killed_while_idle_is_replaced_and_its_deck_redone(runner):
 
 
 def test_a_worker_that_cannot_be_replaced_stops_with_one_line_naming_it(monkeypatch):
-    from analogep.circuit.ngspice import NgspiceError
+    from analogep.spice.run.ngspice import NgspiceError
 
     pool = NgspicePool("subprocess", 1)
     try:
@@ -180,7 +180,7 @@ def test_workers_and_their_ngspice_die_with_a_parent_killed_by_kill_9(tmp_path, 
     """One worker idle, one inside a long sweep (with `ngspice -b` as its child for the
     subprocess runner) when the parent gets SIGKILL: all of them go."""
     proc = _python("-c", textwrap.dedent(f"""\
-        from analogep.circuit.pool import NgspicePool
+        from analogep.spice.run.pool import NgspicePool
         pool = NgspicePool({runner!r}, 2)
         pool.map([{SHORT!r}] * 2, 60)
         print(*[w.process.pid for w in pool._pool], flush=True)

@@ -26,7 +26,7 @@ from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config import load_spec
 from analogep.ep.measurement import ep_gradient, nudge_asymmetry, velocity
 from analogep.ep.phases import PhaseResult, run_phases
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives.flow import flow_loss
 from analogep.solvers.base import Equilibrium
 

@@ -15,11 +15,11 @@ import pytest
 from analogep.config import ModelSpec, load_spec
 from analogep.data import load_dataset
 from analogep.model.families.hopfield import HopfieldEnergy
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.model.tensors import max_abs
-from analogep.solvers import block as relax_module
+from analogep.solvers import fast as relax_module
 from analogep.solvers.base import VisibleSpring, total_grad
-from analogep.solvers.registry import relax
+from analogep.solvers.factory import relax
 
 SOLVERS = ["euler", "fast"]
 LAM = 15.0
@@ -273,7 +273,7 @@ def test_fast_and_paper_euler_give_the_same_training_steps_on_the_paper_config()
     from analogep.config import load_spec
     from analogep.data import load_dataset
     from analogep.evaluation.gradcheck import compare
-    from analogep.model.registry import build_energy
+    from analogep.model.factory import build_energy
     from analogep.objectives.flow import sample_flow_batch
     from analogep.training.optim import build_optimizer, clip_by_global_norm
 

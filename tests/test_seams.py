@@ -14,7 +14,7 @@ import pytest
 import analogep
 from analogep import registry
 from analogep.backends import NumpyBackend
-from analogep.circuit.netlist import render
+from analogep.spice.netlist import render
 from analogep.config import ConfigError, load_spec
 from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
@@ -109,7 +109,7 @@ def test_the_numpy_backend_solves_what_it_was_programmed_with():
 @pytest.mark.spice
 def test_backend_decks_are_self_contained_and_run_anywhere(tmp_path):
     """No .include of this machine's library: the deck runs from a folder that holds nothing else."""
-    from analogep.circuit.compiler import build_netlist
+    from analogep.spice.compiler import build_netlist
 
     if shutil.which("ngspice") is None:
         pytest.skip("ngspice is not installed")
@@ -127,8 +127,8 @@ def test_backend_decks_are_self_contained_and_run_anywhere(tmp_path):
 
 
 def test_auto_runner_is_a_registered_one_and_unknown_runners_are_refused():
-    from analogep.circuit.ngspice import NgspiceError
-    from analogep.circuit.runners import choose_runner, runner_choices
+    from analogep.spice.run.ngspice import NgspiceError
+    from analogep.spice.run.runners import choose_runner, runner_choices
 
     assert runner_choices() == ("auto",) + registry.names("runner")
     if shutil.which("ngspice") is not None:

@@ -19,10 +19,10 @@ import analogep
 from analogep.cli.app import main
 from analogep.config import ModelSpec, load_spec
 from analogep.model.families.hopfield import HopfieldEnergy
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.solvers.base import VisibleSpring
-from analogep.solvers.block import relax_block
-from analogep.solvers.registry import relax
+from analogep.solvers.fast import relax_fast
+from analogep.solvers.factory import relax
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
@@ -92,7 +92,7 @@ def test_each_block_sweep_lowers_the_energy_with_the_skip(sizes, k):
 
     energies = [total(state)]
     for _ in range(40):  # one sweep at a time, in place
-        relax_block(model, params, state, spring, max_steps=1, tol=0.0, step=0.1, omega=1.0, clamp_visible=False)
+        relax_fast(model, params, state, spring, max_steps=1, tol=0.0, step=0.1, omega=1.0, clamp_visible=False)
         energies.append(total(state))
     steps = np.diff(np.stack(energies), axis=0)
     assert np.all(steps <= 1e-12), steps.max()

@@ -10,7 +10,7 @@ import pytest
 
 from analogep.config import load_spec
 from analogep.data import load_dataset
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.model.tensors import params_dot, params_norm
 from analogep.objectives.flow import sample_flow_batch
 
@@ -99,8 +99,8 @@ def test_spice_generation_follows_the_numpy_velocity_field():
 
 def test_shared_and_subprocess_runners_give_the_same_sweep():
     from analogep.backends.spice_backend import SpiceBackend
-    from analogep.circuit.ngspice import ngspice_info
-    from analogep.circuit.pool import NgspicePool
+    from analogep.spice.run.ngspice import ngspice_info
+    from analogep.spice.run.pool import NgspicePool
     from analogep.evaluation.gradcheck import as_float64
 
     if not ngspice_info().shared:

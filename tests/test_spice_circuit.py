@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from analogep.api import compile_circuit
-from analogep.circuit.compiler import build_netlist
-from analogep.circuit.graph import check_graph
-from analogep.circuit.library import LIBRARY, library_text
-from analogep.circuit.netlist import render
+from analogep.spice.compiler import build_netlist
+from analogep.spice.graph import check_graph
+from analogep.spice.library import LIBRARY, library_text
+from analogep.spice.netlist import render
 from analogep.config import CircuitSpec, GradEPSpec, ModelSpec, Spec, load_spec
 from analogep.errors import CircuitError
 from analogep.model.families.hopfield import HopfieldEnergy
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 
 pytestmark = pytest.mark.spice
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def test_golden_decks_solve_to_the_numpy_equilibrium(tmp_path):
     from analogep.ep.phases import Nudge, nudge_anchor
     from analogep.evaluation.gradcheck import as_float64
     from analogep.objectives.flow import sample_flow_batch
-    from analogep.solvers.registry import relax
+    from analogep.solvers.factory import relax
 
     spec, params = _tiny()
     model, p = as_float64(spec, params)

@@ -16,7 +16,7 @@ import pytest
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.ep.phases import run_phases
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives.flow import sample_flow_batch
 
 pytestmark = pytest.mark.spice
@@ -98,8 +98,8 @@ def test_an_unreachable_scheduler_is_one_line_with_exit_2(tmp_path):
 
 
 def test_a_cluster_needs_a_runner_that_runs_on_one():
-    from analogep.circuit.ngspice import NgspiceError
-    from analogep.circuit.runners import choose_runner, make_runner
+    from analogep.spice.run.ngspice import NgspiceError
+    from analogep.spice.run.runners import choose_runner, make_runner
 
     _needs_dask_and_ngspice()
     assert choose_runner("auto") != "dask"

@@ -18,7 +18,7 @@ from analogep.api import check_circuit, compile_circuit
 from analogep.cli import main
 from analogep.config import load_spec
 from analogep.evaluation.crosscheck import TOLERANCE
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 
 pytestmark = pytest.mark.spice
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def test_sampling_on_spice_with_devices_follows_numpy_on_the_same_devices():
 def test_compile_with_line_resistance_writes_the_ladders_and_solves_to_the_reduction(tmp_path):
     """compile with devices.wire_resistance: the decks carry the line segments and say how
     they are drawn; ngspice on the ladders lands on the .nodeset, numpy's equilibrium of
-    the wired arrays' effective conductances (circuit/wires.py)."""
+    the wired arrays' effective conductances (devices/wires.py)."""
     spec, params = _tiny(wire_resistance=2.0)
     files, _ = compile_circuit(spec, params, "tiny initial weights")
     free = files["free.cir"]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from analogep.backends.base import Nudge
-from analogep.circuit.ngspice import RunResult
+from analogep.spice.run.ngspice import RunResult
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor, run_phases
 from analogep.evaluation.gradcheck import as_float64
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives.flow import sample_flow_batch
 
 pytestmark = pytest.mark.spice

@@ -12,19 +12,20 @@ import pytest
 
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.spice_backend import SpiceBackend
-from analogep.circuit.compiler import crossbar_sections, ideal_copies
-from analogep.circuit.devices import Conductances, Devices
-from analogep.circuit.graph import check_graph
-from analogep.circuit.netlist import Element, Netlist, fmt, render
-from analogep.circuit.programmed import program
-from analogep.circuit.wires import effective_pair
+from analogep.spice.compiler import crossbar_sections, ideal_copies
+from analogep.devices.crossbar import Devices
+from analogep.devices.mapping import Conductances
+from analogep.spice.graph import check_graph
+from analogep.spice.netlist import Element, Netlist, fmt, render
+from analogep.devices.programmed import program
+from analogep.devices.wires import effective_pair
 from analogep.config import CircuitSpec, GradEPSpec, ModelSpec, Spec, load_spec
 from analogep.errors import AnalogepWarning
 from analogep.evaluation.gradcheck import REFERENCE_RELAX, as_float64
 from analogep.model.families.hopfield import HopfieldEnergy
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.solvers.base import VisibleSpring, free_start
-from analogep.solvers.registry import relax
+from analogep.solvers.factory import relax
 
 pytestmark = pytest.mark.spice
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_wired_crossbar_is_the_documented_ladder(tmp_path):
     # And the drop is real: far from the ideal read G u.
     assert np.max(np.abs(expect["x"] - w0.T @ acts[1])) > 1e-3 * np.max(np.abs(w0.T @ acts[1]))
     np.testing.assert_allclose(_ladder_currents(w0, acts[0], 1e-9), w0 @ acts[0], rtol=1e-6)
-    # The effective conductances of a wired read (circuit/wires.py) give the same currents.
+    # The effective conductances of a wired read (devices/wires.py) give the same currents.
     for w, u in ((w0, acts[0]), (w0.T, acts[1]), (w1, acts[1])):
         plus, minus = effective_pair(np.maximum(w, 0), np.maximum(-w, 0), r_wire)
         np.testing.assert_allclose((plus - minus) @ u, _ladder_currents(w, u, r_wire), rtol=1e-10, atol=1e-16)
@@ -148,7 +149,7 @@ def test_line_resistance_leaves_an_ir_drop_error_numpy_does_not_model():
     """With real ngspice on the tiny circuit: the free-phase equilibrium of the wired circuit
     departs from the numpy backend's (which has no wires, and says so) by an amount that
     grows with R_wire, and is zero at R_wire = 0; numpy solving the effective conductances
-    of the wired arrays (circuit/wires.py) lands on ngspice's equilibrium."""
+    of the wired arrays (devices/wires.py) lands on ngspice's equilibrium."""
     spec = load_spec(ROOT / "examples" / "tiny.yaml")
     model, params = as_float64(spec, build_energy(spec.model).init_params(np.random.default_rng(0)))
     x_t = np.random.default_rng(3).standard_normal((2, 64)) * 0.5

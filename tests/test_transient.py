@@ -1,4 +1,4 @@
-"""The circuit relaxing in time (circuit/transient.py), with real ngspice on the tiny circuit:
+"""The circuit relaxing in time (spice/transient.py), with real ngspice on the tiny circuit:
 the transient ends where `.op` does, its tail decays with the linearised time constant
 C / (g0 lambda_min), and `compile --transient` writes decks that run as they are."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analogep.circuit.transient import (
+from analogep.spice.transient import (
     run_transient,
     settling_time,
     start_state,
@@ -21,7 +21,7 @@ from analogep.circuit.transient import (
 )
 from analogep.cli.app import main
 from analogep.config import load_spec
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = (ROOT / "examples" / "tiny.yaml").read_text()
@@ -76,7 +76,7 @@ def test_transient_tail_decays_with_the_linearised_time_constant():
     from analogep.api import DECK_RELAX
     from analogep.backends.numpy_backend import NumpyBackend
     from analogep.data import load_dataset
-    from analogep.objectives.registry import build_objective
+    from analogep.objectives.factory import build_objective
 
     spec = load_spec(ROOT / "examples" / "tiny.yaml").replace(circuit={"capacitance": 1e-12})
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))

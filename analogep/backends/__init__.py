@@ -2,6 +2,6 @@
 
 from analogep.backends.base import EquilibriumBackend, Nudge
 from analogep.backends.numpy_backend import NumpyBackend, phase_spring
-from analogep.backends.registry import make_backend
+from analogep.backends.factory import make_backend
 
 __all__ = ["EquilibriumBackend", "NumpyBackend", "Nudge", "make_backend", "phase_spring"]

@@ -1,7 +1,7 @@
 """The numpy backend: equilibria by numpy relaxation (analogep.solvers) of the programmed
-circuit: the ideal energy, or the non-ideal devices' circuit (circuit/devices.py), solved
+circuit: the ideal energy, or the non-ideal devices' circuit (devices/crossbar.py), solved
 as an energy while one device is read both ways and the drivers are exact, else as the
-circuit's KCL fixed point (circuit/realised.py). Wire resistance is not modelled here
+circuit's KCL fixed point (devices/realised.py). Wire resistance is not modelled here
 (SPICE only)."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import warnings
 import numpy as np
 
 from analogep.backends.base import Nudge
-from analogep.circuit.devices import Devices, MeasurementChain, Realisation
-from analogep.circuit.realised import RealisedCircuit
+from analogep.devices.crossbar import Devices, Realisation
+from analogep.devices.periphery import MeasurementChain
+from analogep.devices.realised import RealisedCircuit
 from analogep.config.spec import GradEPSpec, RelaxSpec, Spec
 from analogep.errors import AnalogepWarning
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import Equilibrium, VisibleSpring, free_start
-from analogep.solvers.registry import relax
+from analogep.solvers.factory import relax
 
 
 def phase_spring(gradep: GradEPSpec, x_t: np.ndarray, nudge: Nudge | None) -> VisibleSpring:

@@ -3,10 +3,10 @@
 Implements the `EquilibriumBackend` protocol (backends/base.py), so training, sampling,
 the check and the measurement layer use it exactly as they use numpy relaxation; it
 returns equilibria and computes no update. `program(params)` maps the parameters to
-conductances, ideal or through the devices of spec.devices (circuit/devices.py: both
+conductances, ideal or through the devices of spec.devices (devices/crossbar.py: both
 crossbar copies, biases, drivers, the measurement chain; line resistance draws the
 arrays as ladders), and compiles the crossbars once per parameter set
-(circuit/programmed.py). EP on SPICE-simulated analog networks: Kendall et
+(devices/programmed.py). EP on SPICE-simulated analog networks: Kendall et
 al. 2020, "Training End-to-End Analog Neural Networks with Equilibrium Propagation".
 
 Per equilibrium call (a phase of a batch of training points, or a generation step):
@@ -46,21 +46,22 @@ import numpy as np
 
 from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import phase_spring
-from analogep.circuit.compiler import INTERLEAVED, build_netlist, state_nodes
-from analogep.circuit.devices import Devices, MeasurementChain
-from analogep.circuit.programmed import Programmed, program
-from analogep.circuit.graph import check_graph
-from analogep.circuit.netlist import render
-from analogep.circuit.ngspice import ngspice_info
-from analogep.circuit.runners import Pool, make_runner
+from analogep.spice.compiler import INTERLEAVED, build_netlist, programmed_crossbar, state_nodes
+from analogep.devices.crossbar import Devices
+from analogep.devices.periphery import MeasurementChain
+from analogep.devices.programmed import Programmed, program
+from analogep.spice.graph import check_graph
+from analogep.spice.netlist import render
+from analogep.spice.run.ngspice import ngspice_info
+from analogep.spice.run.runners import Pool, make_runner
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.errors import AnalogepWarning, CircuitError
 from analogep.model.curvature import not_minima, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.model.tensors import max_abs
 from analogep.solvers.base import Equilibrium, free_start, sample_max_abs, total_grad
-from analogep.solvers.registry import relax
+from analogep.solvers.factory import relax
 
 # Warm start: cheap numpy relaxation that only has to land in the right basin.
 WARM = RelaxSpec(solver="fast", free_steps=400, nudge_steps=400, tol=1e-6)
@@ -81,7 +82,7 @@ WIRED_SLOW = 100_000
 class SpiceBackend:
     """Equilibria from ngspice DC sweeps of the compiled circuit (method.md section 7).
 
-    The backend is handed its runner (a pool of ngspice workers, circuit/runners.py) and
+    The backend is handed its runner (a pool of ngspice workers, spice/run/runners.py) and
     closes it in `close`."""
 
     def __init__(self, spec: Spec, model: EnergyModel, pool: Pool, devices: Devices | None = None):
@@ -124,13 +125,13 @@ class SpiceBackend:
 
     def program(self, params: Params) -> Params:
         """Map the parameters to conductances (ideal: clipping counted in `clipped`; with
-        devices: written through them, circuit/devices.py) and compile the crossbars;
+        devices: written through them, devices/crossbar.py) and compile the crossbars;
         returns the realised parameters in the model's dtype (with line resistance: the
-        effective weights of the forward reads, circuit/wires.py)."""
+        effective weights of the forward reads, devices/wires.py)."""
         first = self.drawn is None
         self.drawn = program(self.spec, self.model64, params, self.devices)
         self._realised, self.clipped, self._solver = self.drawn.params, dict(self.drawn.clipped), self.drawn.solver
-        self._crossbar = self.drawn.crossbar(self.model64)
+        self._crossbar = programmed_crossbar(self.drawn, self.model64)
         taps = sum(len(elements) for _, elements in self._crossbar)
         if first and self.drawn.wire_resistance > 0 and taps > WIRED_SLOW:
             warnings.warn(AnalogepWarning(

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from analogep import api
-from analogep.circuit.runners import runner_choices
+from analogep.spice.run.runners import runner_choices
 from analogep.cli.common import _with_devices, devices_option
 
 
@@ -32,7 +32,7 @@ def compile_cmd(config, checkpoint, out_dir, transient, devices):
     """
     from analogep.cli.common import _check_writable, _load_config, _load_source
     from analogep.io import write_text
-    from analogep.model.registry import build_energy
+    from analogep.model.factory import build_energy
     from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
 
     state = None

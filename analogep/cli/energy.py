@@ -35,7 +35,7 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
     realise) and the write pulses per step are counted by the devices' write rule.
     """
     from analogep.cli.common import _echo_json, _load_source, _with_devices
-    from analogep.evaluation.energy import format_report
+    from analogep.accounting.report import format_report
 
     spec, params, origin = _load_source(source)
     spec = _with_devices(spec, devices)

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from analogep import api
-from analogep.circuit.runners import runner_choices
+from analogep.spice.run.runners import runner_choices
 from analogep.cli.common import (
     _check_image_path,
     _check_samples_path,
@@ -67,7 +67,7 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     deployed on those devices (programmed onto fresh ones); without it, a run trained in
     situ samples on its own devices.
     """
-    from analogep.model.registry import build_energy
+    from analogep.model.factory import build_energy
     from analogep.training.checkpoint import (
         ensure_params_fit,
         load_checkpoint,

@@ -40,7 +40,7 @@ def robustness_cmd(source, devices, sweeps, n, threads, plot, as_json):
     if plot is not None:
         _check_image_path(plot)
     ckpt = load_checkpoint(source)
-    from analogep.model.registry import build_energy
+    from analogep.model.factory import build_energy
 
     ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
     base = None if devices is None else to_dict(with_devices(ckpt.spec, devices).devices)

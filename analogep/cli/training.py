@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from analogep import api
-from analogep.circuit.runners import runner_choices
+from analogep.spice.run.runners import runner_choices
 from analogep.cli.common import _echo_json, _load_config, _TrainBar, _with_devices, _with_runner, _write_samples, devices_option
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.registry import names
@@ -50,7 +50,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     the last finished step and exits with code 130 (143); one process at a time writes OUT.
     """
     from analogep.evaluation.plots import plot_loss
-    from analogep.model.registry import build_energy
+    from analogep.model.factory import build_energy
     from analogep.training.lock import run_lock
 
     spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),

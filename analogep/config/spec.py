@@ -420,7 +420,7 @@ def device_preset_values(name: str) -> dict:
 @dataclass(frozen=True)
 class DevicesSpec:
     """The non-ideal analog crossbar (method.md section 7, 'Devices'): the device model
-    both backends realise through `program(params)` (circuit/devices.py).
+    both backends realise through `program(params)` (devices/crossbar.py).
 
     `preset` names a packaged preset (analogep/config/devices/<name>.yaml, every value
     with its source); keys written beside it override the preset's. The default, `ideal`,

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from analogep.circuit.devices import MeasurementChain
+from analogep.devices.periphery import MeasurementChain
 from analogep.config.spec import GradEPSpec
 from analogep.ep.phases import PhaseResult
 from analogep.model.energy import EnergyModel, Params

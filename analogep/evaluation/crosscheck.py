@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.backends.registry import make_backend
-from analogep.circuit.devices import Devices
-from analogep.circuit.ngspice import ngspice_info
+from analogep.backends.factory import make_backend
+from analogep.devices.crossbar import Devices
+from analogep.spice.run.ngspice import ngspice_info
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.data import load_dataset
 from analogep.ep.measurement import ep_gradient, velocity
@@ -30,7 +30,7 @@ from analogep.ep.phases import run_phases
 from analogep.evaluation.gradcheck import REFERENCE_RELAX, as_float64
 from analogep.model.energy import Params
 from analogep.model.tensors import params_dot, params_norm
-from analogep.objectives.registry import build_objective
+from analogep.objectives.factory import build_objective
 
 TOLERANCE = 1e-6
 # A circuit on devices with no energy (mismatched copies, driver mismatch): its own

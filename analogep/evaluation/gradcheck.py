@@ -25,7 +25,7 @@ from analogep.ep.measurement import ep_gradient, velocity
 from analogep.ep.phases import run_phases
 from analogep.errors import AnalogepError
 from analogep.model.energy import EnergyModel, Params
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.model.tensors import params_dot, params_map, params_norm
 from analogep.objectives.base import TrainingBatch
 

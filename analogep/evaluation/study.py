@@ -33,7 +33,7 @@ from analogep.ep.phases import PhaseResult, run_phases
 from analogep.evaluation import gradcheck as gc
 from analogep.model.energy import Params
 from analogep.objectives.base import TrainingBatch
-from analogep.objectives.registry import build_objective
+from analogep.objectives.factory import build_objective
 
 KINDS = {"one-sided": 2, "symmetric": 3}
 

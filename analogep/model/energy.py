@@ -82,7 +82,7 @@ class EnergyModel(ABC):
         """c_l, the input layer l receives from its neighbours and its bias. `acts`, when
         given, holds each layer's activity, so a solver that keeps them current does not
         recompute them. `transposed`, when given, holds the weights the reads from the layer
-        above go through (a crossbar's second, mismatched copy; circuit/realised.py)."""
+        above go through (a crossbar's second, mismatched copy; devices/realised.py)."""
         raise NotImplementedError(f"{type(self).__name__} has no layered structure")
 
     def block_update(

@@ -10,6 +10,6 @@ from analogep.solvers.base import (
     sample_max_abs,
     total_grad,
 )
-from analogep.solvers.registry import relax
+from analogep.solvers.factory import relax
 
 __all__ = ["Equilibrium", "VisibleSpring", "free_start", "relax", "sample_max_abs", "total_grad"]

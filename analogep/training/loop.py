@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.backends.registry import make_backend
+from analogep.backends.factory import make_backend
 from analogep.config.load import dump_spec
 from analogep.config.spec import Spec, to_dict
 from analogep.data import load_dataset
@@ -32,8 +32,8 @@ from analogep.ep.step import StepResult, gradep_step
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.io import stale_temps, write_text
 from analogep.model.energy import EnergyModel, Params
-from analogep.model.registry import build_energy
-from analogep.objectives.registry import build_objective
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
 from analogep.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,

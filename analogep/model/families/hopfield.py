@@ -164,7 +164,7 @@ class HopfieldEnergy(EnergyModel):
             "b_z": -post.sum(axis=0) / batch,
         }
 
-    # Block coordinate descent (solvers/block.py) ---------------------------------------------------
+    # Block coordinate descent (solvers/fast.py) ---------------------------------------------------
 
     def activity(self, layer: int, s: np.ndarray, order: int) -> tuple[np.ndarray, ...] | None:
         """The visible layer is linear (None); hidden layers go through rho."""

@@ -2,9 +2,9 @@
 
 The analog side (method.md section 7): one circuit, programmed with the weights, runs the
 training points one after another. Per point and phase it relaxes from where the phase
-starts (evaluation/settling.py simulates the circuit's own gradient flow, which matches
+starts (accounting/settling.py simulates the circuit's own gradient flow, which matches
 ngspice's transients) until every node is within `physics.settle_tolerance` of its
-equilibrium; the supply power along the way (circuit/power.py, the amplifier model below)
+equilibrium; the supply power along the way (accounting/power.py, the amplifier model below)
 integrates to the phase's energy; then ADCs read the nodes the update needs, while the
 circuit holds. Beside the circuit: DACs set the anchors, a digital unit accumulates the EP
 update over the batch and runs Adam, and write pulses move the conductances.
@@ -35,23 +35,24 @@ import numpy as np
 
 from analogep.backends.base import Nudge
 from analogep.backends.numpy_backend import NumpyBackend, phase_spring
-from analogep.circuit.devices import Devices, effective_params
-from analogep.circuit.power import circuit_power, row_loads
+from analogep.devices.crossbar import Devices
+from analogep.devices.mapping import effective_params
+from analogep.accounting.power import circuit_power, row_loads
 from analogep.config.physics import physics_table
 from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
 from analogep.ep.step import gradep_step
 from analogep.errors import AnalogepError
-from analogep.evaluation.settling import settle
+from analogep.accounting.settling import settle
 from analogep.model.curvature import smallest_eigenvalues
 from analogep.model.energy import Params, State
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 from analogep.objectives.flow_sampling import generate
-from analogep.objectives.registry import build_objective
+from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 from analogep.solvers.base import free_start
-from analogep.solvers.registry import relax
+from analogep.solvers.factory import relax
 from analogep.training.optim import build_optimizer, clip_by_global_norm
 
 # FLOP counts per unit that are not matrix products (each elementary operation, the

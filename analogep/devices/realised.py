@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogep.circuit.devices import Realisation
+from analogep.devices.crossbar import Realisation
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
 
 

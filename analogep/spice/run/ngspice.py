@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analogep.circuit.lifetime import die_with_parent
+from analogep.spice.run.lifetime import die_with_parent
 from analogep.errors import AnalogepError
 
 _MESSAGE = re.compile(r"error|singular|converge|failed|abort|too many|timestep", re.IGNORECASE)

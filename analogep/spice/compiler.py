@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogep.circuit.devices import Conductances, conductance_pairs
-from analogep.circuit.library import DRIVER_CELL_SUFFIX, DRIVERS
-from analogep.circuit.netlist import Element, Netlist, fmt
+from analogep.devices.mapping import Conductances, Copies, ideal_copies
+from analogep.devices.programmed import Programmed
+from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS
+from analogep.spice.netlist import Element, Netlist, fmt
 from analogep.config.spec import Spec
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
 
@@ -231,19 +232,6 @@ def _nodeset(sizes: tuple[int, ...], phase: str, nodeset: State | None) -> dict[
     return ns
 
 
-Copies = dict[str, tuple[Conductances, Conductances]]
-
-
-def ideal_copies(spec: Spec, model: EnergyModel, params: Params) -> Copies:
-    """Each coupling's (forward, transposed) conductances of the ideal circuit: one
-    differential pair per weight, read both ways (the same arrays for both copies)."""
-    out: Copies = {}
-    for wname, _, _ in model.circuit_rules().couplings:
-        pairs = conductance_pairs(wname, params[wname], spec)
-        out[wname] = (pairs, pairs)
-    return out
-
-
 def crossbar_sections(
     spec: Spec, model: EnergyModel, params: Params, copies: Copies | None = None, wire_resistance: float = 0.0
 ) -> tuple[list[Section], dict[str, int]]:
@@ -283,6 +271,11 @@ def crossbar_sections(
         copy = "same conductances" if same else f"its own device draw, {len(bwd)} devices"
         sections.append((f"crossbar {wname} transposed read: rows {post[0]}.. drivers, columns {pre[0]}.. sense lines; {copy}", bwd))
     return sections, clipped
+
+
+def programmed_crossbar(drawn: Programmed, model: EnergyModel) -> list[Section]:
+    """The crossbar sections of one programming (forward and transposed reads, line resistance)."""
+    return crossbar_sections(drawn.spec, model, drawn.params, drawn.copies, drawn.wire_resistance)[0]
 
 
 def _wired(

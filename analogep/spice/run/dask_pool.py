@@ -30,7 +30,7 @@ import re
 import socket
 import threading
 
-from analogep.circuit.ngspice import NgspiceError, RunResult
+from analogep.spice.run.ngspice import NgspiceError, RunResult
 from analogep.config.spec import LOCAL_SCHEDULER
 from analogep.runtime import available_cores, free_cores
 
@@ -59,7 +59,7 @@ def section_text(text: str) -> str:
 def solve_on_worker(sections: list[str], timeout: float) -> RunResult:
     """Runs on a Dask worker: one deck (its sections, joined) on the process's own
     ngspice, loaded once."""
-    from analogep.circuit.runners import AUTO, choose_runner
+    from analogep.spice.run.runners import AUTO, choose_runner
     from analogep.registry import resolve
 
     deck = "".join(sections)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analogep.circuit.library import LIBRARY, library_text
+from analogep.spice.library import LIBRARY, library_text
 
 
 def fmt(v: float) -> str:

@@ -3,7 +3,7 @@
 With capacitance C on every neuron node the circuit is the gradient flow
 C ds/dt = -g0 dE_total/ds (method.md section 7); in the time unit C/g0 it is
 ds/du = -dE_total/ds, the paper's Euler dynamics with a small step. ngspice's transient
-(circuit/transient.py) solves the same flow for one point at a time; this integrates a
+(spice/transient.py) solves the same flow for one point at a time; this integrates a
 batch, so the accounting can take every phase's settling time and the energy drawn along
 the way from many training points. tests/test_energy_accounting.py checks its settling
 times against ngspice's transients.
@@ -26,7 +26,7 @@ import numpy as np
 
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import VisibleSpring, sample_max_abs, total_grad
-from analogep.solvers.registry import relax
+from analogep.solvers.factory import relax
 
 STEP = 0.05
 END_RESIDUAL = 1e-10

@@ -6,8 +6,8 @@ conductance and window of the devices, the biases, each coupling's forward and t
 conductances (one device read both ways, or two copies), the activation drivers' gain and
 offset per neuron, and the crossbar line resistance; and they judge ngspice's answers
 against `solver`, numpy's model of the same circuit (its energy, or its KCL when there is
-none: mismatched copies or drivers, circuit/realised.py). With line resistance, `solver`
-reads the wired arrays through their effective conductances (circuit/wires.py), exact
+none: mismatched copies or drivers, devices/realised.py). With line resistance, `solver`
+reads the wired arrays through their effective conductances (devices/wires.py), exact
 for the circuit's ideal drivers and virtual grounds."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.circuit.compiler import Copies, Section, crossbar_sections, ideal_copies
-from analogep.circuit.devices import Devices, Realisation, effective_params
-from analogep.circuit.realised import RealisedCircuit
-from analogep.circuit.wires import effective_copies
+from analogep.devices.crossbar import Devices, Realisation
+from analogep.devices.mapping import Copies, effective_params, ideal_copies
+from analogep.devices.realised import RealisedCircuit
+from analogep.devices.wires import effective_copies
 from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel, Params
 
@@ -47,10 +47,6 @@ class Programmed:
     def has_energy(self) -> bool:
         return self.solver is not None and not isinstance(self.solver, RealisedCircuit)
 
-    def crossbar(self, model: EnergyModel) -> list[Section]:
-        """The crossbar sections (forward and transposed reads, line resistance)."""
-        return crossbar_sections(self.spec, model, self.params, self.copies, self.wire_resistance)[0]
-
 
 def ideal(spec: Spec, model: EnergyModel, params: Params) -> Programmed:
     """The ideal circuit: weights clipped to [gmin, gmax] (counted), one pair read both ways."""
@@ -67,7 +63,7 @@ def realised(spec: Spec, model: EnergyModel, params: Params, realisation: Realis
     if any(g is not None for g in realisation.gain) or any(o is not None for o in realisation.offset):
         drivers = tuple(zip(realisation.gain, realisation.offset))
     r_wire = spec.devices.wire_resistance
-    if r_wire > 0:  # what the neurons see of the wired arrays: effective copies (circuit/wires.py)
+    if r_wire > 0:  # what the neurons see of the wired arrays: effective copies (devices/wires.py)
         eff = effective_copies(copies, r_wire)
         realisation = dataclasses.replace(
             realisation, forward={k: v[0] for k, v in eff.items()}, transposed={k: v[1] for k, v in eff.items()}

@@ -56,7 +56,7 @@ def _rows(derivs: list, index: np.ndarray) -> list:
     return [None if d is None else [a[index] for a in d] for d in derivs]
 
 
-def relax_block(
+def relax_fast(
     model: EnergyModel,
     params: Params,
     state: State,

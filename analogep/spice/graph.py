@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from analogep.circuit.library import all_cells_text
+from analogep.spice.library import all_cells_text
 from analogep.errors import CircuitError
 
 GROUND = "0"

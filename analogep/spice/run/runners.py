@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from analogep.circuit.ngspice import NgspiceError, RunResult
-from analogep.circuit.pool import NgspicePool
+from analogep.spice.run.ngspice import NgspiceError, RunResult
+from analogep.spice.run.pool import NgspicePool
 from analogep.config.spec import LOCAL_SCHEDULER
 from analogep.registry import names, resolve
 

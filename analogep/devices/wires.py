@@ -15,7 +15,7 @@ independent distortion of its conductance matrix).
 For the differential pairs, rows 2i and 2i+1 carry +a_i and -a_i, so the read realises
 the weights (T_plus - T_minus) / g0 with T_plus[j, i] = T[j, 2i], T_minus[j, i] =
 T[j, 2i + 1]. With the forward and transposed arrays distorted differently, the wired
-circuit has mismatched copies: no energy, a KCL fixed point (circuit/realised.py).
+circuit has mismatched copies: no energy, a KCL fixed point (devices/realised.py).
 `effective_copies` gives these, so numpy can solve the wired circuit's equilibria exactly
 (what the SPICE backend's warm starts and residuals use), and the wire-resistance study
 can run the digits circuit; a test checks them against ngspice solving the ladders.
@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 from threadpoolctl import threadpool_limits
 
-from analogep.circuit.devices import Conductances
+from analogep.devices.mapping import Conductances
 
 # Right-hand sides per sparse solve (a chunk of rows): bounds the dense block's memory.
 CHUNK = 64

@@ -1,10 +1,8 @@
 """The device model: how parameters become conductances, and what the circuit therefore
 realises of them (method.md section 7, 'Devices').
 
-Ideal devices (`devices.preset: ideal`, the default): G+ - G- = W g0 with G+/- in
-[gmin, gmax], exact otherwise (`conductance_pairs`, `effective_params`).
-
-Non-ideal devices (`Devices`, the crossbar hardware both backends program): each weight is
+Ideal devices (`devices.preset: ideal`, the default) are the mapping alone
+(devices/mapping.py). Non-ideal devices (`Devices`, the crossbar hardware both backends program): each weight is
 a differential pair of devices, G+ - G- = W g0, in one physical copy read both ways
 (`copies: bidirectional`) or in two copies, one for the forward read W a_pre and one for
 the transposed read W^T a_post (`copies: mismatched`). Per device:
@@ -24,9 +22,8 @@ the transposed read W^T a_post (`copies: mismatched`). Per device:
 
 The frozen draws, the programmed state and the noise streams are one seeded state
 (`Devices.state_dict`) that a checkpoint stores, so a resumed run sees the same devices and
-the same write-noise stream. `MeasurementChain` is what reads the circuit: read noise per
-measured node voltage and equilibrium, ADC quantisation of the node voltages, DAC
-quantisation of the anchor voltages.
+the same write-noise stream. What reads the circuit (read noise, ADC, DAC) is
+devices/periphery.py.
 """
 
 from __future__ import annotations
@@ -36,49 +33,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.config.spec import DevicesSpec, Spec
-from analogep.errors import CheckpointError, CircuitError
+from analogep.config.spec import Spec
+from analogep.devices.mapping import Conductances
+from analogep.devices.periphery import MeasurementChain
+from analogep.errors import CheckpointError
 from analogep.model.energy import EnergyModel, Params
-
-
-@dataclass(frozen=True)
-class Conductances:
-    """G+ and G- of one weight matrix, and how many weights were clipped to fit."""
-
-    plus: np.ndarray
-    minus: np.ndarray
-    clipped: int
-
-
-def conductance_pairs(name: str, w: np.ndarray, spec: Spec) -> Conductances:
-    """G+ - G- = W g0 with G+/- in [gmin, gmax]; error (or clip, counted) when |W| g0 > gmax - gmin."""
-    c = spec.circuit
-    span = c.gmax - c.gmin
-    g = np.asarray(w, dtype=np.float64) * c.g0
-    over = np.abs(g) > span * (1 + 1e-12)
-    n_over = int(over.sum())
-    if n_over and not c.clip:
-        raise CircuitError(
-            f"{name}: {n_over} of {g.size} weights do not fit the conductance range: |W| g0 must be <= "
-            f"gmax - gmin = {span:g} S (|W| <= {span / c.g0:g}; largest |W| = {np.abs(w).max():.4g}); "
-            f"set circuit.clip: true to clip them, or raise circuit.gmax / lower circuit.g0"
-        )
-    g = np.clip(g, -span, span)
-    return Conductances(c.gmin + np.maximum(g, 0.0), c.gmin + np.maximum(-g, 0.0), n_over)
-
-
-def effective_params(model: EnergyModel, params: Params, spec: Spec) -> tuple[Params, dict[str, int]]:
-    """The parameters the ideal circuit realises (weights clipped to the range) and clip counts."""
-    out, clipped = dict(params), {}
-    for name, _, _ in model.circuit_rules().couplings:
-        g = conductance_pairs(name, params[name], spec)
-        clipped[name] = g.clipped
-        if g.clipped:
-            out[name] = ((g.plus - g.minus) / spec.circuit.g0).astype(params[name].dtype)
-    return out, clipped
-
-
-# --- the realised circuit ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -314,48 +273,3 @@ class Devices:
         self.write_rng.bit_generator.state = meta["write_rng"]
         self.readout.rng.bit_generator.state = meta["read_rng"]
         self.total_pulses = int(meta.get("total_pulses", 0))
-
-
-# --- the measurement chain -----------------------------------------------------------------------
-
-
-def quantise(x: np.ndarray, bits: int, full: float) -> tuple[np.ndarray, int]:
-    """x on the 2^bits levels of a mid-rise converter over [-full, full] (level centres
-    (k + 1/2) lsb, lsb = 2 full / 2^bits), and how many values fell outside the range."""
-    lsb = 2.0 * full / 2**bits
-    half = 2 ** (bits - 1)
-    clipped = int(np.count_nonzero(np.abs(x) > full))
-    q = (np.clip(np.floor(x / lsb), -half, half - 1) + 0.5) * lsb
-    return q.astype(x.dtype, copy=False), clipped
-
-
-class MeasurementChain:
-    """Read noise and ADC on what the measurement reads (node voltages, or the clamp read-out
-    in volts); DAC on the anchor voltages the circuit is given. Counts clipped conversions."""
-
-    def __init__(self, d: DevicesSpec, rng: np.random.Generator):
-        self.d, self.rng = d, rng
-        self.adc_clipped = 0
-        self.dac_clipped = 0
-
-    @property
-    def exact(self) -> bool:
-        return self.d.read_noise == 0 and self.d.adc_bits is None and self.d.dac_bits is None
-
-    def read(self, x: np.ndarray) -> np.ndarray:
-        """One measurement of the voltages `x`: plus read noise, through the ADC (a new array)."""
-        d = self.d
-        if d.read_noise > 0:
-            x = x + (d.read_noise * self.rng.standard_normal(x.shape)).astype(x.dtype)
-        if d.adc_bits is not None:
-            x, clipped = quantise(x, d.adc_bits, d.adc_range)
-            self.adc_clipped += clipped
-        return x
-
-    def dac(self, x: np.ndarray, count: bool = True) -> np.ndarray:
-        """The voltage a DAC applies for `x` (`count`: add its clipped values to dac_clipped)."""
-        if self.d.dac_bits is None:
-            return x
-        q, clipped = quantise(x, self.d.dac_bits, self.d.dac_range)
-        self.dac_clipped += clipped if count else 0
-        return q

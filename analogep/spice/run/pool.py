@@ -11,7 +11,7 @@ What can happen to a worker, and what the pool does:
   again;
 - it died while idle (killed from outside): replaced, and the deck it was about to get
   goes to the fresh worker, so the answers are the same as without the death;
-- the parent dies, even by kill -9: the workers die with it (circuit/lifetime.py); they
+- the parent dies, even by kill -9: the workers die with it (spice/run/lifetime.py); they
   also leave when their pipe to the parent closes;
 - Ctrl-C: workers ignore SIGINT and print nothing; the parent's KeyboardInterrupt closes
   the pool, which kills the workers still busy with a deck at once;
@@ -32,8 +32,8 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
-from analogep.circuit.lifetime import die_with_parent
-from analogep.circuit.ngspice import NgspiceError, RunResult
+from analogep.spice.run.lifetime import die_with_parent
+from analogep.spice.run.ngspice import NgspiceError, RunResult
 from analogep.registry import resolve
 from analogep.runtime import available_cores, free_cores
 
@@ -99,8 +99,8 @@ class _Worker:
 @dataclass
 class NgspicePool:
     """Worker processes running `runner` (a name in analogep.registry.RUNNERS that can run
-    here: see circuit/runners.py); `map` runs decks in parallel with a timeout. Use it from
-    the thread that made it (circuit/lifetime.py), and `close` it."""
+    here: see spice/run/runners.py); `map` runs decks in parallel with a timeout. Use it from
+    the thread that made it (spice/run/lifetime.py), and `close` it."""
 
     runner: str
     workers: int = 0

@@ -1,7 +1,7 @@
 """Where the circuit's power goes at a state, from its node voltages and its netlist values.
 
 Method.md section 7's circuit at a state s (per point): every element's current follows
-from the node voltages and the conductances the compiler writes (circuit/compiler.py), so
+from the node voltages and the conductances the compiler writes (spice/compiler.py), so
 the power needs no simulator:
 
 - dissipated in the passive elements: the crossbar conductances (row driver at +-a(s),
@@ -11,7 +11,7 @@ the power needs no simulator:
 - the currents the active elements source: the +a and -a row drivers, the sense
   amplifiers (the column current g0 c, c the neuron's drive), the injections into the
   neuron nodes (g0 rho'(s) c), the anchor sources, the nudges' controlled sources, the
-  bias current sources (b g0). A supply model (evaluation/energy.py) turns them into
+  bias current sources (b g0). A supply model (accounting/report.py) turns them into
   power drawn from the rail.
 
 Voltages are the state times `volts_per_unit` (the SPICE decks use 1 V per unit; the
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.circuit.devices import conductance_pairs
+from analogep.devices.mapping import conductance_pairs
 from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel, Params, State
 
@@ -82,7 +82,7 @@ def circuit_power(
     loads: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
 ) -> CircuitPower:
     """The power picture of one phase's circuit at `state` (float64 model and parameters;
-    `anchors` as for circuit/compiler.build_netlist; `beta` signed, default +-gradep.beta)."""
+    `anchors` as for spice/compiler.build_netlist; `beta` signed, default +-gradep.beta)."""
     g0, g, vs = spec.circuit.g0, spec.gradep, volts_per_unit
     plus, minus = loads if loads is not None else row_loads(spec, model, params)
     points = state[0].shape[0]

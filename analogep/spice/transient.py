@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.circuit.compiler import build_netlist, state_nodes
-from analogep.circuit.netlist import Netlist, fmt, render
-from analogep.circuit.ngspice import SubprocessNgspice, ngspice_info
+from analogep.spice.compiler import build_netlist, state_nodes
+from analogep.spice.netlist import Netlist, fmt, render
+from analogep.spice.run.ngspice import SubprocessNgspice, ngspice_info
 from analogep.config.spec import Spec
 from analogep.errors import CircuitError
 from analogep.model.curvature import smallest_eigen

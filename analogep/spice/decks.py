@@ -3,7 +3,7 @@
 One training point per deck, anchors as `.param`s a user can edit, the numpy
 equilibrium (computed by the caller) as `.nodeset`, and a `.control` block that runs `op` and prints the node
 voltages, so each file runs as it is with `ngspice -b FILE`. With `transient`, each phase
-also gets a transient deck (`<phase>_tran.cir`, circuit/transient.py) that relaxes in time
+also gets a transient deck (`<phase>_tran.cir`, spice/transient.py) that relaxes in time
 from where the phase starts, with no `.nodeset`, and prints where it ended. The circuit
 mapping is compiler.py's (method.md section 7); this module adds the header a reviewer reads.
 """
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.circuit.compiler import PHASE_TITLES, PHASES, build_netlist, state_nodes
-from analogep.circuit.graph import check_graph, flatten
-from analogep.circuit.library import DRIVER_CELL_SUFFIX, DRIVERS, LIBRARY, library_text
-from analogep.circuit.netlist import Netlist, render
-from analogep.circuit.programmed import Programmed, ideal
-from analogep.circuit.transient import (
+from analogep.spice.compiler import PHASE_TITLES, PHASES, build_netlist, programmed_crossbar, state_nodes
+from analogep.spice.graph import check_graph, flatten
+from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, LIBRARY, library_text
+from analogep.spice.netlist import Netlist, render
+from analogep.devices.programmed import Programmed, ideal
+from analogep.spice.transient import (
     SPAN_TAUS,
     predicted_tau,
     start_state,
@@ -30,7 +30,7 @@ from analogep.circuit.transient import (
 from analogep.config.spec import Spec
 from analogep.errors import CircuitError
 from analogep.model.energy import Params, State
-from analogep.model.registry import build_energy
+from analogep.model.factory import build_energy
 
 DECK_NAMES = {"free": "free.cir", "nudge_plus": "nudge_plus.cir", "nudge_minus": "nudge_minus.cir", "generate": "generate.cir"}
 TRANSIENT_NAMES = {phase: name.replace(".cir", "_tran.cir") for phase, name in DECK_NAMES.items()}
@@ -129,7 +129,7 @@ def compile_decks(
 
     `points` holds each phase's point (analogep.api.compile_circuit computes them).
     `drawn`: the programmed circuit (default: the ideal one of `params`); on devices, the
-    decks are of the realised circuit (circuit/programmed.py).
+    decks are of the realised circuit (devices/programmed.py).
     Nothing is written here: a weight that does not fit, or a transient asked of a circuit
     without capacitance, raises before any file exists.
     """
@@ -142,7 +142,7 @@ def compile_decks(
     if transient and on_devices:
         raise CircuitError("compile --transient: transient decks are of the ideal circuit; drop --devices (or the devices section)")
     clipped = dict(drawn.clipped)
-    crossbar = drawn.crossbar(model)
+    crossbar = programmed_crossbar(drawn, model)
     names = [n for layer in state_nodes(model.sizes) for n in layer]
     files: dict[str, str] = {}
     tran: dict[str, str] = {}
@@ -196,7 +196,7 @@ def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
             "  adjacent taps (RL<W>fr/tr_<row>_<col>), one between adjacent taps and below the last row (RL<W>fc/tc_...);",
             "  a device joins its row tap <W>fr<row>_<col> and column tap <W>fc<row>_<col> (f: forward, t: transposed).",
             "  The .nodeset is numpy's equilibrium of the wired circuit through the arrays' effective conductances",
-            "  (circuit/wires.py: exact for ideal drivers and virtual grounds).",
+            "  (devices/wires.py: exact for ideal drivers and virtual grounds).",
         ]
     else:
         lines.append("  The .nodeset holds numpy's equilibrium of this realised circuit.")
@@ -240,7 +240,7 @@ def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPo
         "Result: the final node voltages V(node)[last], the equilibrium (state units)"
         + ("; I(Vclamp<i>)[last] = -g0 dE/dx_i." if phase == "generate" else "."),
         "Run: ngspice -b THIS_FILE. The waveform is the circuit's relaxation: settling time to a tolerance",
-        "  and power over time are measured from it by analogep energy (analogep/circuit/transient.py).",
+        "  and power over time are measured from it by analogep energy (analogep/spice/transient.py).",
     ]
     text = render(net)
     check_graph(text, TRANSIENT_NAMES[phase])

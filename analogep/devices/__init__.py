@@ -1,0 +1,6 @@
+"""The device model (method.md section 7, 'Devices'): how weights map onto conductances
+(`mapping`), the non-ideal crossbar devices and their writes (`crossbar`), the periphery
+that reads them (`periphery`: read noise, ADC, DAC), line resistance (`wires`), the KCL of
+a circuit without an energy (`realised`) and what one programming draws (`programmed`).
+Both backends use it: the numpy solvers through `realised`, the SPICE decks through
+`programmed`."""
