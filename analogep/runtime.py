@@ -1,8 +1,9 @@
 """Process-level settings: cores, BLAS threads.
 
-Measured on a shared 2-core machine: the same numpy training step ran 37x
-slower with OpenBLAS at 2 threads while another process kept the second core busy than
-with 1 thread. So the thread count is chosen on purpose, and a user can set it.
+A BLAS thread on a core another process keeps busy holds up every matrix product it
+shares: on a loaded machine a numpy training step runs many times slower with a thread per
+core than with fewer (docs/results/speed.md). So the thread count is chosen on purpose,
+and a user can set it.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def free_cores() -> int:
     """Cores not already busy (available cores minus the 1-minute load average), at least 1.
 
     The default number of ngspice workers. Each ngspice process holds its own sparse matrix
-    (170k non-zeros on the paper circuit) and pays its own ordering; on a 2-core machine
-    already running two training processes, two ngspice workers took 1.7x longer per point
-    than one (64 points), so busy cores are left out rather than oversubscribed.
+    (170k non-zeros on the paper circuit) and pays its own ordering, so a worker on a busy
+    core slows the others more than it adds (docs/results/spice.md): busy cores are left
+    out rather than oversubscribed.
     """
     cores = available_cores()
     try:

@@ -1,4 +1,5 @@
-"""Benchmark: the cost of device effects on one numpy GradEP training step (issue 9).
+"""Benchmark: the cost of device effects on one numpy GradEP training step
+(docs/results/devices.md).
 
 At the paper config (64-128-128, full batch 1797) and the same weights and batches, times
 program + phases + measurement + update with ideal devices and with each device setting

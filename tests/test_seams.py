@@ -3,6 +3,7 @@ in analogep.registry; backends are programmed; the public API runs end to end.""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -157,9 +158,24 @@ def test_the_notebook_example_of_the_readme(tmp_path):
     assert compared["against_first"][0]["max_abs_loss_difference"] == 0.0
 
 
-@pytest.mark.parametrize("script", sorted((REPO / "benchmarks").glob("*.py")), ids=lambda p: p.name)
-def test_benchmark_scripts_load_against_the_current_api(script):
-    """Benchmarks are not tests, but they must still import what exists (--help loads them)."""
+SCRIPTS = sorted((REPO / "benchmarks").glob("*.py")) + sorted((REPO / "studies").glob("*.py"))
+
+
+def test_every_script_is_named_by_a_results_page_and_every_named_script_exists():
+    """A study or benchmark regenerates numbers of docs/results/; the docs name only scripts that exist."""
+    results = "\n".join(p.read_text() for p in (REPO / "docs" / "results").glob("*.md"))
+    unnamed = [f"{p.parent.name}/{p.name}" for p in SCRIPTS if f"{p.parent.name}/{p.name}" not in results]
+    assert not unnamed, f"scripts no results page names: {unnamed}"
+    docs = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), *sorted((REPO / "analogep").rglob("*.py")),
+            *sorted((REPO / "examples").glob("*.yaml"))]
+    named = {m for p in docs for m in re.findall(r"\b(?:benchmarks|studies)/\w+\.py", p.read_text())}
+    missing = sorted(m for m in named if not (REPO / m).is_file())
+    assert not missing, f"scripts the docs name but the repository lacks: {missing}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_benchmark_and_study_scripts_load_against_the_current_api(script):
+    """Benchmarks and studies are not tests, but they must still import what exists (--help loads them)."""
     proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-500:]
 

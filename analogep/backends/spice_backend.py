@@ -20,9 +20,8 @@ Per equilibrium call (a phase of a batch of training points, or a generation ste
    step's phases go into one sweep (`phases`): each point's free, +beta and -beta
    solutions follow each other, the nudge strength a pwl table of the index too, so a
    nudged solve starts from its own point's free solution and ngspice parses and orders
-   the circuit once per chunk instead of once per phase (paper circuit, ngspice 46 + KLU,
-   64 points: 4.58 instead of 6.28 Newton iterations per point and phase, 0.47x the time
-   of three per-phase sweeps; benchmarks/spice_solves.py);
+   the circuit once per chunk instead of once per phase: fewer Newton iterations and less
+   time than three per-phase sweeps (docs/results/spice.md; benchmarks/spice_solves.py);
 3. a point where the sweep stopped, or whose solution left the warm start's basin, is
    solved alone by `.op` from its own warm start (ngspice applies gmin and source
    stepping there); if that fails too, one line names the phase, the point and
@@ -369,9 +368,9 @@ def _phase(beta: float) -> str:
 def chain_order(warm: State) -> np.ndarray:
     """Order the points so that consecutive ones are close (greedy nearest-neighbour chain).
 
-    A sweep starts each point's Newton iteration from the previous point's solution; on
-    the 64-128-128 circuit this order cut the iterations per point from 9.4 to 5.7 and
-    the sweep time 2.9x (64 training points, ngspice 39).
+    A sweep starts each point's Newton iteration from the previous point's solution, so
+    the closer consecutive points are, the fewer iterations each needs
+    (docs/results/spice.md).
     """
     s = np.concatenate([np.asarray(w, dtype=np.float64) for w in warm], axis=1)
     n = s.shape[0]

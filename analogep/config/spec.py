@@ -361,8 +361,8 @@ class GenerateSpec:
 
 # Euler steps in one sampling run at most: 100 times the paper's 100 (dt = 1e-4 over
 # [0, 1]). Steps run one after another, unlike samples, which sampling takes in chunks of
-# bounded memory; at the trained digits model's 0.09 s per step per 1000 samples this
-# bound is 15 minutes per 1000 samples.
+# bounded memory, so the step count alone sets how long a run takes: this bound keeps it to
+# minutes per 1000 samples on the trained digits model (docs/results/speed.md).
 MAX_GENERATE_STEPS = 10_000
 
 
@@ -424,7 +424,7 @@ class DevicesSpec:
 
     `preset` names a packaged preset (analogep/config/devices/<name>.yaml, every value
     with its source); keys written beside it override the preset's. The default, `ideal`,
-    is the circuit as it was before devices existed: every number unchanged."""
+    is the exact circuit of the `circuit:` section: no device effect at all."""
 
     preset: str = field(default="ideal", metadata=_key("device preset (analogep/config/devices/<name>.yaml): ideal, rram, pcm"))
     gmin: float | None = field(
@@ -505,7 +505,7 @@ class DevicesSpec:
 
     @property
     def ideal(self) -> bool:
-        """No device effect at all: the circuit of circuit.g0/gmin/gmax, exact (today's behaviour)."""
+        """No device effect at all: the circuit of circuit.g0/gmin/gmax, exact."""
         default = DevicesSpec()
         return all(getattr(self, f.name) == getattr(default, f.name)
                    for f in dataclasses.fields(self) if f.name not in self.NEUTRAL)

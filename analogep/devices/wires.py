@@ -64,7 +64,8 @@ def effective_pair(plus: np.ndarray, minus: np.ndarray, r_wire: float) -> tuple[
         shape=(n, n),
     ).tocsc()
     t = np.empty((cols, rows))
-    # SuperLU's supernodal solves make many small BLAS calls: threads only cost (15x here).
+    # SuperLU's supernodal solves make many small BLAS calls: threads only cost time
+    # (docs/results/speed.md).
     with threadpool_limits(limits=1, user_api="blas"):
         lu = splu(lap, permc_spec="MMD_AT_PLUS_A")
         # Row k at 1 V, the others at 0: write V = V0 + d with V0 = 1 on row k's taps, 0

@@ -214,7 +214,7 @@ def _classifier(seed: int):
         Nystroem(gamma=gamma, n_components=_NYSTROEM_COMPONENTS, random_state=seed),
         LogisticRegression(C=_LOGISTIC_C, max_iter=3000),
     )
-    # One BLAS thread: on small matrices extra threads only contend (measured 4x slower on 2 cores).
+    # One BLAS thread: on small matrices extra threads only contend (docs/results/speed.md).
     with threadpool_limits(1):
         clf.fit(split.x_train, split.y_train)
     return clf

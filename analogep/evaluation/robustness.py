@@ -1,4 +1,4 @@
-"""Robustness of a trained model to its devices (issue 9): deploy the weights on non-ideal
+"""Robustness of a trained model to its devices: deploy the weights on non-ideal
 crossbars (program them once onto fresh devices, then sample through the non-ideal
 backend) and judge the samples as `evaluate` does, one severity of one non-ideality at a
 time.

@@ -18,11 +18,9 @@ positive definite, where over-relaxed block Gauss-Seidel converges for 0 < omega
 (Ostrowski-Reich). Where the energy has one minimum reachable from the start they must
 agree; where a point sits near a bifurcation, two paths can end in different minima.
 That is why a point takes plain steps (omega 1) until its largest slope is below
-`OVERRELAX_BELOW`. Measured against euler run to convergence (tol 1e-5): on the digits
-model at step 300 (400 points) every point agrees within 2.6e-4; at the final weights of
-the paper run (step 2000, 1797 points) 16 points (0.9%) end in another minimum, where
-over-relaxing from the start ends 47. tests/test_relax.py checks agreement on small and
-paper-size models; benchmarks/basins.py counts the points.
+`OVERRELAX_BELOW`: over-relaxing from the start sends more points into another minimum.
+tests/test_relax.py checks agreement on small and paper-size models; studies/basins.py
+counts the points that still differ (docs/results/speed.md).
 """
 
 from __future__ import annotations
@@ -33,11 +31,10 @@ from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import Equilibrium, VisibleSpring, sample_max_abs, total_grad
 
 # A point is over-relaxed only once its largest slope is below this: far from equilibrium,
-# where the path decides the basin, it takes plain block-descent steps (omega 1). Measured
-# on the trained digits model (step 2000, 1797 points, against euler run to convergence):
-# over-relaxing from the start at omega 1.4 ends 47 points in another basin than euler's,
-# this rule 16 at omega 1.4 and 1.6 (plain steps throughout: 18, in twice the sweeps;
-# the rule at 1.0 instead of 0.3: 22).
+# where the path decides the basin, it takes plain block-descent steps (omega 1). On the
+# trained digits model this ends fewer points in another basin than euler's than
+# over-relaxing from the start, a higher threshold, or plain steps throughout (which also
+# take twice the sweeps) (studies/basins.py; docs/results/speed.md).
 OVERRELAX_BELOW = 0.3
 
 
@@ -71,8 +68,8 @@ def relax_fast(
     """Even/odd block sweeps in place (`step` is euler's and unused here).
 
     Each layer takes one block update per sweep: the sweeps themselves iterate, so solving
-    a layer exactly given neighbours that are about to move is wasted work (two Newton
-    steps per sweep: 1.4x the time at the same sweep count). Activities and their first two
+    a layer exactly given neighbours that are about to move is wasted work (a second
+    Newton step per sweep costs time and saves no sweeps). Activities and their first two
     derivatives are computed once per update, at the new state, and reused: for the
     neighbours' drives, the convergence test and the next update. (Profiled: rho, not the
     matrix products, is most of a sweep's time.)

@@ -37,7 +37,8 @@ STEPS_PER_TAU = 2.0
 # TAIL_FROM of its start to where it has fallen by TAIL_TO (three decades), well above
 # ngspice's truncation-error floor (about 1e-10 of full scale at reltol 1e-8).
 TAIL_FROM, TAIL_TO = 1e-3, 1e-6
-# Seconds one transient may run: the digits circuit takes 0.5-5 minutes (500-600 time points).
+# Seconds one transient may run: a digits-circuit transient (500-600 time points) takes
+# minutes (docs/results/energy.md).
 TIMEOUT_S = 900.0
 
 

@@ -1,9 +1,9 @@
 """Running ngspice: in process through PySpice's shared-library interface, or `ngspice -b`.
 
-Measured on Debian's ngspice 39: each `op` re-orders the sparse matrix, so a
-phase's training points go into one `.dc` sweep over an index source; an ngspice built
-with KLU (>= 42) solves the same sweep several times faster with `.options klu` (39
-ignores the option silently, so it is only added when the installed library has KLU).
+Each `op` re-orders the sparse matrix, so a phase's training points go into one `.dc`
+sweep over an index source. An ngspice built with KLU (>= 42) solves the same sweep
+faster with `.options klu` (docs/results/spice.md); a build without KLU ignores the
+option silently, so it is only added when the installed library has KLU.
 
 Workarounds for PySpice 1.5, which this module uses only to load libngspice and to
 receive its output: PySpice flags any stdout line containing "error" and any stderr
@@ -95,7 +95,7 @@ def ngspice_info() -> NgspiceInfo:
     klu = False
     for path in (lib, exe):
         if path and Path(path).is_file():
-            # A KLU build carries KLU's messages; ngspice 39 has no "KLU" string at all.
+            # A KLU build carries KLU's messages; one without (Debian bookworm's ngspice 39) has no "KLU" string.
             klu = klu or b"KLU" in Path(path).read_bytes()
     shared = False
     if lib:

@@ -1,4 +1,5 @@
-"""Measurement: crossbar line resistance (IR drop) on the digits circuit (issue 9). Not a test.
+"""Measurement: crossbar line resistance (IR drop) on the digits circuit. Not a test.
+Results: docs/results/devices.md.
 
 For each line resistance R_wire (ohm per crossbar segment), on a trained model, against the
 ideal circuit (R_wire = 0, the same conductance window):
@@ -26,7 +27,7 @@ Windows: `circuit` (the config's: gmin 0, gmax 1 mS, g0 100 uS) and `rram` (the 
 preset's: gmin 10 uS, gmax 100 uS, |W| = 1 spans it, g0 90 uS): IR drop scales with
 R_wire times the conductances, and a window with gmin > 0 adds gmin of current per device.
 
-    .venv/bin/python benchmarks/wire_resistance.py --checkpoint RUN_DIR [--points 64]
+    .venv/bin/python studies/wire_resistance.py --checkpoint RUN_DIR [--points 64]
         [--r 0.03,0.1,0.3,1,3] [--windows circuit,rram] [--samples 300 --sample-r 0,0.1,1]
         [--spice-points 1 --spice-r 1] [--json OUT] [--plot PNG]   (or --replot OUT.json --plot PNG)
 """

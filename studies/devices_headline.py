@@ -1,6 +1,6 @@
-"""The headline devices study (issue 9): for each realistic preset, sample quality of
-(a) ideal training, (b) ideal training deployed on the devices, (c) in-situ training on the
-same devices, with the same seeds and step budget. Not a test.
+"""The headline devices study (docs/results/devices.md): for each realistic preset,
+sample quality of (a) ideal training, (b) ideal training deployed on the devices, (c)
+in-situ training on the same devices, with the same seeds and step budget. Not a test.
 
 Trains nothing: give the runs (train them first, e.g.
 `analogep train --steps 300 --out STUDY/ideal` and `... --devices pcm --out STUDY/pcm`).
@@ -8,7 +8,7 @@ Samples --n digits per arm through the numpy backend (in-situ arms on their own 
 deployed arms on fresh ones, both from the same devices seed), judges them as `evaluate`
 does, prints the table, writes STUDY/headline.json and, with --plot, a bar chart.
 
-    .venv/bin/python benchmarks/devices_headline.py STUDY [--presets pcm rram] [--n 1000] [--plot PNG]
+    .venv/bin/python studies/devices_headline.py STUDY [--presets pcm rram] [--n 1000] [--plot PNG]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ reference, and with the fast solver at several omega, then counts the points who
 equilibria differ by more than 1e-3 (another minimum; converged points of the same minimum
 agree to about 1e-5). It also reports the fast solver's time per phase.
 
-    .venv/bin/python benchmarks/basins.py --checkpoint runs/digits [--points 1797] [--omegas 1.0,1.4,1.6]
+    .venv/bin/python studies/basins.py --checkpoint runs/digits [--points 1797] [--omegas 1.0,1.4,1.6]
 
 Converging euler takes about 10,000 steps on trained weights (over a minute per batch).
 """

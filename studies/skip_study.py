@@ -9,7 +9,7 @@ Each run folder gets `analogep evaluate` (quality.json); the summary gives the m
 over the last 100 steps, the evaluate figures and the median step time, per run and
 averaged over seeds, and the plot the loss curves.
 
-    .venv/bin/python benchmarks/skip_study.py --root /work/runs --plot docs/figures/skip-study.png
+    .venv/bin/python studies/skip_study.py --root /work/runs --plot docs/figures/skip-study.png
 
 Runs already finished (a checkpoint at the last step, a quality.json of it) are not redone,
 so the command also just summarises. Each run is one process after another (nice it on a

@@ -1,12 +1,12 @@
 """Study: does in-situ training recover what deploying an ideally trained model on devices
-loses? One non-ideality at a time (issue 9). Not a test.
+loses? One non-ideality at a time (docs/results/devices.md). Not a test.
 
 For a config (default examples/tiny.yaml) and a step budget: (a) train ideally, then for
 each device setting (b) deploy (a)'s weights on fresh devices and (c) train in situ on the
 same devices (same seeds, same steps), and judge each arm's samples as `evaluate` does.
 Runs go to OUT/<arm>; the table is printed and written to OUT/insitu.json.
 
-    .venv/bin/python benchmarks/devices_insitu.py [--config examples/tiny.yaml] [--steps 200] [--n 500] [--out DIR]
+    .venv/bin/python studies/devices_insitu.py [--config examples/tiny.yaml] [--steps 200] [--n 500] [--out DIR]
 """
 
 from __future__ import annotations

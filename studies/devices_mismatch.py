@@ -1,5 +1,5 @@
 """Measurement: what device spread and mismatched crossbar copies do to the velocity and to
-the EP gradient (issue 9). Not a test.
+the EP gradient (docs/results/devices.md). Not a test.
 
 1. On a trained model (default: the packaged paper config's run given by --checkpoint), for
    a conductance spread of 1% and 5% (devices.variability) with one device read both ways
@@ -13,7 +13,7 @@ the EP gradient (issue 9). Not a test.
    device read both ways the circuit still minimises an energy and EP is its gradient;
    with mismatched copies it is not.
 
-    .venv/bin/python benchmarks/devices_mismatch.py --checkpoint RUN_DIR [--points 256] [--seeds 3] [--true-gradient]
+    .venv/bin/python studies/devices_mismatch.py --checkpoint RUN_DIR [--points 256] [--seeds 3] [--true-gradient]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ settling time to physics.settle_tolerance against the numpy simulation of the sa
 (accounting/settling.py), which `analogep energy` uses. ngspice transients of the digits
 circuit take minutes each.
 
-    .venv/bin/python benchmarks/settling.py [CONFIG|RUN_DIR] [--points 3] [--phases free,nudge_plus]
+    .venv/bin/python studies/settling.py [CONFIG|RUN_DIR] [--points 3] [--phases free,nudge_plus]
 """
 
 from __future__ import annotations

@@ -7,11 +7,9 @@ would drop every unconverged point). Each model is then judged with the converge
 relaxation of examples/tiny.yaml: 1000 annealed-Langevin samples through `evaluate`, and
 the EP gradient as trained (K sweeps) against the exact one at the final weights.
 
-    .venv/bin/python benchmarks/dsm_budget_training.py --out runs/dsm-budget [--budgets 2,3,1000] [--steps 400]
+    .venv/bin/python studies/dsm_budget_training.py --out runs/dsm-budget [--budgets 2,3,1000] [--steps 400]
 
-Measured (method.md 6.2): K = 2 and 3, one-sided diverges (loss 2464 and 9538, Frechet
-above 10^6, final gradient cosine -0.91 and -0.92) while symmetric trains (loss 1.42 and
-0.71, Frechet 24 and 6.7); K = 1000, both alike (loss 0.632, Frechet 5.50).
+Results: docs/results/dsm.md and method.md 6.2.
 """
 
 from __future__ import annotations
