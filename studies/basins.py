@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from analogep.backends.numpy_backend import phase_spring
+from analogep.backends.spring import phase_spring
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.solvers.base import free_start

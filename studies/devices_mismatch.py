@@ -29,7 +29,7 @@ from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config import load_spec
 from analogep.config.spec import RelaxSpec
 from analogep.data import load_dataset
-from analogep.ep.measurement import velocity
+from analogep.backends.spring import velocity
 from analogep.ep.step import gradep_step
 from analogep.model.factory import build_energy
 from analogep.objectives.factory import build_objective

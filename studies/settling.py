@@ -20,7 +20,8 @@ import numpy as np
 
 from analogep import api
 from analogep.backends.base import Nudge
-from analogep.backends.numpy_backend import NumpyBackend, phase_spring
+from analogep.backends.numpy_backend import NumpyBackend
+from analogep.backends.spring import phase_spring
 from analogep.spice.compiler import build_netlist, state_nodes
 from analogep.devices.mapping import effective_params
 from analogep.spice.netlist import render

@@ -47,7 +47,8 @@ from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import program
 from analogep.config.spec import RelaxSpec
 from analogep.data import load_dataset
-from analogep.ep.measurement import ep_gradient, velocity
+from analogep.backends.spring import velocity
+from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
 from analogep.evaluation.crosscheck import NO_ENERGY_RELAX
 from analogep.evaluation.quality import evaluate_samples

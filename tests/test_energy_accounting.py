@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from analogep.api import deck_points
 from analogep.backends.base import Nudge
-from analogep.backends.numpy_backend import phase_spring
+from analogep.backends.spring import phase_spring
 from analogep.spice.compiler import build_netlist, state_nodes
 from analogep.spice.netlist import render
 from analogep.spice.run.ngspice import SubprocessNgspice

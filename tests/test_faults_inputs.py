@@ -23,8 +23,9 @@ from analogep.config.load import dump_spec
 from analogep.errors import CheckpointError
 from analogep.evaluation.quality import RANGE_TOLERANCE, evaluate_samples, split_digits
 from analogep.model.factory import build_energy
-from analogep.objectives import flow_sampling
-from analogep.objectives.flow_sampling import generate, velocity_field
+from analogep.objectives import sampling
+from analogep.objectives.flow_sampling import generate
+from analogep.objectives.sampling import velocity_field
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.training.checkpoint import Checkpoint, save_checkpoint
 
@@ -282,7 +283,7 @@ def test_chunks_draw_the_same_noise_and_count_every_step(programmed, monkeypatch
     spec, model, backend = programmed
     settings = dict(n=12, t1=0.15, dt=0.05, mode="energy", seed=3)
     whole = generate(model, backend, spec.gradep, **settings)
-    monkeypatch.setattr(flow_sampling, "SAMPLE_CHUNK", 5)
+    monkeypatch.setattr(sampling, "SAMPLE_CHUNK", 5)
     steps = []
     out = np.full((12, 64), np.nan, dtype=model.dtype)
     chunked = generate(model, backend, spec.gradep, **settings, out=out, on_step=lambda k, total: steps.append((k, total)))

@@ -400,7 +400,7 @@ def test_ctrl_c_while_writing_the_samples_is_one_line(tiny, tmp_path, monkeypatc
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_training, "_write_samples", interrupted)
+    monkeypatch.setattr(cli_training, "write_run_samples", interrupted)
     out = tmp_path / "run"
     result = invoke("train", config_file(tmp_path, tiny.replace(train={"steps": 4})), "--out", out)
     assert result.exit_code == 130 and "Traceback" not in result.output

@@ -24,7 +24,8 @@ from analogep.objectives.flow import sample_flow_batch
 MAX_NUDGE_ASYMMETRY = TrainSpec().max_asymmetry
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config import load_spec
-from analogep.ep.measurement import ep_gradient, nudge_asymmetry, velocity
+from analogep.backends.spring import velocity
+from analogep.ep.measurement import ep_gradient, nudge_asymmetry
 from analogep.ep.phases import PhaseResult, run_phases
 from analogep.model.factory import build_energy
 from analogep.objectives.flow import flow_loss

@@ -1,7 +1,8 @@
 """Equilibrium backends behind one protocol: numpy relaxation and ngspice."""
 
 from analogep.backends.base import EquilibriumBackend, Nudge
-from analogep.backends.numpy_backend import NumpyBackend, phase_spring
+from analogep.backends.numpy_backend import NumpyBackend
+from analogep.backends.spring import phase_spring, velocity
 from analogep.backends.factory import make_backend
 
-__all__ = ["EquilibriumBackend", "NumpyBackend", "Nudge", "make_backend", "phase_spring"]
+__all__ = ["EquilibriumBackend", "NumpyBackend", "Nudge", "make_backend", "phase_spring", "velocity"]

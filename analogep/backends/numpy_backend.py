@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from analogep.backends.base import Nudge
+from analogep.backends.spring import phase_spring
 from analogep.devices.crossbar import Devices, Realisation
 from analogep.devices.periphery import MeasurementChain
 from analogep.devices.realised import RealisedCircuit
@@ -19,14 +20,6 @@ from analogep.errors import AnalogepWarning
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import Equilibrium, VisibleSpring, free_start
 from analogep.solvers.factory import relax
-
-
-def phase_spring(gradep: GradEPSpec, x_t: np.ndarray, nudge: Nudge | None) -> VisibleSpring:
-    """The training spring lambda at x_t plus the nudge spring beta (alpha lambda)^2 at its anchor."""
-    spring = VisibleSpring(gradep.lam, x_t)
-    if nudge is None:
-        return spring
-    return VisibleSpring.combine(spring, VisibleSpring(nudge.beta * (gradep.alpha * gradep.lam) ** 2, nudge.anchor))
 
 
 class NumpyBackend:

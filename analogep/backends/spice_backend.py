@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from analogep.backends.base import Nudge
-from analogep.backends.numpy_backend import phase_spring
+from analogep.backends.spring import phase_spring
 from analogep.spice.compiler import INTERLEAVED, build_netlist, programmed_crossbar, state_nodes
 from analogep.devices.crossbar import Devices
 from analogep.devices.periphery import MeasurementChain

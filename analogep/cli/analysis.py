@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from analogep import api
-from analogep.cli.common import _check_image_path, _echo_json, _load_source
+from analogep.cli.common import check_image_path, echo_json, load_source
 from analogep.errors import AnalogepError
 
 
@@ -31,8 +31,8 @@ def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
     (two-phase) bias of the method.
     """
     if beta_sweep:
-        _check_image_path(plot)
-    spec, params, origin = _load_source(source)
+        check_image_path(plot)
+    spec, params, origin = load_source(source)
     betas = np.geomspace(1e-5, 0.5 * spec.gradep.max_stable_beta, 9) if beta_sweep else None
     result = {"source": origin, **api.gradcheck(spec, params, batch=batch, seed=seed, beta_sweep=betas)}
     if beta_sweep:
@@ -44,7 +44,7 @@ def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
     as_trained = result
     tight = result["float64_tight"]
     if as_json:
-        _echo_json(result)
+        echo_json(result)
         return
     click.echo(f"EP vs exact gradient, {origin}, batch {batch}, beta {spec.gradep.beta:g}, {spec.gradep.phases} phases")
     click.echo(f"  as trained ({spec.relax.solver}, {spec.model.dtype}): cosine {as_trained['cosine']:.8f}  rel. error {as_trained['rel_error']:.3e}")
@@ -77,13 +77,13 @@ def compare_cmd(runs, plot, as_json):
 
     if len(runs) < 2:
         raise AnalogepError(f"compare needs at least two run folders; got {len(runs)}")
-    _check_image_path(plot)
+    check_image_path(plot)
     summaries = [load_run(r) for r in runs]
     result = compare_runs(summaries)
     plot_loss_comparison([(f"{Path(s.path).name} ({s.solver})", s.steps, s.loss) for s in summaries], plot)
     result["plot"] = plot
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         click.echo(format_comparison(result))
         click.echo(f"loss curves -> {plot}")

@@ -9,7 +9,7 @@ import click
 
 from analogep import api
 from analogep.spice.run.runners import runner_choices
-from analogep.cli.common import _with_devices, devices_option
+from analogep.cli.common import devices_option, spec_with_devices
 
 
 @click.command("compile")
@@ -30,7 +30,7 @@ def compile_cmd(config, checkpoint, out_dir, transient, devices):
     minimum of the energy, with no .nodeset. With --devices (or a run trained in situ,
     on its own devices) the decks are of the circuit realised on the devices.
     """
-    from analogep.cli.common import _check_writable, _load_config, _load_source
+    from analogep.cli.common import check_writable, load_config, load_source
     from analogep.io import write_text
     from analogep.model.factory import build_energy
     from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
@@ -40,13 +40,13 @@ def compile_cmd(config, checkpoint, out_dir, transient, devices):
         ckpt = load_checkpoint(checkpoint)  # a run folder or .npz, never a config
         params, origin = ckpt.params, f"{checkpoint} (step {ckpt.step})"
         state = ckpt.devices if devices is None else None  # a run trained in situ: its own devices
-        spec = _load_config(config) if config else ckpt.spec
+        spec = load_config(config) if config else ckpt.spec
         ensure_params_fit(build_energy(spec.model), params, checkpoint)
     else:
-        spec, params, origin = _load_source(config)
-    spec = _with_devices(spec, devices)
+        spec, params, origin = load_source(config)
+    spec = spec_with_devices(spec, devices)
     out = Path(out_dir or Path("netlists") / spec.name)
-    _check_writable(out / "free.cir")
+    check_writable(out / "free.cir")
     files, clipped = api.compile_circuit(spec, params, origin, transient=transient, device_state=state)
     for name, text in files.items():
         write_text(out / name, text)
@@ -82,21 +82,21 @@ def check_cmd(ctx, source, n, seed, spice_runner, scheduler, workers, plot, as_j
     With --devices, both backends program the same devices; with crossbar line
     resistance (devices.wire_resistance, SPICE only) the difference is reported, not judged.
     """
-    from analogep.cli.common import _check_image_path, _echo_json, _load_source, _with_runner
+    from analogep.cli.common import check_image_path, echo_json, load_source, spec_with_runner
     from analogep.evaluation.crosscheck import TOLERANCE
     from analogep.evaluation.plots import plot_scatter
 
     if plot is not None:
-        _check_image_path(plot)
-    spec, params, origin = _load_source(source)
-    spec = _with_devices(_with_runner(spec, None, scheduler), devices)
+        check_image_path(plot)
+    spec, params, origin = load_source(source)
+    spec = spec_with_devices(spec_with_runner(spec, None, scheduler), devices)
     report, ref, got = api.check_circuit(spec, params, n=n, seed=seed, runner=spice_runner, workers=workers)
     if plot is None:
         plot = str(Path(source) / "spice_check.png") if source and Path(source).is_dir() else "spice_check.png"
     plot_scatter(ref, got, plot, "numpy equilibrium (V)", "ngspice node voltage (V)", title=f"{spec.name}: {n} points x {spec.gradep.phases} phases")
     result = {"source": origin, "plot": plot, **report.to_dict()}
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         click.echo(f"ngspice {report.ngspice} ({report.runner}{', KLU' if report.klu else ''}) vs numpy, {origin}, {n} training points")
         click.echo(f"  node voltages: max abs error {report.max_abs_error:.3e}, max rel error {report.max_rel_error:.3e} (full scale)")

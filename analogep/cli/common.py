@@ -15,20 +15,22 @@ from analogep import api
 from analogep.errors import AnalogepError
 
 
-def _load_config(config: str | None):
+def load_config(config: str | None):
+    """CONFIG (None: the packaged paper config) -> its validated Spec."""
     return api.load_config(config)
 
 
-def _load_source(source: str | None):
+def load_source(source: str | None):
     """CONFIG (fresh params from its seed), RUN_DIR or CHECKPOINT -> (spec, params, origin)."""
     return api.load_model(source)
 
 
-def _echo_json(obj) -> None:
+def echo_json(obj) -> None:
+    """What --json prints: `obj` indented, keys sorted, numpy numbers as floats."""
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=float))
 
 
-class _TrainBar:
+class TrainBar:
     """Progress on stderr with loss, steps/s and ETA (and the weights a device clipped, when
     any): a bar on a terminal; in a log (stderr not a terminal, where click draws only the
     label) one line every 5% or minute."""
@@ -82,21 +84,21 @@ def devices_option(f):
     )(f)
 
 
-def _with_devices(spec, devices: str | None):
+def spec_with_devices(spec, devices: str | None):
     """The spec with --devices applied (None: unchanged)."""
     from analogep.config.load import with_devices
 
     return spec if devices is None else with_devices(spec, devices)
 
 
-def _with_runner(spec, spice_runner: str | None, scheduler: str | None):
+def spec_with_runner(spec, spice_runner: str | None, scheduler: str | None):
     """The spec with --spice-runner and --scheduler applied (a scheduler address picks a
     runner that runs on a cluster when the runner is auto)."""
     changes = {k: v for k, v in (("runner", spice_runner), ("scheduler", scheduler)) if v}
     return spec.replace(circuit=changes) if changes else spec
 
 
-def _generate(
+def sample_with_progress(
     spec, params, g, threads: int | None = None, backend: str = "numpy", spice_runner: str | None = None,
     out: np.ndarray | None = None, device_state=None,
 ) -> np.ndarray:
@@ -121,7 +123,7 @@ def _generate(
             bar.__exit__(None, None, None)
 
 
-def _sampler_label(spec, g) -> str:
+def sampler_label(spec, g) -> str:
     """How samples were drawn, for a figure title: the Euler integration of flow matching,
     or the DSM sampler with its schedule."""
     if spec.train.objective != "dsm":
@@ -137,10 +139,10 @@ def _sampler_label(spec, g) -> str:
 
 def _run_sampler_label(spec, g) -> str:
     """The title of a finished run's samples.png (flow: end time and read-out only)."""
-    return f"t1={g.t1}, {g.mode}" if spec.train.objective != "dsm" else _sampler_label(spec, g)
+    return f"t1={g.t1}, {g.mode}" if spec.train.objective != "dsm" else sampler_label(spec, g)
 
 
-def _dsm_sampling(spec, sampler: str | None, steps_per_level: int | None, ode_steps: int | None, t1, dt):
+def spec_with_sampler_options(spec, sampler: str | None, steps_per_level: int | None, ode_steps: int | None, t1, dt):
     """The spec with the sample command's DSM options applied (checked as model.yaml's dsm
     section is); options that do not apply to the run's objective are refused."""
     dsm = {k: v for k, v in dict(sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps).items()
@@ -158,7 +160,7 @@ def _dsm_sampling(spec, sampler: str | None, steps_per_level: int | None, ode_st
     return spec.replace(dsm=dsm) if dsm else spec
 
 
-def _check_writable(path: str | Path) -> None:
+def check_writable(path: str | Path) -> None:
     """Refuse an output whose folder is a file or not writable before the work that makes it
     (the writers create missing folders)."""
     existing = Path(path).absolute().parent
@@ -168,20 +170,20 @@ def _check_writable(path: str | Path) -> None:
         raise AnalogepError(f"{path}: cannot write there ({existing} is not a writable folder)")
 
 
-def _check_image_path(path: str | Path) -> None:
+def check_image_path(path: str | Path) -> None:
     """An image output: an extension matplotlib writes, in a folder that can be written."""
     from analogep.evaluation.plots import image_format
 
     image_format(path)
-    _check_writable(path)
+    check_writable(path)
 
 
-def _check_samples_path(npy: str | Path) -> None:
+def check_samples_path(npy: str | Path) -> None:
     """A samples file must end in .npy: np.save would append it to any other name, and
     `evaluate` tells samples from a run by it."""
     if not str(npy).endswith(".npy"):
         raise AnalogepError(f"{npy}: a samples file must end in .npy (evaluate reads samples by that extension)")
-    _check_writable(npy)
+    check_writable(npy)
 
 
 def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
@@ -189,7 +191,7 @@ def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
     return sum(int(np.count_nonzero(~np.isfinite(x[i : i + block]).all(axis=1))) for i in range(0, len(x), block))
 
 
-def _sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: str, **options) -> float:
+def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: str, **options) -> float:
     """Sample with settings `g`, plot the first samples to `png` and save all of them to
     `npy` (written as they come, into a temporary .npy renamed at the end: memory stays
     bounded for any n); the seconds spent sampling. Non-finite samples are refused:
@@ -212,13 +214,13 @@ def _sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: 
 
     try:
         if npy is None:
-            finish(_generate(spec, params, g, out=None, **options))
+            finish(sample_with_progress(spec, params, g, out=None, **options))
             return seconds
         with atomic_path(npy) as tmp:
             shape, dtype = (g.n, spec.model.sizes[0]), np.dtype(spec.model.dtype)
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             try:
-                finish(_generate(spec, params, g, out=out, **options))
+                finish(sample_with_progress(spec, params, g, out=out, **options))
                 out.flush()
             finally:
                 del out  # unmap before the rename (or the removal on failure)
@@ -227,7 +229,7 @@ def _sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: 
     return seconds
 
 
-def _write_samples(spec, params, out: Path) -> None:
+def write_run_samples(spec, params, out: Path) -> None:
     """A finished run's samples.npy and samples.png (generate settings of its config);
     samples that are not finite are a warning here: the run itself is fine."""
     g = spec.generate
@@ -237,7 +239,7 @@ def _write_samples(spec, params, out: Path) -> None:
             from analogep.training.checkpoint import load_checkpoint
 
             state = load_checkpoint(out).devices
-        _sample_to_files(spec, params, g, out / "samples.png", out / "samples.npy",
+        sample_to_files(spec, params, g, out / "samples.png", out / "samples.npy",
                          title=f"{spec.name}: {g.n} samples ({_run_sampler_label(spec, g)})", device_state=state)
     except AnalogepError as exc:
         click.echo(f"warning: {exc}", err=True)

@@ -34,11 +34,11 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
     devices: section), the circuit is the devices' (their window's g0, the weights they
     realise) and the write pulses per step are counted by the devices' write rule.
     """
-    from analogep.cli.common import _echo_json, _load_source, _with_devices
+    from analogep.cli.common import echo_json, load_source, spec_with_devices
     from analogep.accounting.report import format_report
 
-    spec, params, origin = _load_source(source)
-    spec = _with_devices(spec, devices)
+    spec, params, origin = load_source(source)
+    spec = spec_with_devices(spec, devices)
     report = api.energy(spec, params, origin, points=points, samples=samples, sample_points=sample_points,
                         measure_cpu=not no_cpu, cpu_euler=cpu_euler,
                         progress=None if as_json else _progress())
@@ -49,7 +49,7 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
         plot_energy(result, plot)
         result["plot"] = plot
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         click.echo(format_report(report))
         if plot:

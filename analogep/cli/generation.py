@@ -11,16 +11,16 @@ import numpy as np
 from analogep import api
 from analogep.spice.run.runners import runner_choices
 from analogep.cli.common import (
-    _check_image_path,
-    _check_samples_path,
-    _dsm_sampling,
-    _echo_json,
-    _generate,
-    _sample_to_files,
-    _sampler_label,
-    _with_devices,
-    _with_runner,
+    check_image_path,
+    check_samples_path,
     devices_option,
+    echo_json,
+    sample_to_files,
+    sample_with_progress,
+    sampler_label,
+    spec_with_devices,
+    spec_with_runner,
+    spec_with_sampler_options,
 )
 from analogep.config.spec import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
@@ -75,20 +75,20 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     )
 
     if png:
-        _check_image_path(png)
+        check_image_path(png)
     if npy:
-        _check_samples_path(npy)
+        check_samples_path(npy)
     ckpt_path = resolve_checkpoint(source)
     ckpt = load_checkpoint(ckpt_path)
     ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
-    spec, params = _with_devices(_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
-    spec = _dsm_sampling(spec, sampler, steps_per_level, ode_steps, t1, dt)
+    spec, params = spec_with_devices(spec_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
+    spec = spec_with_sampler_options(spec, sampler, steps_per_level, ode_steps, t1, dt)
     state = ckpt.devices if devices is None else None
     g = dataclasses.replace(
         spec.generate, **{k: v for k, v in dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed).items() if v is not None}
     )
     png = Path(png) if png else ckpt_path.parent / "samples.png"
-    seconds = _sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: {_sampler_label(spec, g)}",
+    seconds = sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: {sampler_label(spec, g)}",
                                threads=threads, backend=backend, spice_runner=spice_runner, device_state=state)
     summary = {"n": g.n, "t1": g.t1, "dt": g.dt, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy}
     if spec.train.objective == "dsm":
@@ -97,7 +97,7 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
         summary.update(sampler=d.sampler, sigma_min=d.sigma_min, sigma_max=d.sigma_max, levels=d.levels,
                        steps_per_level=d.steps_per_level, ode_steps=d.ode_steps, conditioning=d.conditioning)
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     else:
         click.echo(f"wrote {g.n} samples to {png}" + (f" and {npy}" if npy else "") + f" in {seconds:.1f} s")
 
@@ -140,10 +140,10 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
 
         ckpt_path = resolve_checkpoint(source)
         ckpt = load_checkpoint(ckpt_path)
-        spec = _dsm_sampling(_with_devices(ckpt.spec, devices), sampler, None, None, t1, None)
+        spec = spec_with_sampler_options(spec_with_devices(ckpt.spec, devices), sampler, None, None, t1, None)
         g = spec.generate
         g = dataclasses.replace(g, n=n, t1=t1 or g.t1, seed=g.seed if seed is None else seed)
-        x = _generate(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None)
+        x = sample_with_progress(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None)
         out_json = ckpt_path.parent / ("quality.json" if devices is None else "quality_devices.json")
     try:
         report = api.evaluate(x)
@@ -162,6 +162,6 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
             result["sampler"] = spec.dsm.sampler
         write_json(out_json, result)
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         click.echo(report.format())

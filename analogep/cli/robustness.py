@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from analogep import api
-from analogep.cli.common import _check_image_path, _echo_json
+from analogep.cli.common import check_image_path, echo_json
 
 
 @click.command("robustness")
@@ -38,7 +38,7 @@ def robustness_cmd(source, devices, sweeps, n, threads, plot, as_json):
     from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
 
     if plot is not None:
-        _check_image_path(plot)
+        check_image_path(plot)
     ckpt = load_checkpoint(source)
     from analogep.model.factory import build_energy
 
@@ -58,7 +58,7 @@ def robustness_cmd(source, devices, sweeps, n, threads, plot, as_json):
         plot_robustness(result, plot)
         result["plot"] = str(Path(plot))
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         click.echo(f"{source} (step {ckpt.step}) deployed on devices, {n} samples per row")
         click.echo(report.format())

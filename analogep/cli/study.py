@@ -7,7 +7,7 @@ import click
 import numpy as np
 
 from analogep import api
-from analogep.cli.common import _check_image_path, _echo_json, _load_source
+from analogep.cli.common import check_image_path, echo_json, load_source
 from analogep.errors import AnalogepError
 
 _SOURCE = click.argument("source", required=False, type=click.Path(exists=False))
@@ -23,8 +23,8 @@ def _plot_option(default: str):
 
 def _source(source: str | None, plot: str):
     """Check the figure's path first (a typo costs no computation), then load the model."""
-    _check_image_path(plot)
-    return _load_source(source)
+    check_image_path(plot)
+    return load_source(source)
 
 
 @click.group("study")
@@ -155,7 +155,7 @@ def _plotted(result: dict, plotter: str, plot: str, as_json: bool) -> bool:
     getattr(plots, plotter)(result, plot)
     result["plot"] = plot
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     return as_json
 
 

@@ -9,7 +9,15 @@ import click
 
 from analogep import api
 from analogep.spice.run.runners import runner_choices
-from analogep.cli.common import _echo_json, _load_config, _TrainBar, _with_devices, _with_runner, _write_samples, devices_option
+from analogep.cli.common import (
+    TrainBar,
+    devices_option,
+    echo_json,
+    load_config,
+    spec_with_devices,
+    spec_with_runner,
+    write_run_samples,
+)
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.registry import names
 
@@ -63,7 +71,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
         f"{'' if spec.devices.ideal else f', devices {spec.devices.preset} (in situ)'} -> {out}",
         err=True,
     )
-    bar = _TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
+    bar = TrainBar(spec.train.steps, spec.train.batch * spec.gradep.phases if backend == "spice" else 0)
     try:
         with run_lock(out, create=not resume):  # through the samples: nobody else writes this folder meanwhile
             try:
@@ -73,7 +81,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
             if result.records:
                 _write(out, "loss.png", result.step, lambda: plot_loss(result.records, out / "loss.png"))
             if samples and result.stopped is None:
-                _write(out, "samples.npy and samples.png", result.step, lambda: _write_samples(spec, result.params, out))
+                _write(out, "samples.npy and samples.png", result.step, lambda: write_run_samples(spec, result.params, out))
     except KeyboardInterrupt as exc:
         click.echo(_interrupted(out, exc), err=True)
         signum = getattr(exc, "signum", 2)  # SIGINT unless training saw SIGTERM
@@ -89,7 +97,7 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     if result.stopped:
         raise AnalogepError(f"training stopped at {result.stopped}")
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     else:
         loss = f"loss {summary['loss']:.4f}, " if summary["loss"] is not None else ""
         click.echo(f"done: step {result.step}, {loss}{result.seconds:.1f} s; wrote {out}")
@@ -142,14 +150,14 @@ def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver,
         else:
             raise CheckpointError(f"{out_dir}: nothing to resume (no config.yaml)")
     else:
-        spec = _load_config(config)
+        spec = load_config(config)
     overrides = {k: v for k, v in train_overrides.items() if v is not None}
     if overrides:
         spec = spec.replace(train=overrides)
     if solver:
         spec = spec.replace(relax={"solver": solver})
-    spec = _with_runner(spec, spice_runner, scheduler)
-    spec = _with_devices(spec, devices)
+    spec = spec_with_runner(spec, spice_runner, scheduler)
+    spec = spec_with_devices(spec, devices)
     out = Path(out_dir or Path("runs") / spec.name)
     if not resume and (out / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")

@@ -1,9 +1,11 @@
-"""Local measurements: velocity read-out and the EP update (method.md sections 3 and 7).
+"""Local measurements: what the measurement chain reads and the EP update (method.md
+sections 3 and 7).
 
 Shared by every backend: from equilibria (numpy states or ngspice node voltages) to the
-velocity and the parameter gradient, with nothing but quantities a circuit can measure
-locally: the spring displacement (spring current / (lambda g0)) and each weight's
-pre- and post-synaptic activities at the nudged equilibria.
+parameter gradient, with nothing but quantities a circuit can measure locally: each
+weight's pre- and post-synaptic activities at the nudged equilibria. The velocity is read
+from the spring displacement (spring current / (lambda g0)) next to the spring, in
+backends/spring.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import dataclasses
 import numpy as np
 
 from analogep.devices.periphery import MeasurementChain
-from analogep.config.spec import GradEPSpec
 from analogep.ep.phases import PhaseResult
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.tensors import params_map
@@ -31,11 +32,6 @@ def read_phases(phases: PhaseResult, x_t: np.ndarray, readout: MeasurementChain 
 
     seen = PhaseResult(read(phases.free), read(phases.plus), read(phases.minus), phases.beta)
     return seen, readout.dac(x_t, count=False)
-
-
-def velocity(x_star: np.ndarray, x_t: np.ndarray, gradep: GradEPSpec) -> np.ndarray:
-    """v = alpha lambda (x* - x_t): the spring's pull at equilibrium equals -dE/dx."""
-    return gradep.alpha * gradep.lam * (x_star - x_t)
 
 
 def ep_gradient(

@@ -25,7 +25,8 @@ from analogep.devices.crossbar import Devices
 from analogep.spice.run.ngspice import ngspice_info
 from analogep.config.spec import RelaxSpec, Spec
 from analogep.data import load_dataset
-from analogep.ep.measurement import ep_gradient, velocity
+from analogep.backends.spring import velocity
+from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
 from analogep.evaluation.gradcheck import REFERENCE_RELAX, as_float64
 from analogep.model.energy import Params

@@ -21,7 +21,8 @@ import numpy as np
 
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config.spec import GradEPSpec, RelaxSpec, Spec
-from analogep.ep.measurement import ep_gradient, velocity
+from analogep.backends.spring import velocity
+from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
 from analogep.errors import AnalogepError
 from analogep.model.energy import EnergyModel, Params

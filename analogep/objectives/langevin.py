@@ -5,7 +5,7 @@ T steps of x <- x + eps_i/2 s(x) + sqrt(eps_i) z with eps_i = eps (sigma_i / sig
 z ~ N(0, I); then, optionally, one denoising step x <- x + sigma_min^2 s(x) (Tweedie's
 formula for E[x_0 | x]; Song & Ermon 2020, Jolicoeur-Martineau et al. 2021). The score
 is read from the programmed backend exactly as generation reads the velocity
-(flow_sampling.velocity_field), s(x) = v(x) / sigma_i^p (p = 0 unconditioned, 2 with the
+(sampling.velocity_field), s(x) = v(x) / sigma_i^p (p = 0 unconditioned, 2 with the
 read-out gain; method.md section 6), so the same code samples the numpy model and the
 circuit.
 """
@@ -19,7 +19,7 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.config.spec import GradEPSpec
 from analogep.model.energy import EnergyModel
-from analogep.objectives.flow_sampling import sample_in_chunks, velocity_field
+from analogep.objectives.sampling import sample_in_chunks, velocity_field
 
 
 def annealed_langevin(

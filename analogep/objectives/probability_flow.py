@@ -23,7 +23,7 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.config.spec import GradEPSpec
 from analogep.model.energy import EnergyModel
-from analogep.objectives.flow_sampling import sample_in_chunks, velocity_field
+from analogep.objectives.sampling import sample_in_chunks, velocity_field
 
 
 def probability_flow(
