@@ -29,7 +29,8 @@ from analogep.spice.decks import DeckPoint, compile_decks
 from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import Programmed, program
 from analogep.config.load import load_spec
-from analogep.config.spec import RelaxSpec, Spec
+from analogep.config.sections import RelaxSpec
+from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
 from analogep.evaluation import gradcheck as gc

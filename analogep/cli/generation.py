@@ -22,7 +22,7 @@ from analogep.cli.common import (
     _with_runner,
     devices_option,
 )
-from analogep.config.spec import MAX_GENERATE_STEPS
+from analogep.config.rules import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
 from analogep.registry import names
 

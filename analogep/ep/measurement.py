@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from analogep.devices.periphery import MeasurementChain
-from analogep.config.spec import GradEPSpec
+from analogep.config.sections import GradEPSpec
 from analogep.ep.phases import PhaseResult
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.tensors import params_map

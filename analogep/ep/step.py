@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import GradEPSpec, TrainSpec
+from analogep.config.sections import GradEPSpec, TrainSpec
 from analogep.ep.measurement import ep_gradient, read_phases, velocity
 from analogep.ep.phases import PhaseResult, run_phases
 from analogep.ep.trust import diagnose, trusted_points

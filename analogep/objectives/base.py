@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import GenerateSpec
+from analogep.config.sections import GenerateSpec
 from analogep.model.energy import EnergyModel
 
 

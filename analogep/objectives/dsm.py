@@ -25,7 +25,9 @@ from typing import Callable
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import DSMSpec, GenerateSpec, GradEPSpec, Spec
+from analogep.config.dsm import DSMSpec
+from analogep.config.sections import GenerateSpec, GradEPSpec
+from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel
 from analogep.objectives.langevin import annealed_langevin
 from analogep.objectives.probability_flow import probability_flow

@@ -16,7 +16,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import GenerateSpec, GradEPSpec, Spec
+from analogep.config.sections import GenerateSpec, GradEPSpec
+from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel
 from analogep.objectives.flow_sampling import generate
 

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import GradEPSpec
+from analogep.config.sections import GradEPSpec
 from analogep.ep.measurement import velocity
 from analogep.model.energy import EnergyModel
 
