@@ -29,7 +29,8 @@ from analogep.spice.decks import DeckPoint, compile_decks
 from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import Programmed, program
 from analogep.config.load import load_spec
-from analogep.config.spec import RelaxSpec, Spec
+from analogep.config.sections import RelaxSpec
+from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
 from analogep.evaluation import gradcheck as gc
@@ -103,7 +104,7 @@ def sample(
 ) -> np.ndarray:
     """Samples (n, n_visible) by the objective's sampler on the named backend; unset
     options take spec.generate's values, and the settings are checked as model.yaml's
-    generate section is (GenerateSpec.integration_problem). `dsm`: changes to the dsm
+    generate section is (config/rules.py, integration_problem). `dsm`: changes to the dsm
     section for a score-matching model (sampler, steps_per_level, ode_steps, ...), checked
     as model.yaml's are. `threads`: BLAS threads (default train.threads). `out`: an
     (n, n_visible) array to write the samples into (a numpy.lib.format.open_memmap for

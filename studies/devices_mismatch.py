@@ -27,7 +27,7 @@ import numpy as np
 from analogep import api
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config import load_spec
-from analogep.config.spec import RelaxSpec
+from analogep.config.sections import RelaxSpec
 from analogep.data import load_dataset
 from analogep.backends.spring import velocity
 from analogep.ep.step import gradep_step

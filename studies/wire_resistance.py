@@ -45,7 +45,7 @@ import numpy as np
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import program
-from analogep.config.spec import RelaxSpec
+from analogep.config.sections import RelaxSpec
 from analogep.data import load_dataset
 from analogep.backends.spring import velocity
 from analogep.ep.measurement import ep_gradient

@@ -34,7 +34,7 @@ from analogep.config import (
     load_spec,
     to_dict,
 )
-from analogep.config.spec import DTYPE_EPS, NUDGE_RESOLUTION
+from analogep.config.sections import DTYPE_EPS, NUDGE_RESOLUTION
 from analogep.data import load_dataset
 from analogep.evaluation import gradcheck as gc
 from analogep.model.factory import build_energy

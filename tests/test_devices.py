@@ -20,7 +20,8 @@ from analogep.devices.crossbar import Devices
 from analogep.devices.periphery import MeasurementChain, quantise
 from analogep.cli.app import main
 from analogep.config import ConfigError, load_spec, with_devices
-from analogep.config.spec import DevicesSpec, device_presets
+from analogep.config.hardware import DevicesSpec
+from analogep.config.presets import device_presets
 from analogep.data import load_dataset
 from analogep.ep.step import gradep_step
 from analogep.model.factory import build_energy

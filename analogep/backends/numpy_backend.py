@@ -15,7 +15,8 @@ from analogep.backends.spring import phase_spring
 from analogep.devices.crossbar import Devices, Realisation
 from analogep.devices.periphery import MeasurementChain
 from analogep.devices.realised import RealisedCircuit
-from analogep.config.spec import GradEPSpec, RelaxSpec, Spec
+from analogep.config.sections import GradEPSpec, RelaxSpec
+from analogep.config.spec import Spec
 from analogep.errors import AnalogepWarning
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import Equilibrium, VisibleSpring, free_start

@@ -53,7 +53,8 @@ from analogep.spice.graph import check_graph
 from analogep.spice.netlist import render
 from analogep.spice.run.ngspice import ngspice_info
 from analogep.spice.run.runners import Pool, make_runner
-from analogep.config.spec import RelaxSpec, Spec
+from analogep.config.sections import RelaxSpec
+from analogep.config.spec import Spec
 from analogep.errors import AnalogepWarning, CircuitError
 from analogep.model.curvature import not_minima, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State

@@ -13,6 +13,8 @@ import numpy as np
 
 from analogep import api
 from analogep.errors import AnalogepError
+from analogep.objectives.factory import build_objective
+from analogep.registry import names, resolve
 
 
 def load_config(config: str | None):
@@ -123,41 +125,24 @@ def sample_with_progress(
             bar.__exit__(None, None, None)
 
 
-def sampler_label(spec, g) -> str:
-    """How samples were drawn, for a figure title: the Euler integration of flow matching,
-    or the DSM sampler with its schedule."""
-    if spec.train.objective != "dsm":
-        return f"t1={g.t1}, dt={g.dt}, {g.mode}"
-    d = spec.dsm
-    sigmas = f"sigma {d.sigma_max:g} to {d.sigma_min:g}"
-    if d.sampler == "ode":
-        how = f"probability-flow ODE, {d.ode_steps} Heun steps"
-    else:
-        how = f"annealed Langevin, {d.levels} levels x {d.steps_per_level}"
-    return f"{how}, {sigmas}, {g.mode}"
-
-
-def _run_sampler_label(spec, g) -> str:
-    """The title of a finished run's samples.png (flow: end time and read-out only)."""
-    return f"t1={g.t1}, {g.mode}" if spec.train.objective != "dsm" else sampler_label(spec, g)
-
-
-def spec_with_sampler_options(spec, sampler: str | None, steps_per_level: int | None, ode_steps: int | None, t1, dt):
-    """The spec with the sample command's DSM options applied (checked as model.yaml's dsm
-    section is); options that do not apply to the run's objective are refused."""
-    dsm = {k: v for k, v in dict(sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps).items()
-           if v is not None}
-    if spec.train.objective != "dsm":
-        if dsm:
-            names = ", ".join("--" + k.replace("_", "-") for k in dsm)
-            raise AnalogepError(f"{names}: only for a score-matching run (train.objective: dsm); this run is "
-                                f"{spec.train.objective}, sampled by Euler integration (--t1, --dt)")
-        return spec
-    given = [name for name, v in (("--t1", t1), ("--dt", dt)) if v is not None]
-    if given:
-        raise AnalogepError(f"{', '.join(given)}: only for a flow-matching run; this score-matching run samples by "
-                            f"--sampler langevin (--steps-per-level) or ode (--ode-steps)")
-    return spec.replace(dsm=dsm) if dsm else spec
+def spec_with_sampler_options(spec, **options):
+    """The spec with the sample command's sampler options (None: not given) set on the
+    model.yaml keys the run's objective declares for them (Objective.sampler_options), checked
+    as model.yaml is; an option that steers another objective's sampler is refused."""
+    given = {k: v for k, v in options.items() if v is not None}
+    own = resolve("objective", spec.train.objective)
+    foreign = [k for k in given if k not in own.sampler_options]
+    if foreign:
+        owner = next(cls for cls in (resolve("objective", n) for n in names("objective"))
+                     if foreign[0] in cls.sampler_options)
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign if k in owner.sampler_options)
+        raise AnalogepError(f"{flags}: only for a {owner.kind} run (train.objective: {owner.name}); this run is "
+                            f"{own.name}, sampled by {own.sampling}")
+    changes: dict[str, dict] = {}
+    for option, value in given.items():
+        section, key = own.sampler_options[option].split(".")
+        changes.setdefault(section, {})[key] = value
+    return spec.replace(**changes) if changes else spec
 
 
 def check_writable(path: str | Path) -> None:
@@ -240,6 +225,7 @@ def write_run_samples(spec, params, out: Path) -> None:
 
             state = load_checkpoint(out).devices
         sample_to_files(spec, params, g, out / "samples.png", out / "samples.npy",
-                         title=f"{spec.name}: {g.n} samples ({_run_sampler_label(spec, g)})", device_state=state)
+                         title=f"{spec.name}: {g.n} samples ({build_objective(spec).sampler_label(g, run=True)})",
+                         device_state=state)
     except AnalogepError as exc:
         click.echo(f"warning: {exc}", err=True)

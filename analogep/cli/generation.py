@@ -17,13 +17,13 @@ from analogep.cli.common import (
     echo_json,
     sample_to_files,
     sample_with_progress,
-    sampler_label,
     spec_with_devices,
     spec_with_runner,
     spec_with_sampler_options,
 )
-from analogep.config.spec import MAX_GENERATE_STEPS
+from analogep.config.rules import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
+from analogep.objectives.factory import build_objective
 from analogep.registry import names
 
 
@@ -82,20 +82,15 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     ckpt = load_checkpoint(ckpt_path)
     ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
     spec, params = spec_with_devices(spec_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
-    spec = spec_with_sampler_options(spec, sampler, steps_per_level, ode_steps, t1, dt)
+    spec = spec_with_sampler_options(spec, t1=t1, dt=dt, sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps)
+    objective = build_objective(spec)
     state = ckpt.devices if devices is None else None
-    g = dataclasses.replace(
-        spec.generate, **{k: v for k, v in dict(n=n, t1=t1, dt=dt, mode=mode, seed=seed).items() if v is not None}
-    )
+    g = dataclasses.replace(spec.generate, **{k: v for k, v in dict(n=n, mode=mode, seed=seed).items() if v is not None})
     png = Path(png) if png else ckpt_path.parent / "samples.png"
-    seconds = sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: {sampler_label(spec, g)}",
+    seconds = sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: {objective.sampler_label(g)}",
                                threads=threads, backend=backend, spice_runner=spice_runner, device_state=state)
-    summary = {"n": g.n, "t1": g.t1, "dt": g.dt, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy}
-    if spec.train.objective == "dsm":
-        d = spec.dsm
-        del summary["t1"], summary["dt"]
-        summary.update(sampler=d.sampler, sigma_min=d.sigma_min, sigma_max=d.sigma_max, levels=d.levels,
-                       steps_per_level=d.steps_per_level, ode_steps=d.ode_steps, conditioning=d.conditioning)
+    summary = {"n": g.n, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy,
+               **objective.sampler_summary(g)}
     if as_json:
         echo_json(summary)
     else:
@@ -140,9 +135,9 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
 
         ckpt_path = resolve_checkpoint(source)
         ckpt = load_checkpoint(ckpt_path)
-        spec = spec_with_sampler_options(spec_with_devices(ckpt.spec, devices), sampler, None, None, t1, None)
+        spec = spec_with_sampler_options(spec_with_devices(ckpt.spec, devices), t1=t1, sampler=sampler)
         g = spec.generate
-        g = dataclasses.replace(g, n=n, t1=t1 or g.t1, seed=g.seed if seed is None else seed)
+        g = dataclasses.replace(g, n=n, seed=g.seed if seed is None else seed)
         x = sample_with_progress(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None)
         out_json = ckpt_path.parent / ("quality.json" if devices is None else "quality_devices.json")
     try:
@@ -158,8 +153,9 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
     result = report.to_dict()
     if out_json is not None:
         result["step"] = ckpt.step  # the checkpoint judged: `compare` flags a report older than the run
-        if spec.train.objective == "dsm":
-            result["sampler"] = spec.dsm.sampler
+        choice = build_objective(spec).sampler_choice
+        if choice is not None:  # which of the objective's samplers drew the samples judged
+            result["sampler"] = choice
         write_json(out_json, result)
     if as_json:
         echo_json(result)

@@ -33,7 +33,7 @@ def robustness_cmd(source, devices, sweeps, n, threads, plot, as_json):
     (analogep check --devices on the SPICE backend does).
     """
     from analogep.config.load import with_devices
-    from analogep.config.spec import to_dict
+    from analogep.config.schema import to_dict
     from analogep.evaluation.robustness import parse_sweep
     from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
 

@@ -1,4 +1,4 @@
-"""Reading and writing model.yaml: YAML text <-> Spec (config/spec.py validates).
+"""Reading and writing model.yaml: YAML text <-> Spec (config/spec.py builds and checks it).
 
 The packaged default is the paper's configuration (config/digits.yaml, the same file as
 examples/digits.yaml).
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from analogep.config.spec import ConfigError, Spec, from_dict, to_dict
+from analogep.config.presets import device_presets
+from analogep.config.schema import ConfigError, to_dict
+from analogep.config.spec import Spec, from_dict
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -114,8 +116,6 @@ def with_devices(spec: Spec, source: str) -> Spec:
     """`spec` with its devices section replaced by `source`: a preset name (rram, pcm, ideal)
     or a YAML file holding a devices mapping (its keys, or a top-level `devices:` section);
     a file without `preset` starts from ideal. Errors name --devices and the key."""
-    from analogep.config.spec import device_presets, to_dict
-
     path = Path(source)
     if source.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():

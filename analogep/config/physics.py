@@ -1,7 +1,7 @@
 """The physical constants of the time and energy accounting: model.yaml's `physics:` section.
 
 The defaults, their units and their sources live in one packaged file, config/physics.yaml;
-this module turns it into a frozen dataclass that config/spec.py validates like every other
+this module turns it into a frozen dataclass that config/schema.py validates like every other
 section (bounds below: a zero supply, a negative capacitance or an ADC with no bits are
 refused at load time with one line naming the key).
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogep.config.spec import DevicesSpec
+from analogep.config.hardware import DevicesSpec
 
 
 def quantise(x: np.ndarray, bits: int, full: float) -> tuple[np.ndarray, int]:

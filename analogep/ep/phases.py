@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend, Nudge
-from analogep.config.spec import GradEPSpec
+from analogep.config.sections import GradEPSpec
 from analogep.solvers.base import Equilibrium
 
 

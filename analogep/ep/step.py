@@ -10,7 +10,7 @@ import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.spring import velocity
-from analogep.config.spec import GradEPSpec, TrainSpec
+from analogep.config.sections import GradEPSpec, TrainSpec
 from analogep.ep.measurement import ep_gradient, read_phases
 from analogep.ep.phases import PhaseResult, run_phases
 from analogep.ep.trust import diagnose, trusted_points

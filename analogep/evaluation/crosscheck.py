@@ -23,7 +23,8 @@ from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.factory import make_backend
 from analogep.devices.crossbar import Devices
 from analogep.spice.run.ngspice import ngspice_info
-from analogep.config.spec import RelaxSpec, Spec
+from analogep.config.sections import RelaxSpec
+from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.backends.spring import velocity
 from analogep.ep.measurement import ep_gradient

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.config.spec import GradEPSpec, RelaxSpec, Spec
 from analogep.backends.spring import velocity
+from analogep.config.sections import GradEPSpec, RelaxSpec
+from analogep.config.spec import Spec
 from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
 from analogep.errors import AnalogepError

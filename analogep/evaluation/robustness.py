@@ -17,7 +17,9 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from analogep.config.spec import ConfigError, DevicesSpec, Spec, from_dict, to_dict
+from analogep.config.hardware import DevicesSpec
+from analogep.config.schema import ConfigError, to_dict
+from analogep.config.spec import Spec, from_dict
 from analogep.evaluation.quality import evaluate_samples
 
 # What `robustness` sweeps when no --sweep is given: each non-ideality the numpy backend

@@ -26,7 +26,8 @@ import dataclasses
 import numpy as np
 
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.config.spec import GradEPSpec, RelaxSpec, Spec
+from analogep.config.sections import GradEPSpec, RelaxSpec
+from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import PhaseResult, run_phases

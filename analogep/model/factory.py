@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analogep.config.spec import ModelSpec
+from analogep.config.sections import ModelSpec
 from analogep.model.energy import EnergyModel
 from analogep.registry import resolve
 

@@ -14,7 +14,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import GenerateSpec
+from analogep.config.sections import GenerateSpec
+from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel
 
 
@@ -35,8 +36,24 @@ class BatchStream(Protocol):
 
 
 class Objective(Protocol):
+    """An objective owns its settings: it reads them from the spec in `from_spec`, and it
+    answers the questions the CLI asks about its sampler, so that no caller branches on
+    train.objective. Their schema stays in analogep.config (a file is checked when it is
+    read, whatever its objective; the config layer sits below the objectives)."""
+
     name: str  # as train.objective names it
-    label: str  # as a sentence names it ("flow-matching")
+    label: str  # as a sentence names it ("denoising score-matching")
+    kind: str  # as a message names its runs ("score-matching": "a score-matching run")
+    # The options of `analogep sample` that steer its sampler, each with the model.yaml key it
+    # sets ({"t1": "generate.t1"}); they are checked as that key is, and refused on a run of
+    # another objective.
+    sampler_options: dict[str, str]
+    sampling: str  # how it samples, naming those options (after "sampled by" in a message)
+    sampler_choice: str | None  # which of its samplers draws (recorded beside a quality report); None: it has one
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> "Objective":
+        """The objective with its settings from `spec`."""
 
     def batches(self, data: np.ndarray, rng: np.random.Generator, remaining: int) -> BatchStream:
         """The next `remaining` training batches drawn with `rng`."""
@@ -57,3 +74,10 @@ class Objective(Protocol):
     ) -> np.ndarray:
         """Samples (n, n_visible) from the programmed backend, written into `out` when given
         (an (n, n_visible) array, e.g. a memory-mapped .npy: n may exceed memory)."""
+
+    def sampler_label(self, generate: GenerateSpec, *, run: bool = False) -> str:
+        """How `sample` draws with `generate`, for a figure title; `run`: the title of a
+        finished run's samples."""
+
+    def sampler_summary(self, generate: GenerateSpec) -> dict:
+        """The settings `sample` draws with, for a JSON summary."""

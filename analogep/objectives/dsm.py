@@ -25,7 +25,9 @@ from typing import Callable
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import DSMSpec, GenerateSpec, GradEPSpec, Spec
+from analogep.config.dsm import DSMSpec
+from analogep.config.sections import GenerateSpec, GradEPSpec
+from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel
 from analogep.objectives.langevin import annealed_langevin
 from analogep.objectives.probability_flow import probability_flow
@@ -113,6 +115,12 @@ class DenoisingScoreMatching:
 
     name = "dsm"
     label = "denoising score-matching"
+    kind = "score-matching"
+    # Its settings are model.yaml's dsm section (config/dsm.py): the noise schedule and
+    # conditioning of its batches, and its sampler, of which `analogep sample` sets these.
+    sampler_options = {"sampler": "dsm.sampler", "steps_per_level": "dsm.steps_per_level", "ode_steps": "dsm.ode_steps"}
+    sampling = ("annealed Langevin dynamics (--sampler langevin, --steps-per-level) or the probability-flow ODE "
+                "(--sampler ode, --ode-steps)")
 
     def __init__(self, gradep: GradEPSpec, dsm: DSMSpec, batch_size: int):
         self.gradep, self.dsm, self.batch_size = gradep, dsm, batch_size
@@ -152,3 +160,22 @@ class DenoisingScoreMatching:
             model, backend, self.gradep, sigmas=d.sigmas, step=d.langevin_step, steps_per_level=d.steps_per_level,
             denoise=d.denoise, gain_power=d.gain_power, n=g.n, mode=g.mode, seed=g.seed, on_step=on_step, out=out,
         )
+
+    @property
+    def sampler_choice(self) -> str:
+        return self.dsm.sampler
+
+    def sampler_label(self, generate_spec: GenerateSpec, *, run: bool = False) -> str:
+        """The sampler with its schedule, and the read-out (the same for a finished run)."""
+        d = self.dsm
+        sigmas = f"sigma {d.sigma_max:g} to {d.sigma_min:g}"
+        if d.sampler == "ode":
+            how = f"probability-flow ODE, {d.ode_steps} Heun steps"
+        else:
+            how = f"annealed Langevin, {d.levels} levels x {d.steps_per_level}"
+        return f"{how}, {sigmas}, {generate_spec.mode}"
+
+    def sampler_summary(self, generate_spec: GenerateSpec) -> dict:
+        d = self.dsm
+        return dict(sampler=d.sampler, sigma_min=d.sigma_min, sigma_max=d.sigma_max, levels=d.levels,
+                    steps_per_level=d.steps_per_level, ode_steps=d.ode_steps, conditioning=d.conditioning)

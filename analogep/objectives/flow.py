@@ -16,7 +16,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import GenerateSpec, GradEPSpec, Spec
+from analogep.config.sections import GenerateSpec, GradEPSpec
+from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel
 from analogep.objectives.flow_sampling import generate
 
@@ -135,6 +136,12 @@ class FlowMatching:
 
     name = "flow"
     label = "flow-matching"
+    kind = "flow-matching"
+    # Its settings: train.ot_coupling pairs the batches; generate.t1 and generate.dt steer
+    # its sampler, and `analogep sample --t1/--dt` sets them.
+    sampler_options = {"t1": "generate.t1", "dt": "generate.dt"}
+    sampling = "Euler integration (--t1, --dt)"
+    sampler_choice = None
 
     def __init__(self, gradep: GradEPSpec, ot: bool, batch_size: int):
         self.gradep, self.ot, self.batch_size = gradep, ot, batch_size
@@ -164,3 +171,11 @@ class FlowMatching:
         return generate(
             model, backend, self.gradep, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, on_step=on_step, out=out
         )
+
+    def sampler_label(self, generate_spec: GenerateSpec, *, run: bool = False) -> str:
+        """End time, time step and read-out; a finished run's title leaves out the step."""
+        g = generate_spec
+        return f"t1={g.t1}, {g.mode}" if run else f"t1={g.t1}, dt={g.dt}, {g.mode}"
+
+    def sampler_summary(self, generate_spec: GenerateSpec) -> dict:
+        return {"t1": generate_spec.t1, "dt": generate_spec.dt}

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from analogep.backends.base import EquilibriumBackend
-from analogep.config.spec import GradEPSpec
+from analogep.config.sections import GradEPSpec
 from analogep.model.energy import EnergyModel
 from analogep.objectives.sampling import sample_in_chunks, velocity_field
 

@@ -12,7 +12,8 @@ import numpy as np
 import yaml
 
 from analogep.config.load import dump_spec
-from analogep.config.spec import ConfigError, Spec, from_dict
+from analogep.config.schema import ConfigError
+from analogep.config.spec import Spec, from_dict
 from analogep.errors import CheckpointError
 from analogep.io import atomic_path
 from analogep.model.energy import EnergyModel, Params

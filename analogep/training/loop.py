@@ -26,7 +26,8 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.factory import make_backend
 from analogep.config.load import dump_spec
-from analogep.config.spec import Spec, to_dict
+from analogep.config.schema import to_dict
+from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.step import StepResult, gradep_step
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogep.config.spec import OptimizerSpec
+from analogep.config.sections import OptimizerSpec
 from analogep.model.energy import Params
 from analogep.model.tensors import params_norm
 

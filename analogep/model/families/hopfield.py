@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogep.config.spec import ModelSpec
+from analogep.config.sections import ModelSpec
 from analogep.model.activations import Activation
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
 

@@ -31,7 +31,7 @@ import socket
 import threading
 
 from analogep.spice.run.ngspice import NgspiceError, RunResult
-from analogep.config.spec import LOCAL_SCHEDULER
+from analogep.config.hardware import LOCAL_SCHEDULER
 from analogep.runtime import available_cores, free_cores
 
 # Seconds to reach a scheduler before giving up with one line.

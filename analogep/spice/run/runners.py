@@ -14,7 +14,7 @@ from typing import Protocol
 
 from analogep.spice.run.ngspice import NgspiceError, RunResult
 from analogep.spice.run.pool import NgspicePool
-from analogep.config.spec import LOCAL_SCHEDULER
+from analogep.config.hardware import LOCAL_SCHEDULER
 from analogep.registry import names, resolve
 
 AUTO = "auto"
