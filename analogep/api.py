@@ -120,9 +120,8 @@ def sample(
     with blas_threads(spec.train.threads if threads is None else threads):
         hardware = make_backend(spec, model, backend, **options)
         try:
-            devices = getattr(hardware, "devices", None)
-            if devices is not None and device_state is not None:
-                devices.load_state_dict(*device_state, where="the run's device state")
+            if hardware.devices is not None and device_state is not None:
+                hardware.devices.load_state_dict(*device_state, where="the run's device state")
             hardware.program(params)
             return build_objective(spec).sample(model, hardware, g, on_step, out)
         finally:

@@ -10,10 +10,9 @@ import warnings
 
 import numpy as np
 
-from analogep.backends.base import Nudge
+from analogep.backends.base import EquilibriumBackend, Nudge
 from analogep.backends.spring import phase_spring
 from analogep.devices.crossbar import Devices, Realisation
-from analogep.devices.periphery import MeasurementChain
 from analogep.devices.realised import RealisedCircuit
 from analogep.config.sections import GradEPSpec, RelaxSpec
 from analogep.config.spec import Spec
@@ -23,14 +22,14 @@ from analogep.solvers.base import Equilibrium, VisibleSpring, free_start
 from analogep.solvers.factory import relax
 
 
-class NumpyBackend:
+class NumpyBackend(EquilibriumBackend):
     """Equilibria of the programmed parameters by the configured relaxation solver.
 
     The ideal hardware realises the parameters exactly; `program` keeps a reference (no
     copy), so the caller programs again after each update, as for any backend. With
     `devices`, `program` writes them (first call: every device; then the change through
-    the write rule) and the equilibria are the realised circuit's; `readout` is the
-    measurement chain that reads it (None: exact)."""
+    the write rule) and the equilibria are the realised circuit's, read through the
+    measurement chain (`readout`, backends/base.py)."""
 
     def __init__(self, model: EnergyModel, gradep: GradEPSpec, relax_spec: RelaxSpec, devices: Devices | None = None):
         self.model, self.gradep, self.relax_spec = model, gradep, relax_spec
@@ -48,22 +47,6 @@ class NumpyBackend:
                 f"(its IR drop); use --backend spice for it"
             ))
         return cls(model, spec.gradep, spec.relax, None if d.ideal else Devices(spec, model))
-
-    @property
-    def readout(self) -> MeasurementChain | None:
-        return None if self.devices is None or self.devices.readout.exact else self.devices.readout
-
-    @property
-    def clipped(self) -> dict[str, int] | None:
-        return None if self.devices is None else dict(self.devices.last_clipped)
-
-    def device_metrics(self) -> dict:
-        """Programming pulses of the last program and in all, and clipped conversions."""
-        if self.devices is None:
-            return {}
-        r = self.devices.readout
-        return {"pulses": self.devices.last_pulses, "pulses_total": self.devices.total_pulses,
-                "adc_clipped": r.adc_clipped, "dac_clipped": r.dac_clipped}
 
     def program(self, params: Params) -> Params:
         if self.devices is None:
@@ -98,6 +81,3 @@ class NumpyBackend:
         eq = self._relax(start, None, self.relax_spec.free_steps, clamp_visible=True)
         de_dx = self.circuit.state_grad(self.params, eq.state)[0]
         return eq, de_dx if readout is None else readout.read(de_dx)
-
-    def close(self) -> None:
-        pass

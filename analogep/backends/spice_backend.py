@@ -43,15 +43,14 @@ import warnings
 
 import numpy as np
 
-from analogep.backends.base import Nudge
+from analogep.backends.base import EquilibriumBackend, Nudge
 from analogep.backends.spring import phase_spring
 from analogep.spice.compiler import INTERLEAVED, build_netlist, programmed_crossbar, state_nodes
 from analogep.devices.crossbar import Devices
-from analogep.devices.periphery import MeasurementChain
 from analogep.devices.programmed import Programmed, program
 from analogep.spice.graph import check_graph
 from analogep.spice.netlist import render
-from analogep.spice.run.ngspice import ngspice_info
+from analogep.spice.run.ngspice import RunResult, ngspice_info
 from analogep.spice.run.runners import Pool, make_runner
 from analogep.config.sections import RelaxSpec
 from analogep.config.spec import Spec
@@ -60,7 +59,7 @@ from analogep.model.curvature import not_minima, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.model.factory import build_energy
 from analogep.model.tensors import max_abs
-from analogep.solvers.base import Equilibrium, free_start, sample_max_abs, total_grad
+from analogep.solvers.base import Equilibrium, VisibleSpring, free_start, sample_max_abs, total_grad
 from analogep.solvers.factory import relax
 
 # Warm start: cheap numpy relaxation that only has to land in the right basin.
@@ -79,18 +78,33 @@ DIVERGING_STATE = 50.0
 WIRED_SLOW = 100_000
 
 
-class SpiceBackend:
+@dataclasses.dataclass
+class _Phase:
+    """One phase of a batch as ngspice is asked for it: the deck's phase and anchors (float64,
+    as the DACs apply them), the nudge strength (None: none), the spring its residual is taken
+    with, the stiffness its minima are judged with, and the numpy warm start that picks the basin."""
+
+    name: str
+    anchors: dict[str, np.ndarray]
+    beta: float | None
+    spring: VisibleSpring | None
+    stiffness: float
+    warm: Equilibrium
+    clamp_visible: bool = False
+
+
+class SpiceBackend(EquilibriumBackend):
     """Equilibria from ngspice DC sweeps of the compiled circuit (method.md section 7).
 
     The backend is handed its runner (a pool of ngspice workers, spice/run/runners.py) and
-    closes it in `close`."""
+    closes it in `close`. Each phase goes warm start (and its precheck), sweep, minimum
+    check and residual; the phases of a training step are swept together."""
 
     def __init__(self, spec: Spec, model: EnergyModel, pool: Pool, devices: Devices | None = None):
         self.spec, self.model, self.pool = spec, model, pool
         self.devices = devices
         self.model64 = build_energy(dataclasses.replace(spec.model, dtype="float64"))
         self.klu = ngspice_info().klu
-        self.clipped: dict[str, int] = {}
         self._checked: set[str] = set()
         self.drawn: Programmed | None = None
         self._realised: Params | None = None
@@ -109,19 +123,12 @@ class SpiceBackend:
         return 0.0 if self.drawn is None else self.drawn.wire_resistance
 
     @property
-    def readout(self) -> MeasurementChain | None:
-        """The measurement chain that reads the circuit (None: exact), as the numpy backend's."""
-        return None if self.devices is None or self.devices.readout.exact else self.devices.readout
+    def clipped(self) -> dict[str, int]:
+        """Weights the last `program` clipped to the conductance range, per parameter: by the
+        ideal circuit (circuit.clip) or by the devices."""
+        return {} if self.drawn is None else dict(self.drawn.clipped)
 
-    def device_metrics(self) -> dict:
-        """Programming pulses of the last program and in all, and clipped conversions."""
-        if self.devices is None:
-            return {}
-        r = self.devices.readout
-        return {"pulses": self.devices.last_pulses, "pulses_total": self.devices.total_pulses,
-                "adc_clipped": r.adc_clipped, "dac_clipped": r.dac_clipped}
-
-    # --- the protocol ----------------------------------------------------------------------------
+    # --- the contract ----------------------------------------------------------------------------
 
     def program(self, params: Params) -> Params:
         """Map the parameters to conductances (ideal: clipping counted in `clipped`; with
@@ -130,7 +137,7 @@ class SpiceBackend:
         effective weights of the forward reads, devices/wires.py)."""
         first = self.drawn is None
         self.drawn = program(self.spec, self.model64, params, self.devices)
-        self._realised, self.clipped, self._solver = self.drawn.params, dict(self.drawn.clipped), self.drawn.solver
+        self._realised, self._solver = self.drawn.params, self.drawn.solver
         self._crossbar = programmed_crossbar(self.drawn, self.model64)
         taps = sum(len(elements) for _, elements in self._crossbar)
         if first and self.drawn.wire_resistance > 0 and taps > WIRED_SLOW:
@@ -143,17 +150,9 @@ class SpiceBackend:
     def equilibrium(self, x_t: np.ndarray, nudge: Nudge | None, start: State | None) -> Equilibrium:
         x64 = self._dac(x_t)
         start64 = free_start(self.model64, x64) if start is None else [np.asarray(s, np.float64) for s in start]
-        nudge64 = None if nudge is None else Nudge(nudge.beta, self._dac(nudge.anchor))
-        warm = self._warm(start64, phase_spring(self.spec.gradep, x64, nudge64), clamp_visible=False)
-        phase = _phase(0.0 if nudge is None else nudge.beta)
-        self._precheck(warm, phase)
-        anchors = {"xt": x64} if nudge is None else {"xt": x64, "a": nudge64.anchor}
-        beta = None if nudge is None else nudge.beta
-        state, _ = self._solve(phase, anchors, warm.state, beta=beta)
-        stiffness = self.spec.gradep.lam + (0.0 if nudge is None else nudge.beta * (self.spec.gradep.alpha * self.spec.gradep.lam) ** 2)
-        self._ensure_minima(phase, anchors, warm.state, state, None, stiffness, beta=beta)
-        residual = sample_max_abs(total_grad(self._solver, self._realised, state, phase_spring(self.spec.gradep, x64, nudge64)))
-        return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1)
+        phase = self._training_phase(x64, self._dac_nudge(nudge), start64)
+        state, _ = self._solve(phase)
+        return self._settled(phase, state)
 
     def phases(self, x_t: np.ndarray, nudges: list[Nudge]) -> list[Equilibrium]:
         """The free equilibrium and, from it, one per nudge, in one sweep per chunk of
@@ -161,53 +160,53 @@ class SpiceBackend:
         a nudged phase starts from its own point's free solution and ngspice parses and
         orders the circuit once instead of once per phase."""
         x64 = self._dac(x_t)
-        g = self.spec.gradep
-        warm = [self._warm(free_start(self.model64, x64), phase_spring(g, x64, None), clamp_visible=False)]
-        self._precheck(warm[0], "free")
-        nudges = [Nudge(nd.beta, self._dac(nd.anchor)) for nd in nudges]
-        for nd in nudges:
-            warm.append(self._warm(warm[0].state, phase_spring(g, x64, nd), clamp_visible=False))
-            self._precheck(warm[-1], _phase(nd.beta))
-        k = len(warm)  # rows of one training point: point i, phase p is row i*k + p
-        anchors = {"xt": np.repeat(x64, k, axis=0), "a": _interleave([x64] + [nd.anchor for nd in nudges])}
-        betas = np.tile([0.0] + [nd.beta for nd in nudges], x64.shape[0])
-        start = [_interleave([w.state[layer] for w in warm]) for layer in range(len(self.model.sizes))]
-        state, _ = self._solve(INTERLEAVED, anchors, start, betas=betas, group=k)
-        out = []
-        for p, nd in enumerate([None] + nudges):
-            sp = [s[p::k].copy() for s in state]
-            beta = None if nd is None else nd.beta
-            phase_anchors = {"xt": x64} if nd is None else {"xt": x64, "a": nd.anchor}
-            stiffness = g.lam + (0.0 if nd is None else nd.beta * (g.alpha * g.lam) ** 2)
-            self._ensure_minima(_phase(0.0 if nd is None else nd.beta), phase_anchors, warm[p].state, sp, None, stiffness, beta=beta)
-            residual = sample_max_abs(total_grad(self._solver, self._realised, sp, phase_spring(g, x64, nd)))
-            out.append(Equilibrium([s.astype(self.model.dtype) for s in sp], residual, 1))
-        return out
+        free = self._training_phase(x64, None, free_start(self.model64, x64))
+        nudges64 = [self._dac_nudge(nd) for nd in nudges]
+        together = [free] + [self._training_phase(x64, nd, free.warm.state) for nd in nudges64]
+        return [self._settled(phase, state) for phase, state in zip(together, self._solve_together(together))]
 
     def clamped(self, x: np.ndarray, hidden: list[np.ndarray] | None) -> tuple[Equilibrium, np.ndarray]:
         """The inference circuit: the clamp currents over g0 equal -dE/dx (method.md 2, 7)."""
         x64 = self._dac(x)
         hidden = hidden if hidden is not None else self.model64.zeros_state(x.shape[0])[1:]
-        warm = self._warm([x64] + [np.asarray(h, np.float64) for h in hidden], None, clamp_visible=True)
-        self._precheck(warm, "generate")
-        state, currents = self._solve("generate", {"xc": x64}, warm.state, want_clamp=True)
-        self._ensure_minima("generate", {"xc": x64}, warm.state, state, currents, 0.0, clamp_visible=True)
-        residual = sample_max_abs(total_grad(self._solver, self._realised, state, None, clamp_visible=True))
+        start = [x64] + [np.asarray(h, np.float64) for h in hidden]
+        phase = self._warmed("generate", {"xc": x64}, start, None, 0.0, clamp_visible=True)
+        state, currents = self._solve(phase)
+        eq = self._settled(phase, state, currents)
         de_dx = -currents / self.drawn.spec.circuit.g0
         readout = self.readout
         if readout is not None:
             de_dx = readout.read(de_dx)
-        return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1), de_dx.astype(self.model.dtype)
+        return eq, de_dx.astype(self.model.dtype)
 
     def close(self) -> None:
         self.pool.close()
 
-    # --- internals -------------------------------------------------------------------------------
+    # --- a phase: warm start, solve, minimum check, residual -------------------------------------
 
     def _dac(self, x: np.ndarray) -> np.ndarray:
         """An anchor voltage as the circuit is given it (through the DAC with devices), float64."""
         readout = self.readout
         return np.asarray(x if readout is None else readout.dac(x), dtype=np.float64)
+
+    def _dac_nudge(self, nudge: Nudge | None) -> Nudge | None:
+        return None if nudge is None else Nudge(nudge.beta, self._dac(nudge.anchor))
+
+    def _training_phase(self, x64: np.ndarray, nudge: Nudge | None, start: State) -> _Phase:
+        """A GradEP phase: the spring lambda at x_t, plus `nudge` (None: the free phase)."""
+        g = self.spec.gradep
+        spring = phase_spring(g, x64, nudge)
+        if nudge is None:
+            return self._warmed("free", {"xt": x64}, start, spring, g.lam)
+        stiffness = g.lam + nudge.beta * (g.alpha * g.lam) ** 2
+        return self._warmed(_phase_name(nudge.beta), {"xt": x64, "a": nudge.anchor}, start, spring, stiffness, beta=nudge.beta)
+
+    def _warmed(self, name: str, anchors: dict, start: State, spring: VisibleSpring | None, stiffness: float, *,
+                beta: float | None = None, clamp_visible: bool = False) -> _Phase:
+        """The phase with its numpy warm start, refused at once when that diverges."""
+        warm = self._warm(start, spring, clamp_visible=clamp_visible)
+        self._precheck(warm, name)
+        return _Phase(name, anchors, beta, spring, stiffness, warm, clamp_visible)
 
     def _warm(self, start: State, spring, clamp_visible: bool) -> Equilibrium:
         """The numpy warm start (plain block descent with the visible units clamped or
@@ -226,6 +225,130 @@ class SpiceBackend:
                 f"or the soft_silu activation"
             )
 
+    def _solve(self, phase: _Phase) -> tuple[State, np.ndarray]:
+        """Node voltages and clamp currents (NaN unless the phase clamps) of every point of one phase."""
+        return self._sweep(phase.name, phase.anchors, phase.warm.state, beta=phase.beta, want_clamp=phase.clamp_visible)
+
+    def _solve_together(self, phases: list[_Phase]) -> list[State]:
+        """Node voltages of every point of training phases of the same x_t, in one sweep
+        (phase INTERLEAVED): point i, phase p is row i*k + p, the nudge strength tabled per row."""
+        k = len(phases)
+        x64 = phases[0].anchors["xt"]
+        anchors = {"xt": np.repeat(x64, k, axis=0), "a": _interleave([p.anchors.get("a", x64) for p in phases])}
+        betas = np.tile([0.0 if p.beta is None else p.beta for p in phases], x64.shape[0])
+        start = [_interleave([p.warm.state[layer] for p in phases]) for layer in range(len(self.model.sizes))]
+        state, _ = self._sweep(INTERLEAVED, anchors, start, betas=betas, group=k)
+        return [[s[p::k].copy() for s in state] for p in range(k)]
+
+    def _settled(self, phase: _Phase, state: State, currents: np.ndarray | None = None) -> Equilibrium:
+        """The equilibrium of `state`, its saddles replaced (in place, `currents` too), with
+        numpy's max |dE/ds| at the node voltages as its convergence certificate."""
+        self._ensure_minima(phase, state, currents)
+        residual = sample_max_abs(total_grad(self._solver, self._realised, state, phase.spring,
+                                             clamp_visible=phase.clamp_visible))
+        return Equilibrium([s.astype(self.model.dtype) for s in state], residual, 1)
+
+    def _ensure_minima(self, phase: _Phase, state: State, currents: np.ndarray | None) -> None:
+        """Replace (in place) each point that is not a minimum by an `.op` solve from its
+        warm start; raise if that is not a minimum either. A circuit with no energy
+        (mismatched copies, driver mismatch, line resistance) has no Hessian to judge by:
+        its fixed points are taken as ngspice finds them from the warm start."""
+        if not self.drawn.has_energy:
+            return
+        stiffness, clamp_visible = phase.stiffness, phase.clamp_visible
+        bad, _ = not_minima(self.model64, self._realised, state, stiffness, clamp_visible)
+        want_clamp = currents is not None
+        for i in bad.tolist():
+            point = {k: v[i:i + 1] for k, v in phase.anchors.items()}
+            res = self._op(phase.name, point, [s[i:i + 1] for s in phase.warm.state], beta=phase.beta, want_clamp=want_clamp)
+            if self._solved_rows(res, want_clamp, 1):
+                voltages, clamp = _node_values(res.vectors, 0, state_nodes(self.model.sizes), want_clamp)
+                if not not_minima(self.model64, self._realised, [v[None] for v in voltages], stiffness, clamp_visible)[0].size:
+                    for layer, values in zip(state, voltages):
+                        layer[i] = values
+                    if want_clamp:
+                        currents[i] = clamp
+                    continue
+            eig = smallest_eigen(self.model64, self._realised, [s[i:i + 1] for s in state], stiffness, clamp_visible)[0][0]
+            raise CircuitError(
+                f"ngspice's {phase.name} equilibrium at training point {i} of the batch is a saddle of the energy, not a "
+                f"minimum (smallest Hessian eigenvalue {eig:.3g}), also when solved alone from its warm start; "
+                f"the circuit would not settle there"
+            )
+
+    # --- ngspice runs: sweeps of chunks of points, and the points solved again ------------------
+
+    def _sweep(self, phase: str, anchors: dict, warm: State, *, beta=None, want_clamp=False, betas=None,
+               group=1) -> tuple[State, np.ndarray]:
+        """Node voltages (and clamp currents) of every point of one phase, or with phase
+        INTERLEAVED of every row (`group` rows per training point, kept together in
+        order, `betas` the nudge strength of each row): one sweep per chunk of points,
+        where a sweep stopped the rest of its chunk solved again, and each point that
+        left its warm start's basin solved alone."""
+        rows = _Rows(phase, anchors, warm, self.model.sizes, beta=beta, want_clamp=want_clamp, betas=betas, group=group)
+        chunks = self._chunks(rows.points, group)
+        results = self._run([self._sweep_deck(rows, a, b) for a, b in chunks])
+        stopped = [(self._take(rows, a, b, res), b) for (a, b), res in zip(chunks, results)]
+        self._finish_chunks(rows, [(a, b) for a, b in stopped if a < b])
+        for i in rows.left_basin():
+            self._solve_alone(rows, int(i))
+        return rows.in_batch_order()
+
+    def _chunks(self, points: int, group: int) -> list[tuple[int, int]]:
+        """Row ranges of whole training points, one per worker, of at least MIN_CHUNK points
+        where the batch has enough."""
+        k = max(1, min(self.pool.workers, -(-points // MIN_CHUNK)))
+        bounds = np.linspace(0, points, k + 1).round().astype(int) * group
+        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def _finish_chunks(self, rows: "_Rows", pending: list[tuple[int, int]]) -> None:
+        """Rows a..b-1 where a sweep stopped: row a solved alone, then the rest of the chunk
+        in one more sweep from the next row, as often as sweeps stop (the last stop first)."""
+        while pending:
+            a, b = pending.pop()
+            self._solve_alone(rows, a)
+            if a + 1 < b:
+                rest = self._take(rows, a + 1, b, self._run([self._sweep_deck(rows, a + 1, b)])[0])
+                if rest < b:
+                    pending.append((rest, b))
+
+    def _take(self, rows: "_Rows", a: int, b: int, res: RunResult) -> int:
+        """Store the rows that a sweep over rows a..b-1 solved (it may have stopped early);
+        returns the first row it did not solve (b: none)."""
+        solved = self._solved_rows(res, rows.want_clamp, b - a)
+        for r in range(solved):
+            rows.store(a + r, res.vectors, r)
+        return a + solved
+
+    def _solve_alone(self, rows: "_Rows", i: int) -> None:
+        """Row i by .op from its own warm start (ngspice's gmin and source stepping apply);
+        an interleaved row by the deck of its own phase."""
+        phase, beta, anchors = rows.phase_of(i)
+        res = self._op(phase, anchors, rows.warm_of(i), beta=beta, want_clamp=rows.want_clamp)
+        if not self._solved_rows(res, rows.want_clamp, 1):
+            msg = res.message or "no solution"
+            raise CircuitError(f"ngspice could not solve the {phase} phase at training point {rows.point(i)} of the batch: {msg}")
+        rows.store(i, res.vectors, 0)
+
+    def _sweep_deck(self, rows: "_Rows", a: int, b: int) -> str:
+        """The `.dc` sweep over rows a..b-1, the warm start of row a as its `.nodeset`."""
+        return self._deck(rows.phase, rows.anchors_of(a, b), rows.warm_of(a), sweep=True, beta=rows.beta,
+                          want_clamp=rows.want_clamp, betas=rows.betas_of(a, b))
+
+    def _op(self, phase: str, anchors: dict, warm: State, *, beta, want_clamp: bool) -> RunResult:
+        """One point's `.op` run from its own warm start."""
+        return self._run([self._deck(phase, anchors, warm, sweep=False, beta=beta, want_clamp=want_clamp)])[0]
+
+    def _run(self, decks: list[str]) -> list[RunResult]:
+        return self.pool.map(decks, self.spec.circuit.timeout)
+
+    def _solved_rows(self, res: RunResult, want_clamp: bool, limit: int) -> int:
+        """How many rows (at most `limit`) a run solved: none when it lacks a vector."""
+        names = state_nodes(self.model.sizes)
+        need = [nm for layer in names for nm in layer]
+        complete = all(nm in res.vectors for nm in need) and (not want_clamp or "vclamp0#branch" in res.vectors)
+        return min(res.rows, limit) if complete else 0
+
     def _deck(self, phase, anchors, nodeset, *, sweep, beta, want_clamp, betas=None) -> str:
         net = build_netlist(
             self.drawn.spec, self.model64, self._realised, phase, anchors, sweep=sweep, nodeset=nodeset, beta=beta,
@@ -243,117 +366,79 @@ class SpiceBackend:
             self._checked.add(phase)
         return deck
 
-    def _solve(self, phase, anchors, warm: State, *, beta=None, want_clamp=False, betas=None, group=1):
-        """Node voltages (and clamp currents) of every point of one phase, or with phase
-        INTERLEAVED of every row (`group` rows per training point, kept together in
-        order, `betas` the nudge strength of each row)."""
-        n = warm[0].shape[0]
+
+class _Rows:
+    """The rows of one solve in sweep order, and the node voltages found for them so far.
+
+    The training points are in chain order (consecutive points close, so that each Newton
+    iteration of a sweep starts near its answer), the `group` rows of a point together."""
+
+    def __init__(self, phase: str, anchors: dict, warm: State, sizes: tuple[int, ...], *, beta, want_clamp: bool,
+                 betas, group: int):
         points = chain_order([w[::group] for w in warm])
-        order = (points[:, None] * group + np.arange(group)).ravel()
-        anchors = {k: v[order] for k, v in anchors.items()}
-        warm = [w[order] for w in warm]
-        betas = None if betas is None else np.asarray(betas)[order]
-        sizes = self.model.sizes
-        names = state_nodes(sizes)
-        state = [np.full((n, k), np.nan) for k in sizes]
-        currents = np.full((n, sizes[0]), np.nan)
-        k = max(1, min(self.pool.workers, -(-(n // group) // MIN_CHUNK)))
-        bounds = np.linspace(0, n // group, k + 1).round().astype(int) * group
-        chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        common = dict(beta=beta, want_clamp=want_clamp)
+        self.order = (points[:, None] * group + np.arange(group)).ravel()
+        self.phase, self.beta, self.want_clamp, self.group = phase, beta, want_clamp, group
+        self.anchors = {k: v[self.order] for k, v in anchors.items()}
+        self.warm = [w[self.order] for w in warm]
+        self.betas = None if betas is None else np.asarray(betas)[self.order]
+        self.names = state_nodes(sizes)
+        n = warm[0].shape[0]
+        self.state = [np.full((n, k), np.nan) for k in sizes]
+        self.currents = np.full((n, sizes[0]), np.nan)
 
-        def sub(arrs, a, b):
-            return {key: v[a:b] for key, v in arrs.items()}
+    @property
+    def points(self) -> int:
+        return self.state[0].shape[0] // self.group
 
-        def sweep_deck(a, b):
-            part = None if betas is None else betas[a:b]
-            return self._deck(phase, sub(anchors, a, b), [s[a:a + 1] for s in warm], sweep=True, betas=part, **common)
+    def point(self, i: int) -> int:
+        """The training point of row i, as the batch numbers it."""
+        return self.order[i] // self.group
 
-        decks = [sweep_deck(a, b) for a, b in chunks]
-        results = self.pool.map(decks, self.spec.circuit.timeout)
+    def anchors_of(self, a: int, b: int) -> dict:
+        return {k: v[a:b] for k, v in self.anchors.items()}
 
-        def store(i: int, vectors: dict, row: int) -> None:
-            for layer, lnames in enumerate(names):
-                state[layer][i] = [vectors[nm][row] for nm in lnames]
-            if want_clamp:
-                currents[i] = [vectors[f"vclamp{j}#branch"][row] for j in range(sizes[0])]
+    def warm_of(self, i: int) -> State:
+        return [s[i:i + 1] for s in self.warm]
 
-        pending: list[tuple[int, int, str]] = []  # (start, end, message) of unsolved tails
-        for (a, b), res in zip(chunks, results):
-            rows = min(res.rows, b - a) if self._complete(res, names, want_clamp) else 0
-            for r in range(rows):
-                store(a + r, res.vectors, r)
-            if a + rows < b:
-                pending.append((a + rows, b, res.message))
-        while pending:
-            a, b, message = pending.pop()
-            self._solve_alone(phase, anchors, warm, a, message, store, common, order, betas, group)
-            if a + 1 < b:  # the rest of the chunk: one more sweep from the next point
-                res = self.pool.map([sweep_deck(a + 1, b)], self.spec.circuit.timeout)[0]
-                rows = min(res.rows, b - a - 1) if self._complete(res, names, want_clamp) else 0
-                for r in range(rows):
-                    store(a + 1 + r, res.vectors, r)
-                if a + 1 + rows < b:
-                    pending.append((a + 1 + rows, b, res.message))
-        # Points that left the warm start's basin: solve alone from their own warm start.
-        layers = slice(1, None) if phase == "generate" else slice(None)
-        far = np.zeros(n, dtype=bool)
-        for s, w in zip(state[layers], warm[layers]):
+    def betas_of(self, a: int, b: int) -> np.ndarray | None:
+        return None if self.betas is None else self.betas[a:b]
+
+    def phase_of(self, i: int) -> tuple[str, float | None, dict]:
+        """Row i's own phase, nudge strength and anchors (an interleaved row's, by its beta)."""
+        anchors = self.anchors_of(i, i + 1)
+        if self.betas is None:
+            return self.phase, self.beta, anchors
+        beta = self.betas[i]
+        return _phase_name(beta), None if beta == 0 else float(beta), anchors if beta else {"xt": anchors["xt"]}
+
+    def store(self, i: int, vectors: dict, row: int) -> None:
+        """Row `row` of an ngspice run's vectors as row i's solution."""
+        voltages, clamp = _node_values(vectors, row, self.names, self.want_clamp)
+        for layer, values in zip(self.state, voltages):
+            layer[i] = values
+        if self.want_clamp:
+            self.currents[i] = clamp
+
+    def left_basin(self) -> np.ndarray:
+        """Rows whose solution is farther than BASIN_TOL from their warm start (the clamped
+        visible units of the generate phase aside: they are its anchors)."""
+        layers = slice(1, None) if self.phase == "generate" else slice(None)
+        far = np.zeros(len(self.order), dtype=bool)
+        for s, w in zip(self.state[layers], self.warm[layers]):
             far |= np.max(np.abs(s - w), axis=1) > BASIN_TOL
-        for i in np.flatnonzero(far):
-            self._solve_alone(phase, anchors, warm, int(i), "left the basin of its warm start", store, common, order, betas, group)
-        back = np.argsort(order)
-        return [s[back] for s in state], currents[back]
+        return np.flatnonzero(far)
 
-    def _ensure_minima(self, phase, anchors, warm: State, state: State, currents, stiffness: float, *, beta=None, clamp_visible=False) -> None:
-        """Replace (in place) each point that is not a minimum by an `.op` solve from its
-        warm start; raise if that is not a minimum either. A circuit with no energy
-        (mismatched copies, driver mismatch, line resistance) has no Hessian to judge by:
-        its fixed points are taken as ngspice finds them from the warm start."""
-        if not self.drawn.has_energy:
-            return
-        bad, _ = not_minima(self.model64, self._realised, state, stiffness, clamp_visible)
-        names = state_nodes(self.model.sizes)
-        want_clamp = currents is not None
-        for i in bad.tolist():
-            deck = self._deck(phase, {k: v[i:i + 1] for k, v in anchors.items()}, [s[i:i + 1] for s in warm], sweep=False,
-                              beta=beta, want_clamp=want_clamp)
-            res = self.pool.map([deck], self.spec.circuit.timeout)[0]
-            if res.rows >= 1 and self._complete(res, names, want_clamp):
-                point = [np.array([[res.vectors[nm][0] for nm in layer]]) for layer in names]
-                if not not_minima(self.model64, self._realised, point, stiffness, clamp_visible)[0].size:
-                    for layer, values in zip(state, point):
-                        layer[i] = values[0]
-                    if want_clamp:
-                        currents[i] = [res.vectors[f"vclamp{j}#branch"][0] for j in range(self.model.sizes[0])]
-                    continue
-            eig = smallest_eigen(self.model64, self._realised, [s[i:i + 1] for s in state], stiffness, clamp_visible)[0][0]
-            raise CircuitError(
-                f"ngspice's {phase} equilibrium at training point {i} of the batch is a saddle of the energy, not a "
-                f"minimum (smallest Hessian eigenvalue {eig:.3g}), also when solved alone from its warm start; "
-                f"the circuit would not settle there"
-            )
+    def in_batch_order(self) -> tuple[State, np.ndarray]:
+        back = np.argsort(self.order)
+        return [s[back] for s in self.state], self.currents[back]
 
-    @staticmethod
-    def _complete(res, names, want_clamp) -> bool:
-        need = [nm for layer in names for nm in layer]
-        return all(nm in res.vectors for nm in need) and (not want_clamp or "vclamp0#branch" in res.vectors)
 
-    def _solve_alone(self, phase, anchors, warm, i, why, store, common, order, betas=None, group=1) -> None:
-        """One point by .op from its own warm start (ngspice's gmin and source stepping apply);
-        an interleaved row by the deck of its own phase."""
-        point = {k: v[i:i + 1] for k, v in anchors.items()}
-        if betas is not None:
-            phase = _phase(betas[i])
-            common = dict(common, beta=None if betas[i] == 0 else float(betas[i]))
-            point = point if betas[i] else {"xt": point["xt"]}
-        deck = self._deck(phase, point, [s[i:i + 1] for s in warm], sweep=False, **common)
-        res = self.pool.map([deck], self.spec.circuit.timeout)[0]
-        names = state_nodes(self.model.sizes)
-        if res.rows < 1 or not self._complete(res, names, common["want_clamp"]):
-            msg = res.message or "no solution"
-            raise CircuitError(f"ngspice could not solve the {phase} phase at training point {order[i] // group} of the batch: {msg}")
-        store(i, res.vectors, 0)
+def _node_values(vectors: dict, row: int, names: list[list[str]], want_clamp: bool) -> tuple[State, np.ndarray | None]:
+    """Row `row` of an ngspice run's vectors: the node voltages per layer (`names` its nodes),
+    and the clamp currents when asked for."""
+    voltages = [np.array([vectors[nm][row] for nm in layer]) for layer in names]
+    clamp = np.array([vectors[f"vclamp{j}#branch"][row] for j in range(len(names[0]))]) if want_clamp else None
+    return voltages, clamp
 
 
 def _interleave(arrays: list[np.ndarray]) -> np.ndarray:
@@ -361,7 +446,7 @@ def _interleave(arrays: list[np.ndarray]) -> np.ndarray:
     return np.stack(arrays, axis=1).reshape(-1, arrays[0].shape[1])
 
 
-def _phase(beta: float) -> str:
+def _phase_name(beta: float) -> str:
     """The phase a signed nudge strength belongs to (0: free)."""
     return "free" if beta == 0 else ("nudge_plus" if beta > 0 else "nudge_minus")
 

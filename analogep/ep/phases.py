@@ -36,14 +36,9 @@ class PhaseResult:
 
 def run_phases(backend: EquilibriumBackend, x_t: np.ndarray, target: np.ndarray, gradep: GradEPSpec) -> PhaseResult:
     """Free phase from (x_t, 0); nudged phases warm-started from the free equilibrium so
-    they stay in its basin. The backend must be programmed. A backend with `phases`
-    solves them together (the SPICE backend: one sweep per chunk of points)."""
+    they stay in its basin (EquilibriumBackend.phases; the SPICE backend solves them
+    together, one sweep per chunk of points). The backend must be programmed."""
     anchor = nudge_anchor(x_t, target, gradep)
     nudges = [Nudge(gradep.beta, anchor)] + ([Nudge(-gradep.beta, anchor)] if gradep.phases == 3 else [])
-    together = getattr(backend, "phases", None)
-    if together is not None:
-        free, *nudged = together(x_t, nudges)
-    else:
-        free = backend.equilibrium(x_t, None, None)
-        nudged = [backend.equilibrium(x_t, nudge, free.state) for nudge in nudges]
+    free, *nudged = backend.phases(x_t, nudges)
     return PhaseResult(free, nudged[0], nudged[1] if len(nudged) > 1 else None, gradep.beta)

@@ -53,7 +53,7 @@ def gradep_step(
     phases = run_phases(backend, batch.x_t, batch.target, gradep)
     # What the circuit's measurement chain reads (exact without devices); the trust checks
     # judge the equilibria themselves.
-    seen, x_applied = read_phases(phases, batch.x_t, getattr(backend, "readout", None))
+    seen, x_applied = read_phases(phases, batch.x_t, backend.readout)
     v = velocity(seen.free.state[0], x_applied, gradep)
     keep, asym = trusted_points(phases, max_residual, max_asymmetry)
     grad = ep_gradient(model, params, seen, keep, batch.weight) if keep.any() else None

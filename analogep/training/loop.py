@@ -252,8 +252,7 @@ def train(
 def _restore_devices(backend: EquilibriumBackend, run: _Run, out: Path) -> None:
     """A resumed in-situ run continues on the devices it trained: the checkpoint's frozen
     draws, programmed state and noise streams go back into the backend."""
-    devices = getattr(backend, "devices", None)
-    if devices is None:
+    if backend.devices is None:
         return
     if run.devices is None:
         if run.step > 0:
@@ -262,12 +261,87 @@ def _restore_devices(backend: EquilibriumBackend, run: _Run, out: Path) -> None:
                 f"on its devices (use another --out)"
             )
         return
-    devices.load_state_dict(*run.devices, where=str(out / CHECKPOINT_NAME))
+    backend.devices.load_state_dict(*run.devices, where=str(out / CHECKPOINT_NAME))
 
 
 def _device_state(backend: EquilibriumBackend) -> tuple[dict, dict] | None:
-    devices = getattr(backend, "devices", None)
-    return None if devices is None else devices.state_dict()
+    return None if backend.devices is None else backend.devices.state_dict()
+
+
+def _hardware_metrics(backend: EquilibriumBackend) -> dict:
+    """What the hardware counted while programming: weights clipped to the conductance
+    range (circuit.clip, devices), programming pulses and clipped conversions (devices)."""
+    clipped = backend.clipped
+    return {**({} if clipped is None else {"clipped": int(sum(clipped.values()))}), **backend.device_metrics()}
+
+
+class _Stepper:
+    """Takes the training steps of one process and writes their records and checkpoints."""
+
+    def __init__(self, spec: Spec, model: EnergyModel, objective, backend: EquilibriumBackend, batches, out: Path,
+                 run: _Run, log: RunLog, guard: InterruptGuard):
+        self.spec, self.model, self.objective, self.backend = spec, model, objective, backend
+        self.batches, self.out, self.run, self.log, self.guard = batches, out, run, log, guard
+        self.start_time = time.perf_counter()
+        self.rng_state = batches.rng_state  # the batch stream after run.step batches: what a checkpoint stores
+
+    def step(self) -> tuple[dict, str | None]:
+        """One step: the EP gradient of the next batch on the freshly programmed backend,
+        then its update, record and checkpoint as a whole or not at all. Returns the
+        record and why training must stop (None: it goes on)."""
+        step_start = time.perf_counter()
+        batch = self.batches.next()
+        realised = self.backend.program(self.run.params)
+        result = gradep_step(self.model, self.backend, realised, batch, self.objective, self.spec.gradep, self.spec.train)
+        with self.guard.held():  # a whole step or none: the update, its record, its checkpoint
+            return self._commit(result, step_start)
+
+    def _commit(self, result: StepResult, step_start: float) -> tuple[dict, str | None]:
+        run, train = self.run, self.spec.train
+        run.step += 1
+        record = _record(run, result, train.grad_clip)
+        record.update(_hardware_metrics(self.backend))
+        self.rng_state = self.batches.rng_state
+        now = time.perf_counter()
+        record["step_time"] = round(now - step_start, 4)  # this step alone: batch wait, phases, update
+        record["time"] = round(now - self.start_time, 3)  # since this process started training
+        if run.step % train.log_every == 0 or run.step == train.steps or result.trouble:
+            run.records.append(record)
+            _writing(self.out, METRICS_NAME, lambda: self.log.write(record))
+        stopped = _trouble(run, train)
+        if stopped is not None or run.step % train.checkpoint_every == 0 or run.step == train.steps:
+            self.checkpoint()  # on a stop: skipped steps changed no parameters, this is the last good model
+        return record, stopped
+
+    def checkpoint(self) -> None:
+        run = self.run
+
+        def save() -> None:
+            self.log.flush()
+            state = Checkpoint(run.params, run.optimizer.state_dict(), self.rng_state, run.step, self.spec, run.bad_steps,
+                               tuple(run.skipped), _device_state(self.backend))
+            save_checkpoint(self.out / CHECKPOINT_NAME, state)
+
+        _writing(self.out, CHECKPOINT_NAME, save)
+        run.saved_step = run.step
+
+    def save_last_step(self) -> bool:
+        """After Ctrl-C or an AnalogepError between a step's writes: checkpoint the last
+        finished step, so no finished work is lost (a fresh run that finished none keeps
+        none). Other exceptions are bugs and end like a crash: resume from the last
+        periodic checkpoint."""
+        run = self.run
+        if self.guard.broken or run.step == run.saved_step or run.step == 0:
+            return False
+        try:
+            with self.guard.held():
+                self.checkpoint()
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C, held until the checkpoint was written
+        except _Unwritable as exc:
+            warnings.warn(AnalogepWarning(f"{exc}; the checkpoint on disk is of step {run.saved_step}"))
+            return False
+        return True
 
 
 def _steps(
@@ -282,76 +356,25 @@ def _steps(
     guard: InterruptGuard,
     on_step: Callable[[int, dict], None] | None,
 ) -> TrainResult:
-    """The training steps from run.step to train.steps (or a stop)."""
-    start_time, stopped = time.perf_counter(), None
-    rng_state = batches.rng_state  # the batch stream after run.step batches: what a checkpoint stores
-
-    def checkpoint() -> None:
-        def save() -> None:
-            log.flush()
-            state = Checkpoint(run.params, run.optimizer.state_dict(), rng_state, run.step, spec, run.bad_steps,
-                               tuple(run.skipped), _device_state(backend))
-            save_checkpoint(out / CHECKPOINT_NAME, state)
-
-        _writing(out, CHECKPOINT_NAME, save)
-        run.saved_step = run.step
-
-    def save_last_step() -> bool:
-        """After Ctrl-C or an AnalogepError between a step's writes: checkpoint the last
-        finished step, so no finished work is lost (a fresh run that finished none keeps
-        none). Other exceptions are bugs and end like a crash: resume from the last
-        periodic checkpoint."""
-        if guard.broken or run.step == run.saved_step or run.step == 0:
-            return False
-        try:
-            with guard.held():
-                checkpoint()
-        except KeyboardInterrupt:
-            pass  # a second Ctrl-C, held until the checkpoint was written
-        except _Unwritable as exc:
-            warnings.warn(AnalogepWarning(f"{exc}; the checkpoint on disk is of step {run.saved_step}"))
-            return False
-        return True
-
+    """The training steps from run.step to train.steps (or a stop); Ctrl-C, an unwritable
+    folder or a step that cannot be computed end them keeping the last finished step."""
+    stepper = _Stepper(spec, model, objective, backend, batches, out, run, log, guard)
+    stopped = None
     try:
-        while run.step < spec.train.steps:
-            step_start = time.perf_counter()
-            batch = batches.next()
-            realised = backend.program(run.params)
-            result = gradep_step(model, backend, realised, batch, objective, spec.gradep, spec.train)
-            with guard.held():  # a whole step or none: the update, its record, its checkpoint
-                run.step += 1
-                record = _record(run, result, spec.train.grad_clip)
-                clipped = getattr(backend, "clipped", None)  # devices that clip weights count them (circuit.clip)
-                if clipped is not None:
-                    record["clipped"] = int(sum(clipped.values()))
-                device_metrics = getattr(backend, "device_metrics", None)  # programming pulses (devices)
-                if device_metrics is not None:
-                    record.update(device_metrics())
-                rng_state = batches.rng_state
-                now = time.perf_counter()
-                record["step_time"] = round(now - step_start, 4)  # this step alone: batch wait, phases, update
-                record["time"] = round(now - start_time, 3)  # since this process started training
-                if run.step % spec.train.log_every == 0 or run.step == spec.train.steps or result.trouble:
-                    run.records.append(record)
-                    _writing(out, METRICS_NAME, lambda: log.write(record))
-                stopped = _trouble(run, spec.train)
-                if stopped is not None or run.step % spec.train.checkpoint_every == 0 or run.step == spec.train.steps:
-                    checkpoint()  # on a stop: skipped steps changed no parameters, this is the last good model
+        while stopped is None and run.step < spec.train.steps:
+            record, stopped = stepper.step()
             if on_step is not None:
                 on_step(run.step, record)
-            if stopped is not None:
-                break
     except KeyboardInterrupt:
-        save_last_step()
+        stepper.save_last_step()
         raise TrainingInterrupted(out, run.saved_step, guard.signum) from None
     except _Unwritable as exc:  # inside a step's writes: the state on disk is the last checkpoint
         kept = (f"the checkpoint of step {run.saved_step} is kept (continue with --resume)" if run.saved_step is not None
                 else "no checkpoint was written")
         raise CheckpointError(f"{exc}; training stopped at step {run.step}, {kept}") from None
     except AnalogepError as exc:  # a step that cannot be computed (an ngspice failure...)
-        if save_last_step():
+        if stepper.save_last_step():
             exc.args = (f"{exc}; training stopped in step {run.step + 1}, the checkpoint of step {run.step} is kept "
                         f"(continue with --resume)",)
         raise
-    return TrainResult(run.params, run.step, run.records, time.perf_counter() - start_time, stopped)
+    return TrainResult(run.params, run.step, run.records, time.perf_counter() - stepper.start_time, stopped)
