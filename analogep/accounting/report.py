@@ -52,7 +52,7 @@ from analogep.objectives.flow_sampling import generate
 from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
 from analogep.solvers.base import free_start
-from analogep.solvers.factory import relax
+from analogep.solvers.fast import FastSolver
 from analogep.training.optim import build_optimizer, clip_by_global_norm
 
 # FLOP counts per unit that are not matrix products (each elementary operation, the
@@ -241,9 +241,9 @@ def _mean_sweeps(model, params, start: State, spring, relax_spec, clamp_visible=
     """(mean, max) sweeps of the block solver per point, counted one sweep at a time."""
     state = [s.copy() for s in start]
     done_at = np.full(state[0].shape[0], relax_spec.free_steps, dtype=float)
+    sweep = FastSolver(1, tol=relax_spec.tol, omega=relax_spec.omega)
     for k in range(1, relax_spec.free_steps + 1):
-        eq = relax(model, params, state, spring, solver="fast", max_steps=1, tol=relax_spec.tol, omega=relax_spec.omega,
-                   clamp_visible=clamp_visible)
+        eq = sweep.relax(model, params, state, spring, clamp_visible=clamp_visible)
         state = eq.state
         newly = (eq.sample_residual < relax_spec.tol) & (done_at == relax_spec.free_steps)
         done_at[newly] = k
@@ -452,9 +452,9 @@ def _sampling(spec, model, params, loads, unit, samples, sample_points, seed, re
     sweeps = 0.0
     stride = max(1, steps // SIMULATED_SAMPLING_STEPS)  # the flow is simulated on every stride-th step
     simulated = 0
+    inference = FastSolver(2000, tol=spec.relax.tol, omega=1.0)
     for k in range(steps):
-        eq = relax(model, params, [x] + hidden, None, solver="fast", max_steps=2000, tol=spec.relax.tol, omega=1.0,
-                   clamp_visible=True)
+        eq = inference.relax(model, params, [x] + hidden, None, clamp_visible=True)
         sweeps += eq.iterations
         if k % stride == 0:
             if k % (stride * max(1, steps // stride // 10)) == 0:  # about ten lines
