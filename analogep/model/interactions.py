@@ -52,9 +52,9 @@ class Interaction(ABC):
         does not depend on the activities)."""
 
     @abstractmethod
-    def param_term(self, acts, weighted, batch: int) -> np.ndarray:
-        """dE/dtheta averaged over the batch; `weighted`, when given, holds each layer's
-        activities scaled by the points' weights (the per-point weights of the loss)."""
+    def param_term(self, acts, weights: np.ndarray | None, batch: int) -> np.ndarray:
+        """dE/dtheta averaged over the batch; with `weights` (a (batch, 1) column: the
+        per-point weights of the loss), each point's term scaled by its weight."""
 
     @abstractmethod
     def param_term_jvp(self, acts, dacts, batch: int) -> np.ndarray:
@@ -101,8 +101,8 @@ class Coupling(Interaction):
             return dacts[self.pre] @ params[self.name].T
         return dacts[self.post] @ params[self.name]
 
-    def param_term(self, acts, weighted, batch):
-        post = acts[self.post] if weighted is None else weighted[self.post]
+    def param_term(self, acts, weights, batch):
+        post = acts[self.post] if weights is None else acts[self.post] * weights
         return -(post.T @ acts[self.pre]) / batch
 
     def param_term_jvp(self, acts, dacts, batch):
@@ -134,10 +134,10 @@ class Bias(Interaction):
     def drive_jvp(self, layer, params, dacts):
         return None
 
-    def param_term(self, acts, weighted, batch):
-        if weighted is None:
+    def param_term(self, acts, weights, batch):
+        if weights is None:
             return -acts[self.layer].mean(axis=0)
-        return -weighted[self.layer].sum(axis=0) / batch
+        return -(acts[self.layer] * weights).sum(axis=0) / batch
 
     def param_term_jvp(self, acts, dacts, batch):
         return -dacts[self.layer].mean(axis=0)

@@ -48,9 +48,10 @@ class Layer(ABC):
         `dv_drive` the change of the drive along the direction, `derivs` order 2."""
 
     @property
-    @abstractmethod
-    def cell(self) -> tuple[str, dict[str, float]]:
-        """The library cell of one unit (circuits/analogep.lib) and its extra parameters."""
+    def cell(self) -> tuple[str, dict[str, float]] | None:
+        """The library cell of one unit (circuits/analogep.lib) and its extra parameters;
+        None: no cell realises these units (the family runs in numpy only)."""
+        return None
 
 
 class LinearUnits(Layer):

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from analogep.errors import CircuitError
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
 from analogep.model.interactions import Interaction
 from analogep.model.layers import Layer
@@ -81,10 +82,10 @@ class Network(EnergyModel):
         if acts is None:  # only the activities this layer's terms read
             read = {l for row in rows for l in row.layers}
             acts = {l: self._activity_value(l, state[l]) for l in read}
-        c = None
-        for row in rows:
-            term = row.drive(layer, params, acts, transposed)
-            c = term if c is None else c + term
+        terms = iter(rows)
+        c = next(terms).drive(layer, params, acts, transposed)
+        for row in terms:  # each term a temporary, freed as it is added (as in a written-out sum)
+            c = c + row.drive(layer, params, acts, transposed)
         return c
 
     def _activity_value(self, layer: int, s: np.ndarray) -> np.ndarray:
@@ -93,10 +94,8 @@ class Network(EnergyModel):
 
     def state_grad(self, params: Params, state: State) -> State:
         acts, derivs = self._activities(state, 1)
-        return [
-            layer.block_slope(s, self.layer_drive(params, state, l, acts), d, None)
-            for l, (layer, s, d) in enumerate(zip(self.layers, state, derivs))
-        ]
+        drives = [self.layer_drive(params, state, l, acts) for l in range(len(self.layers))]
+        return [layer.block_slope(s, c, d, None) for layer, s, c, d in zip(self.layers, state, drives, derivs)]
 
     def block_update(self, layer, s, drive, derivs, spring, omega) -> np.ndarray:
         """The layer's own update (the spring acts on the visible layer only)."""
@@ -118,11 +117,8 @@ class Network(EnergyModel):
         """Local dE/dtheta (method.md section 3), each row's own term."""
         acts, _ = self._activities(state, 0)
         batch = state[0].shape[0]
-        weighted = None
-        if weights is not None:  # scale each point's activities: its terms scale with them
-            w = np.asarray(weights, dtype=self.dtype)[:, None]
-            weighted = [a * w for a in acts]
-        return {row.name: row.param_term(acts, weighted, batch) for row in self.table}
+        column = None if weights is None else np.asarray(weights, dtype=self.dtype)[:, None]
+        return {row.name: row.param_term(acts, column, batch) for row in self.table}
 
     def hessian_vector(self, params: Params, state: State, direction: State) -> State:
         acts, derivs = self._activities(state, 2)
@@ -148,9 +144,10 @@ class Network(EnergyModel):
 
     def circuit_rules(self) -> CircuitRules:
         """Each layer's unit cell, each crossbar row a coupling, each bias row a current source."""
-        unrealised = [row.name for row in self.table if row.circuit not in ("crossbar", "bias")]
+        unrealised = [f"{row.name} ({type(row).__name__})" for row in self.table if row.circuit not in ("crossbar", "bias")]
+        unrealised += [f"layer {l} ({type(layer).__name__})" for l, layer in enumerate(self.layers) if layer.cell is None]
         if unrealised:
-            raise ValueError(f"{type(self).__name__}: no circuit element realises {', '.join(unrealised)}")
+            raise CircuitError(f"{type(self).__name__}: no circuit element realises {', '.join(unrealised)}")
         return CircuitRules(
             cells=tuple(layer.cell for layer in self.layers),
             couplings=tuple((row.name, row.pre, row.post) for row in self.table if row.circuit == "crossbar"),

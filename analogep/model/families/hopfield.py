@@ -35,15 +35,13 @@ class HopfieldEnergy(Network):
 
     def __init__(self, spec: ModelSpec):
         self.rho = Activation(spec.activation, spec.clamp)
-        self.init_gain = spec.init_gain
-        self.n_layers = len(spec.sizes) - 1  # number of weight matrices of the chain
-        self.skip_rank = spec.skip_rank
+        gain, chain = spec.init_gain, len(spec.sizes) - 1  # chain: the number of weight matrices W_l
         layers: list[Layer] = [LinearUnits(spec.sizes[0])] + [ActivationUnits(n, self.rho) for n in spec.sizes[1:]]
         table: list[Interaction] = [Bias("b_x", 0)]
-        for l in range(self.n_layers):
-            table += [Coupling(f"W{l}", l, l + 1, self.init_gain), Bias(f"b{l}", l + 1)]
-        if self.skip_rank:  # the bottleneck z is the state's last layer (index L + 1)
+        for l in range(chain):
+            table += [Coupling(f"W{l}", l, l + 1, gain), Bias(f"b{l}", l + 1)]
+        if spec.skip_rank:  # the bottleneck z is the state's last layer (index L + 1)
             z = len(layers)
-            layers.append(ActivationUnits(self.skip_rank, self.rho))
-            table += [Coupling("U", 0, z, self.init_gain), Coupling("V", self.n_layers, z, self.init_gain), Bias("b_z", z)]
+            layers.append(ActivationUnits(spec.skip_rank, self.rho))
+            table += [Coupling("U", 0, z, gain), Coupling("V", chain, z, gain), Bias("b_z", z)]
         super().__init__(layers, table, spec.dtype)
