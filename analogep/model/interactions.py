@@ -26,7 +26,9 @@ class Interaction(ABC):
 
     name: str  # its parameter
     layers: tuple[int, ...]  # the layers its term touches
-    circuit: str | None = None  # the element realising it: "crossbar", "bias", or None (no circuit)
+    # The circuit element realising it (network.circuit_rules): "crossbar" (a row with `pre` and
+    # `post` layers, read both ways), "bias" (a row with a `layer`: a current source), or None.
+    circuit: str | None = None
 
     @abstractmethod
     def shape(self, sizes: tuple[int, ...]) -> tuple[int, ...]:

@@ -46,7 +46,7 @@ class Network(EnergyModel):
         )
         for l, rows in enumerate(self._inputs):
             if not any(len(row.layers) > 1 for row in rows):
-                raise ValueError(f"layer {l} is coupled to no other layer")
+                raise ValueError(f"layer {l} is coupled to no other layer (its drive would not depend on the state)")
 
     # Parameters ----------------------------------------------------------------------------------
 
