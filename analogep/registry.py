@@ -16,8 +16,8 @@ FAMILIES = {
     "hopfield": "analogep.model.families.hopfield:HopfieldEnergy",
 }
 SOLVERS = {
-    "euler": "analogep.solvers.euler:relax_euler",
-    "fast": "analogep.solvers.fast:relax_fast",
+    "euler": "analogep.solvers.euler:EulerSolver",
+    "fast": "analogep.solvers.fast:FastSolver",
 }
 BACKENDS = {
     "numpy": "analogep.backends.numpy_backend:NumpyBackend",

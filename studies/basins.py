@@ -27,7 +27,8 @@ from analogep.model.factory import build_energy
 from analogep.objectives.flow import sample_flow_batch
 from analogep.runtime import blas_threads
 from analogep.solvers import fast as relax_module
-from analogep.solvers.factory import relax
+from analogep.solvers.euler import EulerSolver
+from analogep.solvers.fast import FastSolver
 from analogep.training.checkpoint import load_checkpoint
 
 
@@ -55,7 +56,7 @@ def main() -> None:
 
     with blas_threads(1):
         t0 = time.perf_counter()
-        ref = relax(model, params, start, spring, solver="euler", max_steps=args.euler_steps, tol=args.tol, step=0.1)
+        ref = EulerSolver(args.euler_steps, tol=args.tol, step=0.1).relax(model, params, start, spring)
         print(f"reference: euler step 0.1, {ref.iterations} steps, {time.perf_counter() - t0:.1f} s, "
               f"{int(np.sum(ref.sample_residual >= args.tol))} of {args.points} points above tol {args.tol:g}")
         print(f"\n{'fast solver':42s} {'time s':>7s} {'sweeps':>6s} {'unconverged':>11s} {'other minimum':>13s}")
@@ -64,7 +65,7 @@ def main() -> None:
             for label, below in rules if omega != 1.0 else rules[:1]:
                 relax_module.OVERRELAX_BELOW = below
                 t0 = time.perf_counter()
-                eq = relax(model, params, start, spring, solver="fast", max_steps=spec.relax.free_steps, tol=args.tol, omega=omega)
+                eq = FastSolver(spec.relax.free_steps, tol=args.tol, omega=omega).relax(model, params, start, spring)
                 seconds = time.perf_counter() - t0
                 other = int(np.sum(point_distance(eq.state, ref.state) > 1e-3))
                 name = f"omega {omega:g}" + ("" if omega == 1.0 else f", {label}")

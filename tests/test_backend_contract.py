@@ -27,7 +27,7 @@ core contract (no devices, no readout, no phases of its own)."""
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.numpy_backend import phase_spring
 from analogep.solvers.base import free_start
-from analogep.solvers.factory import relax
+from analogep.solvers.factory import build_solver
 
 
 class SoftwareBackend(EquilibriumBackend):
@@ -43,9 +43,8 @@ class SoftwareBackend(EquilibriumBackend):
         return params
 
     def _relax(self, start, spring, max_steps, clamp_visible=False):
-        r = self.spec.relax
-        return relax(self.model, self.params, start, spring, solver=r.solver, max_steps=max_steps, tol=r.tol,
-                     step=r.step, omega=r.omega, clamp_visible=clamp_visible)
+        solver = build_solver(self.spec.relax, max_steps)
+        return solver.relax(self.model, self.params, start, spring, clamp_visible=clamp_visible)
 
     def equilibrium(self, x_t, nudge, start):
         start = free_start(self.model, x_t) if start is None else start

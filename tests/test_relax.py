@@ -12,14 +12,16 @@ import math
 import numpy as np
 import pytest
 
-from analogep.config import ModelSpec, load_spec
+from analogep.config import ModelSpec, RelaxSpec, load_spec
 from analogep.data import load_dataset
 from analogep.model.families.hopfield import HopfieldEnergy
 from analogep.model.factory import build_energy
 from analogep.model.tensors import max_abs
 from analogep.solvers import fast as relax_module
 from analogep.solvers.base import VisibleSpring, total_grad
-from analogep.solvers.factory import relax
+from analogep.solvers.euler import EulerSolver
+from analogep.solvers.factory import build_solver
+from analogep.solvers.fast import FastSolver
 
 SOLVERS = ["euler", "fast"]
 LAM = 15.0
@@ -54,7 +56,7 @@ def test_relaxation_reaches_its_tolerance(solver, tol):
     start = free_start(model, x)
     start_copy = [s.copy() for s in start]
     spring = VisibleSpring(LAM, x)
-    eq = relax(model, params, start, spring, solver=solver, max_steps=20000, tol=tol)
+    eq = build_solver(RelaxSpec(solver=solver, tol=tol, omega=1.0), 20000).relax(model, params, start, spring)
     assert eq.iterations < 20000
     assert eq.residual < tol
     # the reported residual is the real one, recomputed here from the returned state
@@ -68,14 +70,15 @@ def test_relaxation_reaches_its_tolerance(solver, tol):
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_zero_tol_runs_every_step(solver):
     model, params, x = small_model()
-    eq = relax(model, params, free_start(model, x), VisibleSpring(LAM, x), solver=solver, max_steps=7, tol=0.0)
+    solve = build_solver(RelaxSpec(solver=solver, tol=0.0), 7)
+    eq = solve.relax(model, params, free_start(model, x), VisibleSpring(LAM, x))
     assert eq.iterations == 7
 
 
 def test_unknown_solver_is_refused():
     model, params, x = small_model()
     with pytest.raises(ValueError, match="newton"):
-        relax(model, params, free_start(model, x), None, solver="newton", max_steps=3)
+        build_solver(RelaxSpec(solver="newton"), 3)
 
 
 def test_euler_reproduces_a_hand_computed_two_step_example():
@@ -108,7 +111,7 @@ def test_euler_reproduces_a_hand_computed_two_step_example():
     model = HopfieldEnergy(ModelSpec(sizes=(2, 1), activation="soft_silu", clamp=clamp, dtype="float64"))
     params = {"b_x": np.array(bx), "W0": np.array([w]), "b0": np.array([b0])}
     start = [np.array([[0.3, -0.8]]), np.array([[0.9]])]
-    eq = relax(model, params, start, VisibleSpring(k, np.array([a])), solver="euler", max_steps=2, step=eps)
+    eq = EulerSolver(2, step=eps).relax(model, params, start, VisibleSpring(k, np.array([a])))
     assert eq.iterations == 2
     np.testing.assert_allclose(eq.state[0][0], x, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(eq.state[1][0], [h], rtol=1e-14, atol=1e-15)
@@ -125,8 +128,8 @@ def test_fast_and_euler_reach_the_same_equilibrium(gain, omega):
     model, params, x = small_model(gain=gain)
     spring = VisibleSpring(LAM, x)
     start = free_start(model, x)
-    e = relax(model, params, start, spring, solver="euler", max_steps=50000, tol=1e-11)
-    f = relax(model, params, start, spring, solver="fast", max_steps=50000, tol=1e-11, omega=omega)
+    e = EulerSolver(50000, tol=1e-11).relax(model, params, start, spring)
+    f = FastSolver(50000, tol=1e-11, omega=omega).relax(model, params, start, spring)
     assert e.residual < 1e-11 and f.residual < 1e-11
     assert max_diff(e.state, f.state) < 1e-8
     # hidden units are really active (the test is not about a trivial h = 0 fixed point)
@@ -141,11 +144,11 @@ def test_fast_and_euler_agree_in_nudged_phases(beta_sign, omega):
     rng = np.random.default_rng(5)
     anchor = x + 0.1 * rng.standard_normal(x.shape)
     free_spring = VisibleSpring(LAM, x)
-    free = relax(model, params, free_start(model, x), free_spring, solver="fast", max_steps=5000, tol=1e-12)
+    free = FastSolver(5000, tol=1e-12).relax(model, params, free_start(model, x), free_spring)
     nudge = VisibleSpring(beta_sign * 1.25e-3 * (2.0 * LAM) ** 2, anchor)
     spring = VisibleSpring.combine(free_spring, nudge)
-    e = relax(model, params, free.state, spring, solver="euler", max_steps=50000, tol=1e-11)
-    f = relax(model, params, free.state, spring, solver="fast", max_steps=50000, tol=1e-11, omega=omega)
+    e = EulerSolver(50000, tol=1e-11).relax(model, params, free.state, spring)
+    f = FastSolver(50000, tol=1e-11, omega=omega).relax(model, params, free.state, spring)
     assert e.residual < 1e-11 and f.residual < 1e-11
     assert max_diff(e.state, f.state) < 1e-8
     # the nudge moved x toward (+beta) or away from (-beta) the anchor
@@ -163,8 +166,8 @@ def test_fast_and_euler_agree_on_the_paper_model_at_init():
     x = (1 - t) * rng.standard_normal(x1.shape) + t * x1
     spring = VisibleSpring(spec.gradep.lam, x)
     start = free_start(model, x)
-    e = relax(model, params, start, spring, solver="euler", max_steps=20000, tol=1e-10, step=spec.relax.step)
-    f = relax(model, params, start, spring, solver="fast", max_steps=20000, tol=1e-10)
+    e = EulerSolver(20000, tol=1e-10, step=spec.relax.step).relax(model, params, start, spring)
+    f = FastSolver(20000, tol=1e-10).relax(model, params, start, spring)
     assert e.residual < 1e-10 and f.residual < 1e-10
     assert max_diff(e.state, f.state) < 1e-8
 
@@ -176,13 +179,13 @@ def test_fast_over_relaxes_only_points_near_their_equilibrium():
     spring = VisibleSpring(LAM, x)
     far = free_start(model, x)
     assert relax_module.sample_max_abs(total_grad(model, params, far, spring)).min() > relax_module.OVERRELAX_BELOW
-    plain = relax(model, params, far, spring, solver="fast", max_steps=1, omega=1.0)
-    over = relax(model, params, far, spring, solver="fast", max_steps=1, omega=1.8)
+    plain = FastSolver(1, omega=1.0).relax(model, params, far, spring)
+    over = FastSolver(1, omega=1.8).relax(model, params, far, spring)
     assert max_diff(plain.state, over.state) == 0.0
-    near = relax(model, params, far, spring, solver="fast", max_steps=5000, tol=1e-3).state
+    near = FastSolver(5000, tol=1e-3).relax(model, params, far, spring).state
     assert max_abs(total_grad(model, params, near, spring)) < relax_module.OVERRELAX_BELOW
-    plain = relax(model, params, near, spring, solver="fast", max_steps=1, omega=1.0)
-    over = relax(model, params, near, spring, solver="fast", max_steps=1, omega=1.8)
+    plain = FastSolver(1, omega=1.0).relax(model, params, near, spring)
+    over = FastSolver(1, omega=1.8).relax(model, params, near, spring)
     assert max_diff(plain.state, over.state) > 1e-6
 
 
@@ -192,7 +195,8 @@ def test_clamp_visible_keeps_x_fixed(solver):
     start = free_start(model, x)
     # a spring that would pull x elsewhere must be ignored when x is clamped
     spring = VisibleSpring(LAM, x + 1.0)
-    eq = relax(model, params, start, spring, solver=solver, max_steps=20000, tol=1e-10, clamp_visible=True)
+    solve = build_solver(RelaxSpec(solver=solver, tol=1e-10, omega=1.0), 20000)
+    eq = solve.relax(model, params, start, spring, clamp_visible=True)
     assert np.array_equal(eq.state[0], x)
     assert eq.residual < 1e-10
     assert max_abs(model.state_grad(params, eq.state)[1:]) < 1e-10  # hidden units relaxed
@@ -202,8 +206,8 @@ def test_clamp_visible_keeps_x_fixed(solver):
 def test_clamped_equilibria_agree_between_solvers():
     model, params, x = small_model(gain=1.5, seed=1)
     start = free_start(model, x)
-    e = relax(model, params, start, None, solver="euler", max_steps=50000, tol=1e-11, clamp_visible=True)
-    f = relax(model, params, start, None, solver="fast", max_steps=50000, tol=1e-11, clamp_visible=True)
+    e = EulerSolver(50000, tol=1e-11).relax(model, params, start, None, clamp_visible=True)
+    f = FastSolver(50000, tol=1e-11).relax(model, params, start, None, clamp_visible=True)
     assert max_diff(e.state, f.state) < 1e-8
 
 

@@ -3,6 +3,7 @@ in analogep.registry; backends are programmed; the public API runs end to end.""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from analogep import registry
 from analogep.backends import NumpyBackend
 from analogep.spice.netlist import render
 from analogep.config import ConfigError, load_spec
+from analogep.errors import CircuitError
 from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
 from analogep.model import build_energy
@@ -54,6 +56,123 @@ def test_a_new_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch)
     files, _ = analogep.compile_circuit(spec, result.params)
     assert "free.cir" in files
     assert analogep.gradcheck(spec, result.params, batch=4)["cosine"] > 0.999
+
+
+# A family of its own parts, as a physical family is (method.md section 8): its own units
+# (tanh amplifiers) and its own interaction, a conductance between every pair of units of two
+# layers with the co-content of a resistor (Kendall et al. 2020), beside the library's
+# couplings and biases. No circuit element realises the conductances yet, so it runs in
+# numpy only.
+TOY_PHYSICAL_FAMILY = '''
+"""A test family: tanh units, the hopfield chain, and a resistive skip from x to the top
+hidden layer, E_G = 1/2 sum_ji G_ji (a_j - x_i)^2, whose EP term is 1/2 (dV)^2."""
+
+import numpy as np
+
+from analogep.model import Bias, Coupling, Interaction, Layer, LinearUnits, Network
+
+
+class TanhUnits(Layer):
+    """E_l = 1/2 |s|^2 - tanh(s) . c, one safeguarded Newton step per update."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def activity(self, s, order):
+        a = np.tanh(s)
+        d1 = 1.0 - a * a
+        return (a, d1, -2.0 * a * d1)[: order + 1]
+
+    def energy(self, s):
+        return 0.5 * np.sum(s * s, axis=1)
+
+    def block_slope(self, s, drive, derivs, spring):
+        return s - derivs[1] * drive
+
+    def block_update(self, s, drive, derivs, spring, omega):
+        slope = self.block_slope(s, drive, derivs, spring)
+        s -= omega * np.clip(slope / np.maximum(1.0 - derivs[2] * drive, 0.3), -2.0, 2.0)
+        return slope
+
+    def hessian_vector(self, v, drive, derivs, dv_drive):
+        return v - derivs[2] * v * drive - derivs[1] * dv_drive
+
+
+class Conductances(Interaction):
+    """A resistor G_ji between unit i of `pre` and unit j of `post`."""
+
+    def __init__(self, name, pre, post):
+        self.name, self.pre, self.post, self.layers = name, pre, post, (pre, post)
+
+    def shape(self, sizes):
+        return (sizes[self.post], sizes[self.pre])
+
+    def init(self, rng, sizes, dtype):
+        return (0.01 * rng.random(self.shape(sizes))).astype(dtype)
+
+    def _drops(self, acts):
+        return acts[self.post][:, :, None] - acts[self.pre][:, None, :]
+
+    def energy(self, params, acts):
+        return 0.5 * np.einsum("ji,nji->n", params[self.name], self._drops(acts) ** 2)
+
+    def drive(self, layer, params, acts, transposed=None):
+        g = params[self.name]
+        if layer == self.post:
+            return acts[self.pre] @ g.T - acts[self.post] * g.sum(axis=1)
+        return acts[self.post] @ g - acts[self.pre] * g.sum(axis=0)
+
+    def drive_jvp(self, layer, params, dacts):
+        return self.drive(layer, params, dacts)  # linear in the activities
+
+    def param_term(self, acts, weights, batch):
+        squares = 0.5 * self._drops(acts) ** 2
+        return (squares if weights is None else squares * weights[:, :, None]).sum(axis=0) / batch
+
+    def param_term_jvp(self, acts, dacts, batch):
+        return (self._drops(acts) * self._drops(dacts)).sum(axis=0) / batch
+
+
+class ResistiveSkip(Network):
+    def __init__(self, spec):
+        n = len(spec.sizes) - 1
+        layers = [LinearUnits(spec.sizes[0])] + [TanhUnits(k) for k in spec.sizes[1:]]
+        table = [Bias("b_x", 0)]
+        for l in range(n):
+            table += [Coupling(f"W{l}", l, l + 1, spec.init_gain), Bias(f"b{l}", l + 1)]
+        super().__init__(layers, table + [Conductances("G", 0, n)], spec.dtype)
+'''
+
+
+def test_a_family_of_its_own_layers_and_interactions_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
+    (tmp_path / "toy_physical.py").write_text(TOY_PHYSICAL_FAMILY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.FAMILIES, "resistive", "toy_physical:ResistiveSkip")  # the one line
+    config = tmp_path / "toy.yaml"
+    config.write_text(TINY.read_text().replace("model:\n", "model:\n  family: resistive\n"))
+    spec = analogep.load_config(config)
+    model = build_energy(spec.model)
+    assert model.param_names == ("b_x", "W0", "b0", "W1", "b1", "G") and model.param_shapes()["G"] == (16, 64)
+    # the parts compose: the field is the energy's gradient, at a random float64 state
+    model64 = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    rng = np.random.default_rng(0)
+    params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in model64.init_params(rng).items()}
+    state = [rng.standard_normal((3, n)) for n in model64.sizes]
+    grads, h = model64.state_grad(params, state), 1e-6
+    for layer, i in ((0, 5), (1, 3), (2, 7)):
+        up, down = [s.copy() for s in state], [s.copy() for s in state]
+        up[layer][:, i] += h
+        down[layer][:, i] -= h
+        fd = (model64.energy(params, up) - model64.energy(params, down)) / (2 * h)
+        np.testing.assert_allclose(grads[layer][:, i], fd, rtol=1e-6, atol=1e-8)
+    # and GradEP runs on it end to end, its EP gradient the exact one (second derivatives)
+    result = analogep.train(spec.replace(train={"steps": 3, "batch": 32}), tmp_path / "run")
+    assert result.step == 3 and np.isfinite(result.records[-1]["loss"])
+    x = analogep.sample(spec, result.params, n=4, t1=0.1, dt=0.05)
+    assert x.shape == (4, 64) and np.all(np.isfinite(x))
+    assert analogep.gradcheck(spec, result.params, batch=4)["cosine"] > 0.999
+    with pytest.raises(CircuitError, match=r"realises G \(Conductances\), layer 1 \(TanhUnits\)"):
+        analogep.compile_circuit(spec, result.params)
 
 
 def test_registered_names_are_what_the_config_accepts(tmp_path):

@@ -21,8 +21,8 @@ from analogep.config import ModelSpec, load_spec
 from analogep.model.families.hopfield import HopfieldEnergy
 from analogep.model.factory import build_energy
 from analogep.solvers.base import VisibleSpring
-from analogep.solvers.fast import relax_fast
-from analogep.solvers.factory import relax
+from analogep.solvers.euler import EulerSolver
+from analogep.solvers.fast import FastSolver
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
@@ -91,8 +91,9 @@ def test_each_block_sweep_lowers_the_energy_with_the_skip(sizes, k):
         return model.energy(params, s) + 0.5 * LAM * np.sum((s[0] - x) ** 2, axis=1)
 
     energies = [total(state)]
-    for _ in range(40):  # one sweep at a time, in place
-        relax_fast(model, params, state, spring, max_steps=1, tol=0.0, step=0.1, omega=1.0, clamp_visible=False)
+    sweep = FastSolver(1, tol=0.0, omega=1.0)
+    for _ in range(40):  # one sweep at a time
+        state = sweep.relax(model, params, state, spring).state
         energies.append(total(state))
     steps = np.diff(np.stack(energies), axis=0)
     assert np.all(steps <= 1e-12), steps.max()
@@ -110,8 +111,8 @@ def test_fast_and_euler_reach_the_same_equilibrium_with_the_skip(sizes, k, beta_
         spring = VisibleSpring.combine(spring, VisibleSpring(beta_sign * 1.25e-3 * (2.0 * LAM) ** 2, anchor))
     start = model.zeros_state(x.shape[0])
     start[0][...] = x
-    e = relax(model, params, [s.copy() for s in start], spring, solver="euler", max_steps=50000, tol=1e-11)
-    f = relax(model, params, [s.copy() for s in start], spring, solver="fast", max_steps=50000, tol=1e-11, omega=1.4)
+    e = EulerSolver(50000, tol=1e-11).relax(model, params, [s.copy() for s in start], spring)
+    f = FastSolver(50000, tol=1e-11, omega=1.4).relax(model, params, [s.copy() for s in start], spring)
     assert e.residual < 1e-11 and f.residual < 1e-11
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(e.state, f.state)) < 1e-8
     assert np.max(np.abs(f.state[-1])) > 0.05  # z is active

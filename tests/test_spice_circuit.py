@@ -59,7 +59,7 @@ def test_golden_decks_solve_to_the_numpy_equilibrium(tmp_path):
     from analogep.ep.phases import Nudge, nudge_anchor
     from analogep.evaluation.gradcheck import as_float64
     from analogep.objectives.flow import sample_flow_batch
-    from analogep.solvers.factory import relax
+    from analogep.solvers.fast import FastSolver
 
     spec, params = _tiny()
     model, p = as_float64(spec, params)
@@ -69,7 +69,7 @@ def test_golden_decks_solve_to_the_numpy_equilibrium(tmp_path):
     free = numpy.equilibrium(batch.x_t, None, None)
     a = nudge_anchor(batch.x_t, batch.u, spec.gradep)
     x = np.random.default_rng(spec.generate.seed).standard_normal((1, 64))
-    gen = relax(model, p, [x] + model.zeros_state(1)[1:], None, solver="fast", max_steps=5000, tol=1e-12, clamp_visible=True)
+    gen = FastSolver(5000, tol=1e-12).relax(model, p, [x] + model.zeros_state(1)[1:], None, clamp_visible=True)
     expected = {
         "free.cir": free.state,
         "nudge_plus.cir": numpy.equilibrium(batch.x_t, Nudge(spec.gradep.beta, a), free.state).state,

@@ -25,7 +25,7 @@ from analogep.evaluation.gradcheck import REFERENCE_RELAX, as_float64
 from analogep.model.families.hopfield import HopfieldEnergy
 from analogep.model.factory import build_energy
 from analogep.solvers.base import VisibleSpring, free_start
-from analogep.solvers.factory import relax
+from analogep.solvers.fast import FastSolver
 
 pytestmark = pytest.mark.spice
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,8 +170,8 @@ def test_line_resistance_leaves_an_ir_drop_error_numpy_does_not_model():
         errors.append(max(float(np.max(np.abs(a - b))) for a, b in zip(got.state, ref)))
         if r_wire:
             drawn = program(wired, model, params, Devices(wired, model))
-            eff = relax(drawn.solver, drawn.params, free_start(model, x_t), VisibleSpring(spec.gradep.lam, x_t),
-                        solver="fast", max_steps=3000, tol=1e-12).state
+            eff = FastSolver(3000, tol=1e-12).relax(drawn.solver, drawn.params, free_start(model, x_t),
+                                                    VisibleSpring(spec.gradep.lam, x_t)).state
             exact.append(max(float(np.max(np.abs(a - b))) for a, b in zip(got.state, eff)))
             assert got.residual < 1e-6  # judged against the wired circuit's own KCL
     assert errors[0] < 1e-8

@@ -31,7 +31,7 @@ from analogep.config.spec import Spec
 from analogep.model.curvature import smallest_eigenvalues
 from analogep.model.energy import State
 from analogep.solvers.base import free_start
-from analogep.solvers.factory import relax
+from analogep.solvers.fast import FastSolver
 
 # Generation steps whose hidden relaxation is simulated (the rest take their average).
 SIMULATED_SAMPLING_STEPS = 20
@@ -224,9 +224,9 @@ def generation(circuit: ProgrammedCircuit, sample_points: int, say: Callable[[st
     sweeps = 0.0
     stride = max(1, steps // SIMULATED_SAMPLING_STEPS)  # the flow is simulated on every stride-th step
     simulated = 0
+    inference = FastSolver(2000, tol=spec.relax.tol, omega=1.0)
     for k in range(steps):
-        eq = relax(model, params, [x] + hidden, None, solver="fast", max_steps=2000, tol=spec.relax.tol, omega=1.0,
-                   clamp_visible=True)
+        eq = inference.relax(model, params, [x] + hidden, None, clamp_visible=True)
         sweeps += eq.iterations
         if k % stride == 0:
             if k % (stride * max(1, steps // stride // 10)) == 0:  # about ten lines

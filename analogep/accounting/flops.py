@@ -14,7 +14,7 @@ from analogep.backends.spring import phase_spring
 from analogep.config.spec import GradEPSpec, RelaxSpec
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import VisibleSpring, free_start
-from analogep.solvers.factory import relax
+from analogep.solvers.fast import FastSolver
 
 # FLOP counts per unit that are not matrix products (each elementary operation, the
 # exponential and tanh included, counted as one FLOP: an assumption of the count). The soft
@@ -59,9 +59,9 @@ def _mean_sweeps(model: EnergyModel, params: Params, start: State, spring: Visib
     """(mean, max) sweeps of the block solver per point, counted one sweep at a time."""
     state = [s.copy() for s in start]
     done_at = np.full(state[0].shape[0], relax_spec.free_steps, dtype=float)
+    sweep = FastSolver(1, tol=relax_spec.tol, omega=relax_spec.omega)
     for k in range(1, relax_spec.free_steps + 1):
-        eq = relax(model, params, state, spring, solver="fast", max_steps=1, tol=relax_spec.tol, omega=relax_spec.omega,
-                   clamp_visible=clamp_visible)
+        eq = sweep.relax(model, params, state, spring, clamp_visible=clamp_visible)
         state = eq.state
         newly = (eq.sample_residual < relax_spec.tol) & (done_at == relax_spec.free_steps)
         done_at[newly] = k

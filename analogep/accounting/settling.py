@@ -26,7 +26,7 @@ import numpy as np
 
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import VisibleSpring, sample_max_abs, total_grad
-from analogep.solvers.factory import relax
+from analogep.solvers.fast import FastSolver
 
 STEP = 0.05
 END_RESIDUAL = 1e-10
@@ -122,8 +122,8 @@ def settle(
     _, end, _, stop = _run(model, params, start, spring, clamp_visible, None, tol, None)
     # The flow has chosen its basin by BASIN_RESIDUAL; plain block descent finishes the
     # way to the minimum much faster than the flow's slow tail.
-    end = relax(model, params, end, spring, solver="fast", max_steps=POLISH_SWEEPS, tol=END_RESIDUAL, omega=1.0,
-                clamp_visible=clamp_visible).state
+    end = FastSolver(POLISH_SWEEPS, tol=END_RESIDUAL, omega=1.0).relax(model, params, end, spring,
+                                                                       clamp_visible=clamp_visible).state
     residual = sample_max_abs(total_grad(model, params, end, spring, clamp_visible))
     t, _, energy, _ = _run(model, params, start, spring, clamp_visible, end, tol, power, until=stop + STEP / 2)
     time = np.where(residual <= 1e3 * END_RESIDUAL, t, np.inf)

@@ -18,8 +18,9 @@ from analogep.config.sections import GradEPSpec, RelaxSpec
 from analogep.config.spec import Spec
 from analogep.errors import AnalogepWarning
 from analogep.model.energy import EnergyModel, Params, State
+from analogep.model.field import LayeredField
 from analogep.solvers.base import Equilibrium, VisibleSpring, free_start
-from analogep.solvers.factory import relax
+from analogep.solvers.factory import build_solver
 
 
 class NumpyBackend(EquilibriumBackend):
@@ -35,7 +36,7 @@ class NumpyBackend(EquilibriumBackend):
         self.model, self.gradep, self.relax_spec = model, gradep, relax_spec
         self.params: Params | None = None
         self.devices = devices
-        self.circuit: EnergyModel = model  # what the solver relaxes
+        self.circuit: LayeredField = model  # what the solver relaxes
         self.realisation: Realisation | None = None
 
     @classmethod
@@ -58,9 +59,8 @@ class NumpyBackend(EquilibriumBackend):
         return self.params
 
     def _relax(self, start: State, spring: VisibleSpring | None, max_steps: int, clamp_visible: bool = False) -> Equilibrium:
-        r = self.relax_spec
-        return relax(self.circuit, self.params, start, spring, solver=r.solver, max_steps=max_steps, tol=r.tol,
-                     step=r.step, omega=r.omega, clamp_visible=clamp_visible)
+        solver = build_solver(self.relax_spec, max_steps)
+        return solver.relax(self.circuit, self.params, start, spring, clamp_visible=clamp_visible)
 
     def equilibrium(self, x_t: np.ndarray, nudge: Nudge | None, start: State | None) -> Equilibrium:
         readout = self.readout

@@ -57,13 +57,14 @@ from analogep.config.spec import Spec
 from analogep.errors import AnalogepWarning, CircuitError
 from analogep.model.curvature import not_minima, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
+from analogep.model.field import LayeredField
 from analogep.model.factory import build_energy
 from analogep.model.tensors import max_abs
 from analogep.solvers.base import Equilibrium, VisibleSpring, free_start, sample_max_abs, total_grad
-from analogep.solvers.factory import relax
+from analogep.solvers.fast import FastSolver
 
 # Warm start: cheap numpy relaxation that only has to land in the right basin.
-WARM = RelaxSpec(solver="fast", free_steps=400, nudge_steps=400, tol=1e-6)
+WARM = FastSolver(max_sweeps=400, tol=1e-6, omega=1.4)
 # A SPICE solution farther than this (max |dV|, volts) from its warm start left the basin.
 BASIN_TOL = 1e-2
 # Smallest chunk worth its own ngspice run (each run re-orders the matrix once).
@@ -108,7 +109,7 @@ class SpiceBackend(EquilibriumBackend):
         self._checked: set[str] = set()
         self.drawn: Programmed | None = None
         self._realised: Params | None = None
-        self._solver: EnergyModel = self.model64
+        self._solver: LayeredField = self.model64
         self._crossbar = None
 
     @classmethod
@@ -212,9 +213,8 @@ class SpiceBackend(EquilibriumBackend):
         """The numpy warm start (plain block descent with the visible units clamped or
         when the circuit has no energy, where over-relaxation can cycle; over-relaxed as
         WARM says otherwise)."""
-        omega = 1.0 if clamp_visible or not self.drawn.has_energy else WARM.omega
-        return relax(self._solver, self._realised, start, spring, solver=WARM.solver, max_steps=WARM.free_steps,
-                     tol=WARM.tol, step=WARM.step, omega=omega, clamp_visible=clamp_visible)
+        solver = dataclasses.replace(WARM, omega=1.0) if clamp_visible or not self.drawn.has_energy else WARM
+        return solver.relax(self._solver, self._realised, start, spring, clamp_visible=clamp_visible)
 
     def _precheck(self, warm: Equilibrium, phase: str) -> None:
         size = max_abs(warm.state)

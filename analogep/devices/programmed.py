@@ -23,6 +23,7 @@ from analogep.devices.realised import RealisedCircuit
 from analogep.devices.wires import effective_copies
 from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel, Params
+from analogep.model.field import LayeredField
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Programmed:
     copies: Copies
     drivers: tuple[tuple[np.ndarray | None, np.ndarray | None], ...] | None
     wire_resistance: float
-    solver: EnergyModel
+    solver: LayeredField
     clipped: dict[str, int]
 
     @property

@@ -9,11 +9,11 @@ circuit no longer minimises an energy: it settles where every node's currents ba
     hidden:   s_l - rho'(s_l) (W_f{l-1} a_{l-1} + b_{l-1} + W_Tl^T a_{l+1}) = 0
 
 with a_l = g_l rho(s_l) + o_l the driver outputs (a_0 = g_0 x + o_0), W_f the forward copy
-and W_T the transposed one. `RealisedCircuit` is an `EnergyModel` whose `activity` returns
-(driver output, multiplier rho', its slope rho'') and whose `layer_drive` reads the
-transposed copy from above, so the block solver's Newton step on each unit's KCL and its
-residual (`block_slope`) are the family's own; `state_grad` is the KCL residual (what the
-euler solver descends and the residual checks). There is no `energy`.
+and W_T the transposed one. `RealisedCircuit` is therefore a layered field (model/field.py)
+and not an energy: its `activity` returns (driver output, multiplier rho', its slope rho'')
+and its `layer_drive` reads the transposed copy from above, so the block solver's Newton
+step on each unit's KCL and its residual (`block_slope`) are the family's own layers';
+`state_grad` is the KCL residual (what the euler solver descends and the residual checks).
 """
 
 from __future__ import annotations
@@ -21,40 +21,20 @@ from __future__ import annotations
 import numpy as np
 
 from analogep.devices.crossbar import Realisation
-from analogep.model.energy import CircuitRules, EnergyModel, Params, State
+from analogep.model.field import LayeredField, Params, State
+from analogep.model.network import Network
 
 
-class RealisedCircuit(EnergyModel):
-    """The family `model` with the realised crossbar copies and drivers of `realisation`."""
+class RealisedCircuit(LayeredField):
+    """The family network `model` with the realised crossbar copies and drivers of `realisation`."""
 
-    def __init__(self, model: EnergyModel, realisation: Realisation, like: Params):
+    def __init__(self, model: Network, realisation: Realisation, like: Params):
         self.model = model
         self.sizes, self.dtype = model.sizes, model.dtype
         self.transposed = None if realisation.bidirectional else realisation.params(like, "transposed")
         dt = model.dtype
         self.gain = [None if g is None else g.astype(dt) for g in realisation.gain]
         self.offset = [None if o is None else o.astype(dt) for o in realisation.offset]
-
-    # What the circuit shares with its family -------------------------------------------------------
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        return self.model.param_names
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return self.model.param_shapes()
-
-    def init_params(self, rng: np.random.Generator) -> Params:
-        return self.model.init_params(rng)
-
-    def param_terms(self, params: Params, state: State, weights: np.ndarray | None = None) -> Params:
-        return self.model.param_terms(params, state, weights)
-
-    def circuit_rules(self) -> CircuitRules:
-        return self.model.circuit_rules()
-
-    def energy(self, params: Params, state: State) -> np.ndarray:
-        raise NotImplementedError("the non-ideal circuit (mismatched copies or drivers) minimises no energy")
 
     # The circuit's KCL -----------------------------------------------------------------------------
 
@@ -80,8 +60,7 @@ class RealisedCircuit(EnergyModel):
         derivs = [self.activity(layer, s, order) for layer, s in enumerate(state)]
         return [s if d is None else d[0] for s, d in zip(state, derivs)], derivs
 
-    def layer_drive(self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None,
-                    transposed: Params | None = None) -> np.ndarray:
+    def layer_drive(self, params: Params, state: State, layer: int, acts: list[np.ndarray] | None = None) -> np.ndarray:
         if acts is None:
             acts = self._acts(state, 0)[0]
         return self.model.layer_drive(params, state, layer, acts, self.transposed)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from analogep.model.energy import Params, State
+from analogep.model.field import Params, State
 
 
 def max_abs(state: State) -> float:

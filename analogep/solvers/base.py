@@ -1,14 +1,18 @@
 """What every relaxation solver shares: the springs on the visible units, the equilibrium
-it returns, the total gradient it descends, and the start of a free phase (method.md
-section 3)."""
+it returns, the total gradient it descends, the start of a free phase (method.md
+section 3), and the interface a solver offers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from analogep.model.energy import EnergyModel, Params, State
+from analogep.model.field import LayeredField, Params, State
+
+if TYPE_CHECKING:
+    from analogep.config import RelaxSpec
 
 
 def sample_max_abs(state: State) -> np.ndarray:
@@ -62,8 +66,23 @@ class Equilibrium:
         return float(np.max(self.sample_residual)) if self.sample_residual.size else 0.0
 
 
+class Solver(Protocol):
+    """A relaxation solver, built with its own options (`from_spec` reads them from the
+    relax section of the config; solvers/factory.py `build_solver`)."""
+
+    @classmethod
+    def from_spec(cls, relax: RelaxSpec, steps: int) -> "Solver":
+        """The solver with at most `steps` iterations and its options from `relax`."""
+
+    def relax(
+        self, field: LayeredField, params: Params, start: State, spring: VisibleSpring | None, *, clamp_visible: bool = False
+    ) -> Equilibrium:
+        """Relax from `start` (not modified) to the equilibrium of the field plus `spring`;
+        `clamp_visible` holds the visible layer fixed (the inference circuit)."""
+
+
 def total_grad(
-    model: EnergyModel, params: Params, state: State, spring: VisibleSpring | None, clamp_visible: bool = False
+    model: LayeredField, params: Params, state: State, spring: VisibleSpring | None, clamp_visible: bool = False
 ) -> State:
     """dE/ds plus the spring's pull; zero on the visible layer when it is clamped."""
     grads = model.state_grad(params, state)
@@ -74,7 +93,7 @@ def total_grad(
     return grads
 
 
-def free_start(model: EnergyModel, x_t: np.ndarray) -> State:
+def free_start(model: LayeredField, x_t: np.ndarray) -> State:
     """The paper's starting point of a free phase: x = x_t, every hidden unit at 0."""
     state = model.zeros_state(x_t.shape[0])
     state[0][...] = x_t

@@ -3,8 +3,8 @@
 networks").
 
 Layers alternate even {x, h2, ...} and odd {h1, h3, ...}; given its neighbours a layer's
-energy is separable per unit, so each layer takes the block update its energy family
-defines (`EnergyModel.block_update`: for the hopfield family the visible layer is solved
+energy is separable per unit, so each layer takes the block update its field defines
+(`LayeredField.block_update`: for the hopfield family the visible layer is solved
 exactly and each hidden unit takes one safeguarded Newton step), over-relaxed by `omega`
 (successive over-relaxation) once the point is near its equilibrium. Each point stops
 once below `tol`. Layers are updated one after another from fresh drives (Gauss-Seidel),
@@ -25,10 +25,16 @@ counts the points that still differ (docs/results/speed.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from analogep.model.energy import EnergyModel, Params, State
+from analogep.model.field import LayeredField, Params, State
 from analogep.solvers.base import Equilibrium, VisibleSpring, sample_max_abs, total_grad
+
+if TYPE_CHECKING:
+    from analogep.config import RelaxSpec
 
 # A point is over-relaxed only once its largest slope is below this: far from equilibrium,
 # where the path decides the basin, it takes plain block-descent steps (omega 1). On the
@@ -53,19 +59,41 @@ def _rows(derivs: list, index: np.ndarray) -> list:
     return [None if d is None else [a[index] for a in d] for d in derivs]
 
 
-def relax_fast(
-    model: EnergyModel,
+@dataclass(frozen=True)
+class FastSolver:
+    """Block coordinate descent: at most `max_sweeps` sweeps, each point until its largest
+    slope is below `tol` (0: every sweep), hidden updates over-relaxed by `omega` near
+    equilibrium (1: plain block descent)."""
+
+    max_sweeps: int
+    tol: float = 0.0
+    omega: float = 1.0
+
+    @classmethod
+    def from_spec(cls, relax: RelaxSpec, steps: int) -> "FastSolver":
+        """Its options from the relax section (relax.tol, relax.omega); `steps` sweeps."""
+        return cls(max_sweeps=steps, tol=relax.tol, omega=relax.omega)
+
+    def relax(
+        self, field: LayeredField, params: Params, start: State, spring: VisibleSpring | None, *, clamp_visible: bool = False
+    ) -> Equilibrium:
+        """Relax from `start` (not modified) to the equilibrium of the field plus `spring`;
+        `clamp_visible` holds the visible layer fixed (the inference circuit)."""
+        state = [s.copy() for s in start]
+        return _sweep(field, params, state, spring, self.max_sweeps, self.tol, self.omega, clamp_visible)
+
+
+def _sweep(
+    field: LayeredField,
     params: Params,
     state: State,
     spring: VisibleSpring | None,
-    *,
-    max_steps: int,
+    max_sweeps: int,
     tol: float,
-    step: float,
     omega: float,
     clamp_visible: bool,
 ) -> Equilibrium:
-    """Even/odd block sweeps in place (`step` is euler's and unused here).
+    """Even/odd block sweeps in place.
 
     Each layer takes one block update per sweep: the sweeps themselves iterate, so solving
     a layer exactly given neighbours that are about to move is wasted work (a second
@@ -82,8 +110,8 @@ def relax_fast(
     """
     n = len(state)
     even, odd = list(range(0, n, 2)), list(range(1, n, 2))
-    derivs = [model.activity(layer, s, 2) for layer, s in enumerate(state)]
-    residual = _cached_residual(model, params, state, derivs, spring, clamp_visible)
+    derivs = [field.activity(layer, s, 2) for layer, s in enumerate(state)]
+    residual = _cached_residual(field, params, state, derivs, spring, clamp_visible)
     # The rows still sweeping: their indices, and their state, cached activities, spring
     # and latest largest slope. While every row sweeps these are the full arrays
     # themselves; after that, compact copies, shrunk (and written back) only when rows
@@ -98,18 +126,18 @@ def relax_fast(
     one, over = np.asarray(1.0, state[0].dtype), np.asarray(omega, state[0].dtype)
     layers = [layer for layer in even + odd if not (layer == 0 and clamp_visible)]
     sweeps = 0
-    while sweeps < max_steps and idx.size:
+    while sweeps < max_sweeps and idx.size:
         acts = _activities(sub, derivs)
         relaxation = over if omega == 1.0 else np.where(last < OVERRELAX_BELOW, over, one)[:, None]
         estimate = np.zeros(idx.size, dtype=state[0].dtype)
         for layer in layers:
-            drive = model.layer_drive(params, sub, layer, acts)
-            slope = model.block_update(layer, sub[layer], drive, derivs[layer], sub_spring, relaxation)
+            drive = field.layer_drive(params, sub, layer, acts)
+            slope = field.block_update(layer, sub[layer], drive, derivs[layer], sub_spring, relaxation)
             if derivs[layer] is not None:
-                derivs[layer] = model.activity(layer, sub[layer], 2)
+                derivs[layer] = field.activity(layer, sub[layer], 2)
                 acts[layer] = derivs[layer][0]
                 if layer in odd:
-                    slope = model.block_slope(layer, sub[layer], drive, derivs[layer], sub_spring)
+                    slope = field.block_slope(layer, sub[layer], drive, derivs[layer], sub_spring)
             estimate = np.maximum(estimate, _row_max(slope))
         sweeps += 1
         last = estimate
@@ -120,7 +148,7 @@ def relax_fast(
         if sub is not state:
             for s, part in zip(state, sub):
                 s[idx[passed]] = part[passed]
-        residual[idx[passed]] = _exact_residual(model, params, state, spring, clamp_visible, idx[passed])
+        residual[idx[passed]] = _exact_residual(field, params, state, spring, clamp_visible, idx[passed])
         going |= passed & ~(residual[idx] < tol)  # confirmed by the exact residual, or sweeps on
         idx, sub, last = idx[going], [s[going] for s in sub], last[going]
         derivs = _rows(derivs, going)
@@ -130,25 +158,25 @@ def relax_fast(
             s[idx] = part
     unfinished = np.flatnonzero(~(residual < tol)) if tol > 0 else np.arange(state[0].shape[0])
     if unfinished.size:
-        residual[unfinished] = _exact_residual(model, params, state, spring, clamp_visible, unfinished)
+        residual[unfinished] = _exact_residual(field, params, state, spring, clamp_visible, unfinished)
     return Equilibrium(state, residual, sweeps)
 
 
-def _cached_residual(model, params, state, derivs, spring, clamp_visible) -> np.ndarray:
+def _cached_residual(field, params, state, derivs, spring, clamp_visible) -> np.ndarray:
     """max |dE_total/ds| per row, from the activities already computed at the state."""
     acts = _activities(state, derivs)
     residual = np.zeros(state[0].shape[0], dtype=state[0].dtype)
     for layer in range(len(state)):
         if layer == 0 and clamp_visible:
             continue
-        drive = model.layer_drive(params, state, layer, acts)
-        slope = model.block_slope(layer, state[layer], drive, derivs[layer], spring if layer == 0 else None)
+        drive = field.layer_drive(params, state, layer, acts)
+        slope = field.block_slope(layer, state[layer], drive, derivs[layer], spring if layer == 0 else None)
         residual = np.maximum(residual, _row_max(slope))
     return residual
 
 
-def _exact_residual(model, params, state, spring, clamp_visible, rows: np.ndarray) -> np.ndarray:
+def _exact_residual(field, params, state, spring, clamp_visible, rows: np.ndarray) -> np.ndarray:
     """max |dE_total/ds| of the given batch rows."""
     sub = [s[rows] for s in state]
     sub_spring = spring.rows(rows) if spring is not None else None
-    return sample_max_abs(total_grad(model, params, sub, sub_spring, clamp_visible))
+    return sample_max_abs(total_grad(field, params, sub, sub_spring, clamp_visible))
