@@ -74,13 +74,16 @@ def train(
     spec: Spec,
     out_dir: str | Path,
     *,
-    resume: bool = False,
-    backend: str = "numpy",
+    resume: bool | str = False,
+    backend: str | None = None,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Train spec's model with GradEP into `out_dir` (config.yaml, metrics.jsonl,
-    checkpoint.npz), under spec.train.threads BLAS threads; `resume` continues the run
-    there. `on_step(step, record)` sees every step's metrics."""
+    checkpoint.npz), under spec.train.threads BLAS threads. `resume`: True continues the
+    run there, False starts one (refused when the folder holds a run), "auto" continues
+    the run there if there is one, else starts (a script that runs again picks up where
+    it stopped). `backend` sets train.backend (None: the spec's). `on_step(step, record)`
+    sees every step's metrics."""
     with blas_threads(spec.train.threads):
         return _train(spec, out_dir, resume=resume, backend_name=backend, on_step=on_step)
 
@@ -181,7 +184,7 @@ def study(kind: str, spec: Spec, params: Params, **options) -> dict:
     run = {"unbiasedness": st.unbiasedness, "budget": st.relaxation_budget, "bias-variance": st.bias_variance}
     if kind not in run:
         raise ValueError(f"unknown study {kind!r}; allowed: {', '.join(run)}")
-    return run[kind](spec, params, **options)
+    return {"objective": build_objective(spec).label, **run[kind](spec, params, **options)}
 
 
 def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> dict[str, DeckPoint]:

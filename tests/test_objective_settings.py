@@ -67,7 +67,7 @@ def test_a_new_objective_steers_the_sample_command(tmp_path, monkeypatch):
     spec = load_spec(TINY).replace(train={"objective": "fixed"})
     params = build_energy(spec.model).init_params(np.random.default_rng(0))
     ckpt = tmp_path / "checkpoint.npz"
-    save_checkpoint(ckpt, Checkpoint(params, {}, {}, 0, spec))
+    save_checkpoint(ckpt, Checkpoint.at_start(spec, params))
 
     result = invoke("sample", ckpt, "--n", 4, "--t1", 0.2, "--json", "--out", tmp_path / "s.png")
     assert result.exit_code == 0, result.output
