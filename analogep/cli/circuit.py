@@ -57,13 +57,15 @@ def compile_cmd(config, checkpoint, out_dir, transient, devices, as_json):
         spec = load_config(config) if config else ckpt.spec
         ensure_params_fit(build_energy(spec.model), params, checkpoint)
     else:
-        spec, params, origin = load_source(config)
+        spec, params, origin = load_config(config), None, None
     spec = spec_with_devices(spec, devices)
     out = Path(out_dir or DECKS_FOLDER / spec.name)
     check_writable(out / "free.cir")
-    n_params = sum(v.size for v in params.values())
+    n_params = build_energy(spec.model).n_params
     ensure_fits_in_memory(n_params * COMPILE_BYTES_PER_PARAM, f"the decks of {n_params:,} parameters",
                           "compile a smaller model (model.sizes)")
+    if params is None:  # the config's initial weights, drawn once the decks are known to fit
+        _, params, origin = load_source(config)
     if n_params >= COMPILE_ANNOUNCE:
         click.echo(f"compile: {n_params:,} parameters, about {size_text(n_params * COMPILE_BYTES_PER_PARAM)} of memory; "
                    f"relaxing the decks' points and writing the decks", err=True)

@@ -19,7 +19,7 @@ from analogep.errors import CheckpointError
 from analogep.io import atomic_path
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.factory import build_energy
-from analogep.training.optim import build_optimizer, optimizer_state_problem
+from analogep.training.optim import optimizer_state_problem
 
 CHECKPOINT_NAME = "checkpoint.npz"
 
@@ -34,14 +34,6 @@ class Checkpoint:
     bad_steps: int = 0
     skipped: tuple[int, ...] = ()  # the skipped steps among the last ones (train.max_skipped_share)
     devices: tuple[dict[str, np.ndarray], dict] | None = None  # non-ideal devices' state (Devices.state_dict)
-
-    @classmethod
-    def at_start(cls, spec: Spec, params: Params) -> "Checkpoint":
-        """What a run of `spec` starting from `params` would checkpoint at step 0 (the
-        optimizer's fresh state, the batch stream of train.seed): a checkpoint of given
-        weights that every command can load."""
-        optimizer = build_optimizer(spec.train.optimizer, params).state_dict()
-        return cls(params, optimizer, np.random.default_rng(spec.train.seed).bit_generator.state, 0, spec)
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
@@ -89,9 +81,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             device_arrays = {k[7:]: data[k] for k in data.files if k.startswith("device/")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{p}: not an analogep checkpoint ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != "analogep-checkpoint-1":
-        got = meta.get("format") if isinstance(meta, dict) else f"its metadata is a {type(meta).__name__}"
-        raise CheckpointError(f"{p}: not an analogep checkpoint (format {got!r})")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{p}: not an analogep checkpoint (its metadata is a {type(meta).__name__}, not a mapping)")
+    if meta.get("format") != "analogep-checkpoint-1":
+        raise CheckpointError(f"{p}: not an analogep checkpoint (format {meta.get('format')!r})")
     spec = _stored_spec(p, meta)
     model = build_energy(spec.model)
     ensure_params_fit(model, params, str(p), exact_dtype=True)
