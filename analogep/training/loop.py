@@ -269,6 +269,7 @@ def train(
         try:
             backend = backend or make_backend(spec, model, spec.train.backend)
             _restore_devices(backend, run, out)
+            _warn_runner_change(backend, run, out)
             batches = objective.batches(data, run.rng, spec.train.steps - run.step)
             try:
                 return _steps(spec, model, objective, backend, batches, out, run, log, guard, on_step)
@@ -293,6 +294,20 @@ def _restore_devices(backend: EquilibriumBackend, run: _Run, out: Path) -> None:
             )
         return
     backend.devices.load_state_dict(*run.devices, where=str(out / CHECKPOINT_NAME))
+
+
+def _warn_runner_change(backend: EquilibriumBackend, run: _Run, out: Path) -> None:
+    """A resumed SPICE run whose ngspice runner is not the one its log records, with
+    circuit.runner unchanged (auto chose another one on this machine): said, since the
+    runner is part of the run (every record names it)."""
+    last = next((r for r in reversed(run.records) if "backend" in r), None)
+    if last is None or last.get("backend") != "spice" or backend.runner is None or "circuit.runner" in run.changed:
+        return
+    if last.get("runner") != backend.runner:
+        warnings.warn(AnalogepWarning(
+            f"{out}: the run's ngspice runner was {last.get('runner')}, here circuit.runner "
+            f"chose {backend.runner}; steps {run.step + 1} on use {backend.runner} (metrics.jsonl records it)"
+        ))
 
 
 def _device_state(backend: EquilibriumBackend) -> tuple[dict, dict] | None:
