@@ -44,7 +44,7 @@ from analogep.model.energy import Params
 from analogep.model.factory import build_energy
 from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
-from analogep.training.checkpoint import ensure_finite, ensure_params_fit, load_checkpoint
+from analogep.training.checkpoint import ensure_finite, load_checkpoint
 from analogep.training.loop import TrainResult
 from analogep.training.loop import train as _train
 
@@ -62,8 +62,7 @@ def load_model(source: str | Path | None = None) -> tuple[Spec, Params, str]:
     CONFIG (the initial weights of its seed; None: the packaged paper config)."""
     p = None if source is None else Path(source)
     if p is not None and (p.is_dir() or p.suffix == ".npz" or (p.is_file() and zipfile.is_zipfile(p))):
-        ckpt = load_checkpoint(source)
-        ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, str(source))
+        ckpt = load_checkpoint(source)  # checked whole (training/checkpoint.py)
         return ckpt.spec, ckpt.params, f"{source} (step {ckpt.step})"
     spec = load_spec(source)
     params = build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed))

@@ -40,7 +40,6 @@ from analogep.objectives.factory import build_objective
 from analogep.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
-    ensure_params_fit,
     load_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
@@ -97,15 +96,14 @@ def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
             raise CheckpointError(_holds_a_run(out))
         params = model.init_params(np.random.default_rng(spec.model.seed))
         return _Run(params, build_optimizer(spec.train.optimizer, params), np.random.default_rng(spec.train.seed))
-    ckpt = load_checkpoint(ckpt_path)
-    ensure_params_fit(model, ckpt.params, str(ckpt_path))
+    ckpt = load_checkpoint(ckpt_path)  # checked whole, its weights against its own model
     if spec.train.steps < ckpt.step:
         raise CheckpointError(
             f"{out}: the checkpoint is at step {ckpt.step}, past train.steps {spec.train.steps} (--steps); "
             f"a run cannot be shortened (give at least {ckpt.step})"
         )
+    changed = resume_changes(ckpt.spec, spec, out, ckpt.step)  # the model itself cannot change
     log = read_log(out)
-    changed = resume_changes(ckpt.spec, spec, out, ckpt.step)
     optimizer = build_optimizer(spec.train.optimizer, ckpt.params)
     optimizer.load_state_dict(ckpt.optimizer)
     rng = np.random.default_rng()

@@ -2,7 +2,10 @@
 
 A record is a strict JSON object (a value that is not finite, such as the loss of a
 skipped step, is null) with an integer `step` (increasing down the file) and numeric
-`loss`, `step_time` and `time` where present. A line that is not JSON (a crash or a
+`loss`, `step_time` and `time` where present. Every record training writes names the
+backend that computed it (`backend`; on ngspice also its `runner`), and the first record
+after a resume that changed how steps are computed holds the change (`changed`,
+training/resume.py). A line that is not JSON (a crash or a
 disk error garbled it) costs only itself: the records after it are read, and a resume
 moves it to metrics.jsonl.bad instead of dropping it. Valid JSON that is not a record
 means the file is not a run log, and is refused with the file and line.
