@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from analogep.backends.base import Nudge
+from analogep.backends.spring import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.factory import make_backend
 from analogep.spice.decks import DeckPoint, compile_decks

@@ -116,7 +116,7 @@ class _Recorder:
 
 def _decks(spec, model, params, batch, workers: int) -> tuple[list[str], list[str]]:
     """(per-phase decks, one-sweep decks) of one training step with `workers` chunks per sweep."""
-    from analogep.backends.base import Nudge
+    from analogep.backends.spring import Nudge
     from analogep.backends.spice_backend import SpiceBackend
     from analogep.ep.phases import nudge_anchor
 

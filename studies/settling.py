@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from analogep import api
-from analogep.backends.base import Nudge
+from analogep.backends.spring import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.spring import phase_spring
 from analogep.spice.compiler import build_netlist, state_nodes

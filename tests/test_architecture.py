@@ -4,7 +4,9 @@
 - every import respects the layer order (a module imports only from its own subpackage
   or a lower layer);
 - pyproject.toml lists every subpackage, so an installed analogep is complete;
-- every name registered in analogep.registry resolves to something callable.
+- every name registered in analogep.registry resolves to something callable;
+- docs/architecture.md lists the same layers in the same order, and names every layered
+  package in its table of subpackages.
 
 The import graph is read with `ast` (no module is imported to build it): module-level and
 function-level imports both count; imports under `if TYPE_CHECKING:` are annotation-only
@@ -14,6 +16,7 @@ and do not. analogep/__init__.py only re-exports the API lazily and is not layer
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -25,14 +28,16 @@ import analogep.registry as registry
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "analogep"
 
-# Lowest first. A module may import from its own layer or a lower one; layers 1 and up are
-# one subpackage each, so "own layer" means its own subpackage there.
+# Lowest first, as docs/architecture.md lists them. A module may import from its own layer or
+# a lower one; layers 1 and up are one package each, so "own layer" means its own package there
+# (analogep.spice.run is a layer of its own, below the rest of analogep.spice).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("analogep.errors", "analogep.io", "analogep.runtime", "analogep.data", "analogep.registry"),
     ("analogep.config",),
     ("analogep.model",),
     ("analogep.solvers",),
     ("analogep.devices",),
+    ("analogep.spice.run",),  # before analogep.spice: layer_of takes the first match
     ("analogep.spice",),
     ("analogep.backends",),
     ("analogep.ep",),
@@ -195,6 +200,27 @@ def test_imports_respect_layers(graph):
         if ld is None or ld > ls:
             bad.append(f"{src} (layer {ls}) -> {dst} (layer {ld})")
     assert not bad, "imports against the layer order:\n" + "\n".join(bad)
+
+
+def _doc_section(title: str) -> str:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_documented_layers_are_the_enforced_ones():
+    documented = [
+        tuple(f"analogep.{name}" for name in re.findall(r"`([\w.]+)`", names))
+        for _, names in re.findall(r"^(\d+)\. (.+)$", _doc_section("Layers"), re.M)
+    ]
+    assert documented == list(LAYERS), "docs/architecture.md's layer list differs from LAYERS"
+
+
+def test_the_documented_packages_are_the_layered_ones():
+    rows = [line.split("|")[1] for line in _doc_section("Subpackages").splitlines() if line.startswith("| `")]
+    documented = {name.replace("/", ".") for row in rows for name in re.findall(r"`([\w/]+)`", row)}
+    layered = {name.removeprefix("analogep.") for layer in LAYERS for name in layer} - {"__main__"}
+    assert layered <= documented, f"packages docs/architecture.md does not describe: {sorted(layered - documented)}"
+    assert documented <= layered, f"docs/architecture.md describes packages that are not layered: {sorted(documented - layered)}"
 
 
 def test_pyproject_lists_every_package():

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from analogep.api import deck_points
-from analogep.backends.base import Nudge
+from analogep.backends.spring import Nudge
 from analogep.backends.spring import phase_spring
 from analogep.spice.compiler import build_netlist, state_nodes
 from analogep.spice.netlist import render

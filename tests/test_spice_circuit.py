@@ -56,7 +56,8 @@ def test_golden_decks_solve_to_the_numpy_equilibrium(tmp_path):
     from analogep.api import DECK_RELAX as TIGHT
     from analogep.backends.numpy_backend import NumpyBackend
     from analogep.data import load_dataset
-    from analogep.ep.phases import Nudge, nudge_anchor
+    from analogep.backends.spring import Nudge
+    from analogep.ep.phases import nudge_anchor
     from analogep.evaluation.gradcheck import as_float64
     from analogep.objectives.flow import sample_flow_batch
     from analogep.solvers.fast import FastSolver
@@ -233,7 +234,7 @@ def test_the_backend_accepts_minima_only(monkeypatch):
         with pytest.raises(CircuitError) as info:
             backend.equilibrium(xt, None, None)
         # the one-sweep path of a training step (free and nudged phases together) checks too
-        from analogep.backends.base import Nudge
+        from analogep.backends.spring import Nudge
 
         with pytest.raises(CircuitError, match="is a saddle of the energy"):
             backend.phases(xt, [Nudge(spec.gradep.beta, xt + 0.01)])

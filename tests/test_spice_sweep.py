@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analogep.backends.base import Nudge
+from analogep.backends.spring import Nudge
 from analogep.spice.run.ngspice import RunResult
 from analogep.config import load_spec
 from analogep.data import load_dataset

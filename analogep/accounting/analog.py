@@ -25,7 +25,7 @@ from analogep.accounting.estimate import Estimate
 from analogep.accounting.power import circuit_power
 from analogep.accounting.programming import ProgrammedCircuit
 from analogep.accounting.settling import settle
-from analogep.backends.base import Nudge
+from analogep.backends.spring import Nudge
 from analogep.backends.spring import phase_spring
 from analogep.config.spec import Spec
 from analogep.model.curvature import smallest_eigenvalues

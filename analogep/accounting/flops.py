@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from analogep.backends.base import Nudge
+from analogep.backends.spring import Nudge
 from analogep.backends.spring import phase_spring
 from analogep.config.spec import GradEPSpec, RelaxSpec
 from analogep.model.energy import EnergyModel, Params, State

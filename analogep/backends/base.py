@@ -17,23 +17,15 @@ fits hardware without devices, so a caller never asks whether a backend has it:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 
+from analogep.backends.spring import Nudge
 from analogep.config.spec import Spec
 from analogep.devices.crossbar import Devices
 from analogep.devices.periphery import MeasurementChain
 from analogep.model.energy import EnergyModel, Params, State
 from analogep.solvers.base import Equilibrium
-
-
-@dataclass(frozen=True)
-class Nudge:
-    """The nudge spring beta (alpha lambda)^2 / 2 |x - anchor|^2 on the visible units (beta signed)."""
-
-    beta: float
-    anchor: np.ndarray
 
 
 class EquilibriumBackend(ABC):

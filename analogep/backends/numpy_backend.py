@@ -10,8 +10,8 @@ import warnings
 
 import numpy as np
 
-from analogep.backends.base import EquilibriumBackend, Nudge
-from analogep.backends.spring import phase_spring
+from analogep.backends.base import EquilibriumBackend
+from analogep.backends.spring import Nudge, phase_spring
 from analogep.devices.crossbar import Devices, Realisation
 from analogep.devices.realised import RealisedCircuit
 from analogep.config.sections import GradEPSpec, RelaxSpec

@@ -1,6 +1,6 @@
 """The SPICE equilibrium backend: ngspice finds the circuit's DC operating points.
 
-Implements the `EquilibriumBackend` protocol (backends/base.py), so training, sampling,
+Implements the `EquilibriumBackend` contract (backends/base.py), so training, sampling,
 the check and the measurement layer use it exactly as they use numpy relaxation; it
 returns equilibria and computes no update. `program(params)` maps the parameters to
 conductances, ideal or through the devices of spec.devices (devices/crossbar.py: both
@@ -43,8 +43,8 @@ import warnings
 
 import numpy as np
 
-from analogep.backends.base import EquilibriumBackend, Nudge
-from analogep.backends.spring import phase_spring
+from analogep.backends.base import EquilibriumBackend
+from analogep.backends.spring import Nudge, phase_spring
 from analogep.spice.compiler import INTERLEAVED, build_netlist, programmed_crossbar, state_nodes
 from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import Programmed, program

@@ -5,11 +5,20 @@ velocity read-out (on the circuit: the spring current over lambda g0)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from analogep.backends.base import Nudge
 from analogep.config.spec import GradEPSpec
 from analogep.solvers.base import VisibleSpring
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """The nudge spring beta (alpha lambda)^2 / 2 |x - anchor|^2 on the visible units (beta signed)."""
+
+    beta: float
+    anchor: np.ndarray
 
 
 def phase_spring(gradep: GradEPSpec, x_t: np.ndarray, nudge: Nudge | None) -> VisibleSpring:

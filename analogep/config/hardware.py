@@ -141,7 +141,7 @@ class DevicesSpec:
     @property
     def ideal(self) -> bool:
         """No device effect at all: the circuit of circuit.g0/gmin/gmax, exact."""
-        default = DevicesSpec()
+        default = type(self)()
         return all(getattr(self, f.name) == getattr(default, f.name)
                    for f in dataclasses.fields(self) if f.name not in self.NEUTRAL)
 

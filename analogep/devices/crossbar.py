@@ -17,7 +17,8 @@ the transposed read W^T a_post (`copies: mismatched`). Per device:
   Neurosci. 10, 333; Gupta et al. 2015, ICML); `nearest` rounds each update, so an
   update below half a level is lost (the naive rule, kept to show why not);
 - write noise per pulse (cycle to cycle), program noise of a full write;
-- a frozen device-to-device gain d (G = d G_programmed) and stuck-at-gmin/gmax faults;
+- a frozen device-to-device gain d (G = d G_programmed) and stuck-at-gmin/gmax faults (the
+  conductance effects, `EFFECTS`: each drawn per device and applied in `realise`);
 - per neuron, activation-driver gain and offset: a = g rho(s) + o (frozen).
 
 The frozen draws, the programmed state and the noise streams are one seeded state
@@ -29,10 +30,12 @@ devices/periphery.py.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 
+from analogep.config.hardware import DevicesSpec
 from analogep.config.spec import Spec
 from analogep.devices.mapping import Conductances
 from analogep.devices.periphery import MeasurementChain
@@ -93,6 +96,66 @@ LEVEL_SLACK = 1e-9
 _FREE, _AT_GMIN, _AT_GMAX = 0, 1, 2
 
 
+class DeviceEffect(ABC):
+    """One non-ideality of every crossbar device that acts on its conductance: drawn once per
+    device from the devices seed (frozen: a checkpoint stores the draws, so a resumed run has
+    the same devices) and applied wherever the programmed state becomes conductances
+    (`Devices.realise`), so both backends and the compiled decks see it. A new effect is a key
+    of DevicesSpec (config/hardware.py), a subclass here, and its entry in EFFECTS."""
+
+    name: str  # the prefix of its draws in the frozen state: "<name>/<coupling>/<copy>/<sign>"
+
+    @abstractmethod
+    def draw(self, d: DevicesSpec, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray | None:
+        """This effect's frozen draw for one array of devices (one sign of one copy of one
+        coupling); None: the effect is off, and nothing is drawn or stored."""
+
+    @abstractmethod
+    def apply(self, g: np.ndarray, drawn: np.ndarray, devices: Devices) -> np.ndarray:
+        """The conductances `g` (S, gmin included) of those devices with the effect."""
+
+
+class Variability(DeviceEffect):
+    """Device-to-device spread (`variability`): G = d G_programmed with a frozen gain
+    d ~ 1 + variability N(0, 1), d >= 0, that scales the whole device, gmin included."""
+
+    name = "gain"
+
+    def draw(self, d: DevicesSpec, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        # drawn as ones when off: the gain map has always been part of the frozen state
+        if d.variability > 0:
+            return np.maximum(1.0 + d.variability * rng.standard_normal(shape), 0.0)
+        return np.ones(shape)
+
+    def apply(self, g: np.ndarray, drawn: np.ndarray, devices: Devices) -> np.ndarray:
+        return drawn * g if devices.d.variability > 0 else g
+
+
+class StuckAt(DeviceEffect):
+    """Stuck-at faults (`stuck_gmin`, `stuck_gmax`): a frozen share of the devices sits at
+    gmin or at gmax whatever is written to it."""
+
+    name = "stuck"
+
+    def draw(self, d: DevicesSpec, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        # drawn as all-free codes when off: the fault map has always been part of the frozen state
+        stuck = np.zeros(shape, dtype=np.int8)
+        if d.stuck_gmin > 0 or d.stuck_gmax > 0:
+            u = rng.random(shape)
+            stuck[u < d.stuck_gmin] = _AT_GMIN
+            stuck[(u >= d.stuck_gmin) & (u < d.stuck_gmin + d.stuck_gmax)] = _AT_GMAX
+        return stuck
+
+    def apply(self, g: np.ndarray, drawn: np.ndarray, devices: Devices) -> np.ndarray:
+        if not drawn.any():
+            return g
+        return np.where(drawn == _AT_GMIN, devices.gmin, np.where(drawn == _AT_GMAX, devices.gmax, g))
+
+
+# The conductance effects, in the order they are drawn from the seed and applied.
+EFFECTS: tuple[DeviceEffect, ...] = (Variability(), StuckAt())
+
+
 class Devices:
     """The non-ideal crossbars of one model: frozen draws, programmed state, write rule.
 
@@ -109,6 +172,7 @@ class Devices:
         self.step = None if d.levels is None else self.span / (d.levels - 1)  # conductance of one level
         self.couplings = [name for name, _, _ in model.circuit_rules().couplings]
         self.n_copies = 2 if d.copies == "mismatched" else 1
+        self.effects = EFFECTS
         draws, writes, reads = np.random.SeedSequence(d.seed).spawn(3)
         self.write_rng = np.random.default_rng(writes)
         self.readout = MeasurementChain(d, np.random.default_rng(reads))
@@ -121,23 +185,18 @@ class Devices:
     # --- frozen draws ----------------------------------------------------------------------------
 
     def _draw(self, rng: np.random.Generator, model: EnergyModel) -> dict[str, np.ndarray]:
-        """Per coupling, copy and sign: the gain d and the stuck code; per layer: driver gain and
-        offset. Drawn in a fixed order from the seed (zero spreads draw nothing)."""
+        """Per coupling, copy and sign: each conductance effect's draw (EFFECTS); per layer:
+        driver gain and offset. Drawn in a fixed order from the seed (zero spreads draw nothing)."""
         d, shapes = self.d, model.param_shapes()
         out: dict[str, np.ndarray] = {}
         for name in self.couplings:
             for c in range(self.n_copies):
                 for sign in ("plus", "minus"):
-                    key, shape = f"{name}/{c}/{sign}", shapes[name]
-                    gain = np.ones(shape)
-                    if d.variability > 0:
-                        gain = np.maximum(1.0 + d.variability * rng.standard_normal(shape), 0.0)
-                    stuck = np.zeros(shape, dtype=np.int8)
-                    if d.stuck_gmin > 0 or d.stuck_gmax > 0:
-                        u = rng.random(shape)
-                        stuck[u < d.stuck_gmin] = _AT_GMIN
-                        stuck[(u >= d.stuck_gmin) & (u < d.stuck_gmin + d.stuck_gmax)] = _AT_GMAX
-                    out[f"gain/{key}"], out[f"stuck/{key}"] = gain, stuck
+                    key = f"{name}/{c}/{sign}"
+                    for effect in self.effects:
+                        drawn = effect.draw(d, rng, shapes[name])
+                        if drawn is not None:
+                            out[f"{effect.name}/{key}"] = drawn
         for layer, n in enumerate(model.sizes):
             if d.driver_gain_sigma > 0:
                 out[f"driver_gain/{layer}"] = 1.0 + d.driver_gain_sigma * rng.standard_normal(n)
@@ -235,11 +294,10 @@ class Devices:
                 for sign in ("plus", "minus"):
                     key = f"{name}/{c}/{sign}"
                     g = self.gmin + self.state[f"g/{key}"]
-                    if self.d.variability > 0:  # the gain scales the whole device, gmin included
-                        g = self.frozen[f"gain/{key}"] * g
-                    stuck = self.frozen[f"stuck/{key}"]
-                    if stuck.any():
-                        g = np.where(stuck == _AT_GMIN, self.gmin, np.where(stuck == _AT_GMAX, self.gmax, g))
+                    for effect in self.effects:
+                        drawn = self.frozen.get(f"{effect.name}/{key}")
+                        if drawn is not None:
+                            g = effect.apply(g, drawn, self)
                     pair.append(g)
                 out[name] = Conductances(pair[0], pair[1], self.last_clipped.get(name, 0))
             copies.append(out)

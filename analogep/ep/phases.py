@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.backends.base import EquilibriumBackend, Nudge
+from analogep.backends.base import EquilibriumBackend
+from analogep.backends.spring import Nudge
 from analogep.config.sections import GradEPSpec
 from analogep.solvers.base import Equilibrium
 

@@ -122,7 +122,7 @@ class DaskNgspice:
 
 
 class DaskPool:
-    """Runs decks on the workers of a Dask cluster; the interface of circuit.pool.NgspicePool
+    """Runs decks on the workers of a Dask cluster; the interface of spice/run/pool.py NgspicePool
     (`workers`, `runner`, `map`, `close`). `workers`: processes of the local cluster
     (0: the free cores), or for a running cluster the most of its workers a map uses
     (0: all of them), reached within `connect_timeout` seconds or refused in one line."""

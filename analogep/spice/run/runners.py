@@ -21,7 +21,7 @@ AUTO = "auto"
 
 
 class Pool(Protocol):
-    """What a backend needs from its ngspice workers (circuit.pool.NgspicePool is one)."""
+    """What a backend needs from its ngspice workers (spice/run/pool.py NgspicePool is one)."""
 
     runner: str
 
