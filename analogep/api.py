@@ -44,7 +44,7 @@ from analogep.model.energy import Params
 from analogep.model.factory import build_energy
 from analogep.objectives.factory import build_objective
 from analogep.runtime import blas_threads
-from analogep.training.checkpoint import ensure_finite, ensure_params_fit, load_checkpoint
+from analogep.training.checkpoint import ensure_finite, load_checkpoint
 from analogep.training.loop import TrainResult
 from analogep.training.loop import train as _train
 
@@ -62,8 +62,7 @@ def load_model(source: str | Path | None = None) -> tuple[Spec, Params, str]:
     CONFIG (the initial weights of its seed; None: the packaged paper config)."""
     p = None if source is None else Path(source)
     if p is not None and (p.is_dir() or p.suffix == ".npz" or (p.is_file() and zipfile.is_zipfile(p))):
-        ckpt = load_checkpoint(source)
-        ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, str(source))
+        ckpt = load_checkpoint(source)  # checked whole (training/checkpoint.py)
         return ckpt.spec, ckpt.params, f"{source} (step {ckpt.step})"
     spec = load_spec(source)
     params = build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed))
@@ -74,13 +73,16 @@ def train(
     spec: Spec,
     out_dir: str | Path,
     *,
-    resume: bool = False,
-    backend: str = "numpy",
+    resume: bool | str = False,
+    backend: str | None = None,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Train spec's model with GradEP into `out_dir` (config.yaml, metrics.jsonl,
-    checkpoint.npz), under spec.train.threads BLAS threads; `resume` continues the run
-    there. `on_step(step, record)` sees every step's metrics."""
+    checkpoint.npz), under spec.train.threads BLAS threads. `resume`: True continues the
+    run there, False starts one (refused when the folder holds a run), "auto" continues
+    the run there if there is one, else starts (a script that runs again picks up where
+    it stopped). `backend` sets train.backend (None: the spec's). `on_step(step, record)`
+    sees every step's metrics."""
     with blas_threads(spec.train.threads):
         return _train(spec, out_dir, resume=resume, backend_name=backend, on_step=on_step)
 
@@ -181,7 +183,7 @@ def study(kind: str, spec: Spec, params: Params, **options) -> dict:
     run = {"unbiasedness": st.unbiasedness, "budget": st.relaxation_budget, "bias-variance": st.bias_variance}
     if kind not in run:
         raise ValueError(f"unknown study {kind!r}; allowed: {', '.join(run)}")
-    return run[kind](spec, params, **options)
+    return {"objective": build_objective(spec).label, **run[kind](spec, params, **options)}
 
 
 def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> dict[str, DeckPoint]:

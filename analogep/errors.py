@@ -9,6 +9,15 @@ class CheckpointError(AnalogepError):
     """A checkpoint or run folder that cannot be used."""
 
 
+class OutputError(AnalogepError, OSError):
+    """An output that cannot be written (a full disk, a read-only folder, no permission),
+    named by its final path. It is an OSError too, so code that handles a failed write
+    (training's checkpoint and log writes) handles it."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write ({self.strerror})"
+
+
 class AnalogepWarning(UserWarning):
     """Something the user must know that does not stop the command (a run log line kept
     aside, a config changed on resume); the CLI prints it as one `warning: ...` line."""

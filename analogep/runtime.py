@@ -1,4 +1,4 @@
-"""Process-level settings: cores, BLAS threads.
+"""Process-level settings and resources: cores, BLAS threads, free memory.
 
 A BLAS thread on a core another process keeps busy holds up every matrix product it
 shares: on a loaded machine a numpy training step runs many times slower with a thread per
@@ -50,3 +50,27 @@ def free_cores() -> int:
     except (AttributeError, OSError):
         busy = 0
     return max(1, min(cores, cores - busy))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can have now (Linux: MemAvailable), None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def size_text(n_bytes: float) -> str:
+    """1.5e9 -> '1.5 GB'."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n_bytes) < 1000 or unit == "PB":
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1000
+    return f"{n_bytes:.3g} PB"

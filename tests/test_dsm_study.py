@@ -150,7 +150,7 @@ def test_evaluate_judges_a_dsm_run_with_either_sampler(dsm_run):
     assert_ok(result)
     report = json.loads(result.stdout)
     assert report["sampler"] == "ode" and np.isfinite(report["frechet"])
-    assert json.loads((dsm_run / "quality.json").read_text())["sampler"] == "ode"
+    assert json.loads((dsm_run / "quality-n20-ode.json").read_text())["sampler"] == "ode"  # the run's quality.json kept
 
 
 def test_ep_error_falls_as_beta_to_the_first_and_second_power(spec, params):

@@ -28,6 +28,7 @@ from analogep.objectives.flow_sampling import generate
 from analogep.objectives.sampling import velocity_field
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.training.checkpoint import Checkpoint, save_checkpoint
+from analogep.training.optim import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
@@ -54,7 +55,8 @@ def assert_one_line_error(result, *fragments: str) -> str:
 
 def write_checkpoint(path: Path, spec, params) -> Path:
     """A checkpoint of `params` at step 0 (no training needed to test what reads it)."""
-    save_checkpoint(path, Checkpoint(params, {}, {}, 0, spec))
+    save_checkpoint(path, Checkpoint(params, build_optimizer(spec.train.optimizer, params).state_dict(),
+                                    np.random.default_rng(0).bit_generator.state, 0, spec))
     return path
 
 
@@ -201,9 +203,9 @@ def test_samples_that_come_out_non_finite_are_refused_and_nothing_is_written(tin
     ckpt = write_checkpoint(tmp_path / "huge.npz", spec, huge)
     result = invoke("sample", ckpt, "--n", 4, "--save", tmp_path / "s.npy", "--out", tmp_path / "s.png")
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.stderr.splitlines() == [  # the progress bar's label, then the error; no overflow warnings
-        "sample", "error: sampling diverged: 4 of 4 samples are not finite (NaN or inf); nothing written"
-    ]
+    *progress, error = result.stderr.splitlines()  # progress lines, then the error; no overflow warnings
+    assert error == "error: sampling diverged: 4 of 4 samples are not finite (NaN or inf); nothing written"
+    assert progress and all(line.startswith("sample: ") and "steps" in line for line in progress)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.npz"]
 
 
@@ -431,3 +433,281 @@ def test_evaluate_refuses_integer_samples(tmp_path):
     assert_one_line_error(invoke("evaluate", path), "ints.npy", "dtype int64, not floating point", "x/16*2 - 1")
     with pytest.raises(ValueError, match="not floating point"):
         evaluate_samples(np.zeros((10, 64), dtype=np.uint8))
+
+
+# --- one validation of a checkpoint, used by every command that loads one (issue 23) -----------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A real run folder of two tiny steps (Adam state, the batch stream's state)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    analogep.train(load_spec(TINY).replace(train={"steps": 2, "batch": 16}), out)
+    return out
+
+
+def _edited_run(run: Path, folder: Path, edit) -> Path:
+    """A copy of `run` whose checkpoint's arrays and metadata went through `edit(arrays, meta)`."""
+    folder.mkdir()
+    (folder / "config.yaml").write_bytes((run / "config.yaml").read_bytes())
+    with np.load(run / "checkpoint.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta = edit(arrays, meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(folder / "checkpoint.npz", "wb") as f:
+        np.savez(f, **arrays)
+    return folder
+
+
+def _set(**changes):
+    def edit(arrays, meta):
+        meta.update(changes)
+        return meta
+    return edit
+
+
+def _drop(key):
+    def edit(arrays, meta):
+        meta.pop(key)
+        return meta
+    return edit
+
+
+def _array(name, value=None):
+    def edit(arrays, meta):
+        if value is None:
+            arrays.pop(name)
+        else:
+            arrays[name] = value(arrays.get(name))
+        return meta
+    return edit
+
+
+CHECKPOINT_EDITS = {  # the edit, and what the one line says
+    "no config": (_drop("config"), "holds no config"),
+    "no rng_state": (_drop("rng_state"), "its rng_state is not numpy PCG64's"),
+    "step not an integer": (_set(step="7"), "its step is '7'; must be an integer >= 0"),
+    "negative step": (_set(step=-3), "its step is -3; must be an integer >= 0"),
+    "fractional step": (_set(step=2.5), "its step is 2.5"),
+    "skipped not steps": (_set(skipped=["x"]), "its skipped is ['x']"),
+    "bad_steps not an integer": (_set(bad_steps=None), "its bad_steps is None"),
+    "meta a list": (lambda arrays, meta: [meta], "its metadata is a list, not a mapping"),
+    "bad stored YAML": (_set(config="train: [1\n"), "its stored config is not valid YAML"),
+    "another generator": (_set(rng_state={"bit_generator": "MT19937", "state": {}}), "(got 'MT19937')"),
+    "optimizer state missing": (_array("optim/m/W0"), "its optimizer state lacks m/W0"),
+    "optimizer state of another shape": (_array("optim/v/W1", lambda a: a[:, :3]), "its optimizer state has shapes"),
+    "negative Adam t": (_array("optim/t", lambda a: np.array(-4)), "Adam step count t = -4"),
+    "integer W0": (_array("param/W0", lambda a: a.astype(np.int64)), "parameters of dtype {'W0': 'int64'}"),
+    "W0 of another shape": (_array("param/W0", lambda a: a[:8]), "do not fit the model"),
+    "b1 missing": (_array("param/b1"), "(missing b1)"),
+    "an extra parameter": (_array("param/W9", lambda a: np.zeros(3, np.float32)), "(extra W9)"),
+}
+
+
+@pytest.mark.parametrize("edit", list(CHECKPOINT_EDITS), ids=list(CHECKPOINT_EDITS))
+def test_a_hand_edited_or_foreign_checkpoint_is_one_line_for_every_command(edit, trained, tmp_path):
+    """Before: tracebacks (a missing config or rng_state, a non-integer step, meta that is a
+    list, bad YAML, another generator's state, missing or wrong-shape optimizer state);
+    silently accepted (step -3 then trained 313 steps, an int64 W0 lost its update, a
+    negative Adam t); and `evaluate` did not check the parameters at all."""
+    change, fragment = CHECKPOINT_EDITS[edit]
+    run = _edited_run(trained, tmp_path / "run", change)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    for command in (
+        ["train", "--out", run, "--resume", "--steps", 4, "--no-samples"],
+        ["sample", run, "--n", 2, "--out", tmp_path / "s.png"],
+        ["evaluate", run, "--n", 2],
+        ["compile", "--checkpoint", run, "--out", tmp_path / "decks"],
+        ["robustness", run, "--sweep", "variability=0", "--n", 2],
+        ["gradcheck", run, "--batch", 2],
+    ):
+        result = invoke(*command)
+        if command[0] == "train":  # its banner comes first: the resumed run's config.yaml was fine
+            result.stderr_bytes = b"\n".join(l for l in result.stderr_bytes.splitlines() if not l.startswith(b"analogep: "))
+        assert_one_line_error(result, str(run / "checkpoint.npz"), fragment)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lock"} == before  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+# --- outputs a user did not name do not replace recorded results (issue 23) ------------------------
+
+
+@pytest.fixture
+def finished(trained, tmp_path) -> Path:
+    """A copy of the trained run with its recorded results: samples.png and quality.json."""
+    run = tmp_path / "finished"
+    run.mkdir()
+    for p in trained.iterdir():
+        if p.is_file() and p.name != ".lock":
+            (run / p.name).write_bytes(p.read_bytes())
+    (run / "samples.png").write_bytes(b"the run's own samples")
+    (run / "quality.json").write_text('{"n_samples": 1000, "step": 2, "confidence": 0.5, "classes_covered": 7, "frechet": 9.0}\n')
+    return run
+
+
+def test_evaluate_with_other_settings_writes_beside_the_runs_quality_json(finished):
+    """Before: `evaluate RUN --n 200` replaced the run's n = 1000 quality.json, which
+    `compare` then read as the run's quality."""
+    recorded = (finished / "quality.json").read_bytes()
+    result = invoke("evaluate", finished, "--n", 20, "--seed", 3)
+    assert_ok(result)
+    assert (finished / "quality.json").read_bytes() == recorded
+    report = json.loads((finished / "quality-n20-seed3.json").read_text())
+    assert report["n_samples"] == 20 and report["step"] == 2
+    assert result.stdout.splitlines()[-1] == f"report -> {finished / 'quality-n20-seed3.json'}"
+
+
+def test_sample_without_out_never_replaces_the_runs_samples_png(finished, tmp_path):
+    """Before: `sample RUN --save x.npy` without --out replaced RUN/samples.png."""
+    assert_ok(invoke("sample", finished, "--n", 3, "--save", tmp_path / "x.npy"))
+    assert (finished / "samples.png").read_bytes() == b"the run's own samples"
+    assert (tmp_path / "x.png").read_bytes().startswith(b"\x89PNG")  # the image of the samples saved, beside them
+    result = invoke("sample", finished, "--n", 3, "--t1", 0.5)
+    assert_ok(result)
+    assert (finished / "samples.png").read_bytes() == b"the run's own samples"
+    assert f"to {finished / 'samples-n3-t10.5.png'}" in result.stdout
+
+
+def test_compile_without_out_leaves_the_reviewed_netlists_alone(tmp_path, monkeypatch):
+    """Before: compile without --out wrote into netlists/<name>, the repository's reviewed
+    golden decks."""
+    reviewed = tmp_path / "netlists" / "tiny"
+    reviewed.mkdir(parents=True)
+    (reviewed / "free.cir").write_text("the reviewed deck\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("compile", TINY, "--json")
+    assert_ok(result)
+    assert (reviewed / "free.cir").read_text() == "the reviewed deck\n"
+    summary = json.loads(result.stdout)
+    assert summary["out"] == str(Path("decks") / "tiny") and "free.cir" in summary["files"]
+    assert (tmp_path / "decks" / "tiny" / "free.cir").read_text().startswith("analogep tiny")
+
+
+# --- more one-line refusals (issue 23) -----------------------------------------------------------
+
+
+def test_a_timeout_the_system_cannot_wait_is_refused_with_the_key(tmp_path):
+    """Before: `check` with circuit.timeout 1e7 was an OverflowError traceback in the pool."""
+    config = tmp_path / "slow.yaml"
+    config.write_text(TINY.read_text() + "circuit:\n  timeout: 1.0e+7\n")
+    assert_one_line_error(invoke("check", config, "--n", 1, "--plot", tmp_path / "c.png"), "circuit.timeout", "86400")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.yaml"]
+
+
+def test_compare_of_runs_that_share_no_logged_step(run_dir, tmp_path):
+    """Before: a zero-size array traceback in the plot."""
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "config.yaml").write_bytes((run_dir / "config.yaml").read_bytes())
+    (later / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in (5, 6)))
+    result = invoke("compare", run_dir, later, "--plot", tmp_path / "c.png")
+    assert_ok(result)
+    assert f"{later}: no step in common with {run_dir}" in result.stdout
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_samples_that_cannot_fit_in_memory_are_refused_with_the_estimate(ckpt, tmp_path):
+    """Before: `sample --n 1000000000000` without --save was a MemoryError traceback."""
+    line = assert_one_line_error(invoke("sample", ckpt, "--n", 10**12, "--out", tmp_path / "s.png"),
+                                 "--n 1,000,000,000,000 samples held in memory need 256 TB of memory", "--save")
+    assert "free" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compile_refuses_a_model_whose_decks_cannot_fit_with_the_estimate(tmp_path):
+    """Before: model.sizes [64, 100000] was a MemoryError after 51 s (20,000: minutes with no word)."""
+    config = tmp_path / "huge.yaml"
+    config.write_text("name: huge\nmodel:\n  sizes: [64, 10000000]\n")
+    assert_one_line_error(invoke("compile", config, "--out", tmp_path / "decks"),
+                          "the decks of 650,000,064 parameters need 1.95 TB of memory", "model.sizes")
+    assert not (tmp_path / "decks").exists()
+
+
+def test_robustness_refuses_a_sweep_the_numpy_backend_does_not_model(trained, tmp_path):
+    """Before: --sweep wire_resistance=0,1 gave identical rows and no warning."""
+    assert_one_line_error(invoke("robustness", trained, "--sweep", "wire_resistance=0,1", "--n", 2),
+                          "--sweep wire_resistance: the numpy backend", "analogep check")
+    with pytest.raises(ConfigError, match="--sweep wire_resistance"):
+        analogep.robustness(load_spec(TINY), build_energy(load_spec(TINY).model).init_params(np.random.default_rng(0)),
+                            sweeps={"wire_resistance": [0.0, 1.0]}, n=2)
+
+
+# --- messages that said something else than what happened (issue 23) -----------------------------
+
+
+def test_the_banner_names_the_batch_training_uses(tmp_path):
+    """Before: `batch: 100000` was echoed as 'batch 100000', though 1797 was used."""
+    result = invoke("train", TINY, "--batch", 100000, "--steps", 1, "--out", tmp_path / "run", "--no-samples")
+    assert_ok(result)
+    assert "batch 1797 (the whole digits set; train.batch 100000 is larger)" in result.stderr.splitlines()[0]
+
+
+@pytest.mark.parametrize("command", [
+    ["train", str(TINY), "--out", ""],
+    ["sample", "{ckpt}", "--out", ""],
+    ["sample", "{ckpt}", "--save", ""],
+    ["compile", str(TINY), "--out", ""],
+])
+def test_an_empty_output_name_is_refused(command, ckpt, tmp_path, monkeypatch):
+    """Before: `--out ""` silently went to runs/<name>."""
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(invoke(*[a.format(ckpt=ckpt) for a in command]), "an empty name")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_of_a_file_it_cannot_read_names_what_it_reads(tmp_path):
+    """Before: `evaluate x.csv` said 'not an analogep checkpoint'."""
+    csv = tmp_path / "samples.csv"
+    csv.write_text("0.1,0.2\n")
+    assert_one_line_error(invoke("evaluate", csv), "evaluate reads a run folder, a checkpoint (.npz) or samples (.npy",
+                          "this is a .csv file")
+
+
+def test_euler_with_a_budget_too_short_names_the_key_to_raise(tmp_path):
+    """Before: `train examples/tiny.yaml --solver euler` skipped every step and stopped
+    without saying that tiny's relaxation budget is too short for euler."""
+    result = invoke("train", TINY, "--solver", "euler", "--batch", 16, "--out", tmp_path / "run", "--no-samples")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: training stopped at step 20: 20 consecutive steps")
+    assert "the euler relaxation ran out of its budget (relax.free_steps 100" in error
+    assert "raise relax.free_steps" in error
+
+
+def test_progress_off_a_terminal_says_how_far_sampling_is(ckpt, tmp_path):
+    """Before: off a terminal `sample` and `evaluate` printed a bare 'sample' line."""
+    result = invoke("sample", ckpt, "--n", 3, "--dt", 0.05, "--out", tmp_path / "s.png")
+    assert_ok(result)
+    lines = result.stderr.splitlines()
+    assert lines[-1] == "sample: 20/20 steps (100%)  ETA 0 s" and len(lines) <= 11
+    result = invoke("evaluate", ckpt, "--n", 3)
+    assert_ok(result)
+    assert result.stderr.splitlines()[-1] == "evaluate: sampling: 20/20 steps (100%)  ETA 0 s"
+
+
+def test_steps_per_second_count_the_steps_not_the_start_up(monkeypatch):
+    """Before: the rate counted start-up (loading, building the backend) as training time,
+    so the first ETAs were wrong: 100 s of start-up made a 0.5 s step read 0.01 steps/s."""
+    from analogep.cli.common import TrainBar
+
+    lines = []
+    monkeypatch.setattr("click.echo", lambda message, err=False: lines.append(message))
+    bar = TrainBar(total=10)
+    bar.t0 -= 100.0  # a start-up of 100 s before the first step
+    bar.lines.every = 1
+    bar.update(1, {"loss": 1.0, "step_time": 0.5})
+    rate = float(lines[-1].split("steps/s")[0].split()[-1])
+    assert rate > 1.0  # one step of 0.5 s: 2 steps/s, not 1/100.5
+
+
+def test_strict_json_everywhere_a_number_may_be_nan(run_dir, tmp_path):
+    """compare --json of runs without step times printed a bare NaN (seconds per step)."""
+    result = invoke("compare", run_dir, run_dir, "--plot", tmp_path / "c.png", "--json")
+    assert_ok(result)
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    report = json.loads(result.stdout, parse_constant=refuse)
+    assert report["runs"][0]["seconds_per_step"] is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -344,3 +345,162 @@ def test_spice_training_counts_clipped_weights_in_metrics_and_progress(tmp_path)
     assert res.exit_code == 0, res.output
     (record,) = read_metrics(tmp_path / "numpy")
     assert "clipped" not in record and "clipped" not in res.stderr
+
+
+# --- issue 23: start-up, scheduler addresses, temporary folders --------------------------------------
+
+WAIT_S = 120  # a safety net against a hung child, never a timing assertion
+
+
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return ""
+
+
+@pytest.mark.parametrize("moment", ["importing numpy", "importing, later", "holding the run folder"])
+def test_ctrl_c_in_the_first_second_is_one_line_and_exit_130(tmp_path, moment):
+    """Before: a KeyboardInterrupt traceback while the command's modules were imported, or
+    click's 'Aborted!' with exit 1, where the README promises exit 130."""
+    proc = _python("-c", "from analogep.cli import main; main()", "train", str(TINY), "--out", "run", "--no-samples",
+                   cwd=tmp_path)
+    try:
+        if moment == "holding the run folder":
+            _wait_until(lambda: (tmp_path / "run" / ".lock").exists() or proc.poll() is not None, "the run folder", WAIT_S)
+        else:
+            _wait_until(lambda: "_multiarray_umath" in _maps(proc.pid) or proc.poll() is not None, "numpy loading", WAIT_S)
+            if moment == "importing, later":
+                time.sleep(0.2)
+        assert proc.poll() is None, "the command ended before the interrupt"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted!" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted")
+
+
+def _silent_server(sock: socket.socket, greeting: bytes | None) -> None:
+    """Accept connections; send `greeting` (None: nothing), then stay silent."""
+    held = []
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        if greeting:
+            conn.sendall(greeting)
+        held.append(conn)
+
+
+@pytest.mark.parametrize("server, fragment", [
+    ("silent", "sent no Dask greeting within 1 s"),
+    ("http", "sent no Dask greeting within 1 s"),  # an HTTP server waits for a request
+    ("talks first", "does not speak Dask's protocol (its first bytes: b'HTTP/1.1'"),
+])
+def test_a_scheduler_address_that_is_no_dask_scheduler_is_one_line(tmp_path, server, fragment):
+    """Before: an HTTP server or a socket that accepts and never answers hung the command for
+    minutes with no output (Dask waits for the greeting without a limit); a server that
+    speaks first (what answered an unroutable address here) was a MemoryError of 3 EiB."""
+    pytest.importorskip("distributed")
+    import http.server
+    import threading
+
+    httpd = None
+    if server == "http":
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        port = httpd.server_address[1]
+    else:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        port = sock.getsockname()[1]
+        greeting = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" if server == "talks first" else None
+        threading.Thread(target=_silent_server, args=(sock, greeting), daemon=True).start()
+    config = tmp_path / "dask.yaml"
+    config.write_text(TINY.read_text() + "circuit:\n  runner: dask\n  connect_timeout: 1.0\n")
+    try:
+        proc = _python("-c", "from analogep.cli import main; main()", "check", str(config), "--n", "1",
+                       "--scheduler", f"tcp://127.0.0.1:{port}", "--plot", "c.png", cwd=tmp_path)
+        try:
+            _, err = proc.communicate(timeout=WAIT_S)
+        finally:
+            proc.kill()
+    finally:
+        if httpd is not None:
+            httpd.shutdown()
+        else:
+            sock.close()
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith(
+        f"error: circuit.scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} ("), err
+    assert fragment in err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_a_tls_scheduler_address_is_refused_as_a_setting(tmp_path):
+    """Before: tls://127.0.0.1:1 was a TypeError traceback (no TLS context)."""
+    from click.testing import CliRunner
+
+    from analogep.cli.app import main
+
+    res = CliRunner().invoke(main, ["check", str(TINY), "--n", "1", "--scheduler", "tls://127.0.0.1:1",
+                                    "--plot", str(tmp_path / "c.png")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.splitlines() == [res.stderr.strip()] and "circuit.scheduler" in res.stderr and "tls://" in res.stderr
+
+
+def test_a_running_dask_scheduler_passes_the_greeting_check_and_solves():
+    """The check before Dask connects accepts a real scheduler: a LocalCluster on tcp."""
+    pytest.importorskip("distributed")
+    import logging
+
+    from distributed import LocalCluster
+
+    from analogep.spice.run.dask_pool import DaskPool
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, protocol="tcp", dashboard_address=":0",
+                      silence_logs=logging.CRITICAL) as cluster:
+        pool = DaskPool(0, cluster.scheduler_address, connect_timeout=5.0)
+        try:
+            [result] = pool.map([SHORT], 60)
+        finally:
+            pool.close()
+    assert result.message == "" and result.rows == 51 and "b" in result.vectors, result  # 0 to 1 V in 50 steps
+
+
+def test_the_worker_folders_of_a_run_killed_by_kill_9_are_removed_at_the_next_start(tmp_path):
+    """Before: `analogep-ngspice-*` folders, with decks inside, stayed in the temporary
+    folder after kill -9 of a SPICE-backed train, one per worker, forever."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env_tmp = {"TMPDIR": str(temp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from analogep.cli import main; main()", "train", str(TINY), "--out", "run",
+         "--backend", "spice", "--spice-runner", "subprocess", "--steps", "200", "--batch", "8", "--no-samples"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env_tmp), cwd=tmp_path, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    workers: list[int] = []
+    try:
+        _wait_until(lambda: metrics.exists() and metrics.stat().st_size > 0, "a first step logged", within=WAIT_S)
+        workers = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=GONE_WITHIN_S)
+        _wait_until(lambda: all(_dead(p) for p in workers), f"workers {workers} died with their parent")
+    finally:
+        _kill_leftovers(workers)
+        proc.kill()
+    left = sorted(p.name for p in temp.glob("analogep-ngspice-*"))
+    assert left and all(name.startswith(f"analogep-ngspice-{proc.pid}-") for name in left)  # the killed run's
+    live = temp / f"analogep-ngspice-{os.getpid()}-abcdefgh"  # a live process's folder (this test's)
+    live.mkdir()
+    starter = subprocess.run(
+        [sys.executable, "-c", "from analogep.spice.run.pool import NgspicePool\n"
+                               f"pool = NgspicePool('subprocess', 1); pool.map([{SHORT!r}], 60); pool.close()"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env_tmp), capture_output=True, text=True, timeout=WAIT_S)
+    assert starter.returncode == 0, starter.stderr
+    assert sorted(p.name for p in temp.glob("analogep-ngspice-*")) == [live.name]

@@ -576,3 +576,100 @@ def test_an_update_that_overflows_is_undone_and_never_checkpointed(tiny, tmp_pat
     initial = build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed))
     for k, v in initial.items():
         np.testing.assert_array_equal(ckpt.params[k], v)
+
+
+# --- a run's record that stays true (issue 23) ---------------------------------------------------
+
+
+def strict_records(out: Path) -> list[dict]:
+    """metrics.jsonl read as strict JSON: a bare NaN or Infinity is refused, as strict readers do."""
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return [json.loads(line, parse_constant=refuse) for line in (out / METRICS_NAME).read_text().splitlines()]
+
+
+@pytest.mark.spice
+def test_a_resumed_spice_run_stays_on_spice_and_a_deliberate_switch_is_recorded(tiny, tmp_path):
+    """Before: `train --out P --resume` of a SPICE run continued with numpy, said so only in
+    the banner, and nothing in metrics.jsonl recorded the backend."""
+    spec = tiny.replace(train={"steps": 2, "batch": 4, "backend": "spice"}, circuit={"runner": "subprocess"})
+    whole = train(spec, tmp_path / "whole")
+    out = tmp_path / "run"
+    train(spec.replace(train={"steps": 1}), out)
+    result = invoke("train", "--out", out, "--resume", "--steps", 2, "--no-samples")
+    assert result.exit_code == 0, result.output
+    assert "backend spice" in result.stderr.splitlines()[0]
+    assert_same_params(load_checkpoint(out).params, whole.params)  # the run as if never interrupted
+    assert [(r["backend"], r["runner"]) for r in strict_records(out)] == [("spice", "subprocess")] * 2
+    # a deliberate change: reported like any changed key, written into config.yaml, logged where it applied
+    result = invoke("train", "--out", out, "--resume", "--steps", 3, "--backend", "numpy", "--no-samples")
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {out}: train.backend changed from spice to numpy on resume: steps 3 on use numpy "
+            f"(config.yaml rewritten; metrics.jsonl records the change at step 3)") in result.stderr
+    records = strict_records(out)
+    assert [r["backend"] for r in records] == ["spice", "spice", "numpy"] and "runner" not in records[2]
+    assert records[2]["changed"] == {"train.backend": ["spice", "numpy"]}
+    assert "changed" not in records[1]
+    assert load_spec(out / "config.yaml").train.backend == "numpy"
+
+
+@pytest.mark.parametrize("how", ["--seed", "config.yaml", "api"])
+def test_a_resume_cannot_change_a_seed_the_run_never_used(tiny, tmp_path, how):
+    """Before: `--resume --seed 5` warned, wrote seed: 5 into config.yaml and continued the
+    checkpoint's random stream, so config.yaml no longer reproduced the run."""
+    out = tmp_path / "run"
+    train(tiny.replace(train={"steps": 4}), out)
+    before = snapshot(out)
+    if how == "api":
+        with pytest.raises(CheckpointError) as info:
+            train(tiny.replace(train={"steps": 6, "seed": 5}), out, resume=True)
+        error = f"error: {info.value}"
+    else:
+        if how == "config.yaml":  # edited by hand between two runs
+            (out / "config.yaml").write_text((out / "config.yaml").read_text().replace("  seed: 0\n  checkpoint", "  seed: 5\n  checkpoint"))
+            before = snapshot(out)
+        flags = ["--seed", 5] if how == "--seed" else []
+        error = error_line(invoke("train", "--out", out, "--resume", "--steps", 6, *flags, "--no-samples"))
+    assert error == (f"error: {out}: train.seed cannot change on resume (the run has 0, 5 was asked): it seeded the "
+                     f"run's noise, times and batches, whose stream the checkpoint continues; train into another "
+                     f"folder to use 5")
+    assert snapshot(out) == before  # refused before anything was written
+    # the model's own keys are fixed too; the checkpoint's weights belong to its model
+    edited = load_spec(out / "config.yaml").replace(model={"init_gain": 0.7})
+    with pytest.raises(CheckpointError, match=r"model.init_gain cannot change on resume"):
+        train(edited, out, resume=True)
+
+
+def test_a_change_that_alters_the_steps_is_logged_where_it_applied(tiny, tmp_path):
+    """config.yaml holds the latest value and the log the step from which it applied, so
+    the folder says how every step was computed."""
+    out = tmp_path / "run"
+    train(tiny.replace(train={"steps": 4}), out)
+    with pytest.warns(AnalogepWarning) as caught:
+        train(tiny.replace(train={"steps": 6, "optimizer": {"lr": 1e-3}}), out, resume=True)
+    assert [str(w.message).split(": ", 1)[1] for w in caught] == [
+        "train.steps changed from 4 to 6 on resume (config.yaml rewritten)",
+        "train.optimizer.lr changed from 0.003 to 0.001 on resume: steps 5 on use 0.001 "
+        "(config.yaml rewritten; metrics.jsonl records the change at step 5)",
+    ]
+    records = strict_records(out)
+    assert [r.get("changed") for r in records] == [None] * 4 + [{"train.optimizer.lr": [0.003, 0.001]}, None]
+    assert load_spec(out / "config.yaml").train.optimizer.lr == 1e-3
+
+
+def test_a_step_whose_loss_is_not_finite_is_skipped_and_the_log_stays_strict_json(tiny, tmp_path):
+    """Before: lr 1e30 with --steps 2 reported 'done ... loss nan', exited 0 with weights of
+    1e30, and metrics.jsonl held a bare NaN that strict JSON readers reject."""
+    out = tmp_path / "run"
+    config = config_file(tmp_path, tiny.replace(train={"steps": 2, "optimizer": {"lr": 1e30}}))
+    error = error_line(invoke("train", config, "--out", out))
+    assert error.startswith("error: training stopped at step 2, the last: ")
+    assert "the loss is not finite" in error and "lower train.optimizer.lr" in error
+    first, second = strict_records(out)
+    assert np.isfinite(first["loss"]) and "skipped" not in first
+    assert second["loss"] is None and "the loss is not finite" in second["skipped"]
+    assert not (out / "samples.png").exists()  # no samples from a stopped run
+    assert load_checkpoint(out).step == 2
+    # the run log is read back (resume, compare) with the loss as null
+    assert [r["loss"] is None for r in read_metrics(out)] == [False, True]

@@ -17,6 +17,7 @@ from analogep.cli.app import main
 from analogep.config import Spec, load_spec, to_dict
 from analogep.model.factory import build_energy
 from analogep.training.checkpoint import Checkpoint, save_checkpoint
+from analogep.training.optim import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
@@ -67,7 +68,8 @@ def test_a_new_objective_steers_the_sample_command(tmp_path, monkeypatch):
     spec = load_spec(TINY).replace(train={"objective": "fixed"})
     params = build_energy(spec.model).init_params(np.random.default_rng(0))
     ckpt = tmp_path / "checkpoint.npz"
-    save_checkpoint(ckpt, Checkpoint(params, {}, {}, 0, spec))
+    save_checkpoint(ckpt, Checkpoint(params, build_optimizer(spec.train.optimizer, params).state_dict(),
+                                    np.random.default_rng(0).bit_generator.state, 0, spec))
 
     result = invoke("sample", ckpt, "--n", 4, "--t1", 0.2, "--json", "--out", tmp_path / "s.png")
     assert result.exit_code == 0, result.output

@@ -47,7 +47,7 @@ def test_golden_decks_are_what_the_compiler_writes():
     files, clipped = compile_circuit(spec, params, "examples/tiny.yaml (initial weights, seed 0)")
     assert sorted(files) == sorted(p.name for p in GOLDEN.iterdir())
     for name, text in files.items():
-        assert (GOLDEN / name).read_text() == text, f"netlists/tiny/{name} differs: recompile with analogep compile examples/tiny.yaml"
+        assert (GOLDEN / name).read_text() == text, f"netlists/tiny/{name} differs: recompile with analogep compile examples/tiny.yaml --out netlists/tiny"
     assert clipped == {"W0": 0, "W1": 0}
 
 

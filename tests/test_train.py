@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from analogep.cli.app import main
 from analogep.config import OptimizerSpec, load_spec
 from analogep.errors import AnalogepWarning, CheckpointError
+from analogep.model.factory import build_energy
 from analogep.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
@@ -138,8 +139,10 @@ def test_trouble_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_pat
     with pytest.warns(AnalogepWarning) as changes:  # each changed key is announced
         result = train(bad, tmp_path, resume=True)
     assert [str(w.message).split(": ", 1)[1] for w in changes] == [
-        f"train.{key} changed from {was} to {now} on resume (config.yaml rewritten)"
-        for key, was, now in [("steps", 4, 20), ("max_residual", 0.001, 1e-30), ("max_bad_steps", 20, 3)]
+        "train.steps changed from 4 to 20 on resume (config.yaml rewritten)",
+        "train.max_residual changed from 0.001 to 1e-30 on resume: steps 5 on use 1e-30 "
+        "(config.yaml rewritten; metrics.jsonl records the change at step 5)",
+        "train.max_bad_steps changed from 20 to 3 on resume (config.yaml rewritten)",
     ]
     assert result.step == 7
     assert result.stopped is not None
@@ -176,8 +179,8 @@ def test_trouble_through_the_command_line_exits_2_with_the_reason(tmp_path):
 def test_checkpoint_round_trip(tiny, tmp_path):
     rng = np.random.default_rng(3)
     rng.random(5)
-    params = {"b_x": np.arange(3, dtype=np.float32), "W0": np.ones((2, 3), dtype=np.float32)}
-    optim = {"t": np.array(7), "m/W0": np.full((2, 3), 0.5, dtype=np.float32)}
+    params = build_energy(tiny.model).init_params(np.random.default_rng(1))
+    optim = Adam(tiny.train.optimizer, params).state_dict() | {"t": np.array(7), "m/W0": np.full_like(params["W0"], 0.5)}
     save_checkpoint(tmp_path / "c.npz", Checkpoint(params, optim, rng.bit_generator.state, 7, tiny, bad_steps=2))
     back = load_checkpoint(tmp_path / "c.npz")
     assert_same_params(back.params, params)

@@ -10,8 +10,8 @@ and SPICE backends share every line after the solve (method.md sections 3 and 7)
 The core contract is `from_spec`, `program`, `equilibrium` and `clamped` (abstract), and
 `close`. Everything else callers ask of a backend is declared here with a default that
 fits hardware without devices, so a caller never asks whether a backend has it:
-`phases` (one `equilibrium` per phase), `devices` (None), `readout` (exact), `clipped`
-and `device_metrics` (read from `devices`).
+`phases` (one `equilibrium` per phase), `devices` (None), `runner` (None), `readout`
+(exact), `clipped` and `device_metrics` (read from `devices`).
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ class EquilibriumBackend(ABC):
         solves them together overrides this (the SPICE backend: one sweep)."""
         free = self.equilibrium(x_t, None, None)
         return [free] + [self.equilibrium(x_t, nudge, free.state) for nudge in nudges]
+
+    @property
+    def runner(self) -> str | None:
+        """The ngspice interface that solves (the run log records it); None: no ngspice."""
+        return None
 
     @property
     def readout(self) -> MeasurementChain | None:

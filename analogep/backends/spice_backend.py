@@ -116,8 +116,12 @@ class SpiceBackend(EquilibriumBackend):
     def from_spec(cls, spec: Spec, model: EnergyModel, *, runner: str | None = None, workers: int = 0) -> "SpiceBackend":
         """A backend with a pool of the named runner (default circuit.runner) on circuit.scheduler,
         on the devices of spec.devices (none when ideal)."""
-        pool = make_runner(runner or spec.circuit.runner, workers, spec.circuit.scheduler)
+        pool = make_runner(runner or spec.circuit.runner, workers, spec.circuit.scheduler, spec.circuit.connect_timeout)
         return cls(spec, model, pool, None if spec.devices.ideal else Devices(spec, model))
+
+    @property
+    def runner(self) -> str:
+        return self.pool.runner
 
     @property
     def wire_resistance(self) -> float:

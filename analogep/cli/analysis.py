@@ -39,7 +39,8 @@ def gradcheck_cmd(source, batch, seed, beta_sweep, plot, as_json):
         from analogep.evaluation.plots import plot_beta_sweep
 
         errors = result["beta_sweep"]
-        plot_beta_sweep(betas, {k: v for k, v in errors.items() if k != "betas"}, plot)
+        plot_beta_sweep(betas, {k: v for k, v in errors.items() if k != "betas"}, plot,
+                        title=f"EP vs exact gradient, {origin}, batch {batch}")
         errors["plot"] = plot
     as_trained = result
     tight = result["float64_tight"]

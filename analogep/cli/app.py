@@ -27,7 +27,7 @@ Examples:
   analogep evaluate runs/tiny --json
   analogep gradcheck examples/tiny.yaml --beta-sweep
   analogep study budget examples/digits-dsm.yaml --plot budget.png
-  analogep compare runs/digits runs/digits-euler
+  analogep compare runs/tiny runs/tiny-seed1
   analogep energy runs/digits --plot energy.png
   analogep robustness runs/digits --sweep variability=0,0.05,0.2 --plot robustness.png
 """
@@ -35,7 +35,10 @@ Examples:
 
 class Group(click.Group):
     """Turn analogep's user errors into one clean line and exit code 2, and its warnings
-    into one `warning: ...` line each."""
+    into one `warning: ...` line each. What the machine refuses is one line too: a file
+    that cannot be read or written (exit 2), memory that cannot be had (exit 2), and
+    Ctrl-C wherever it lands (exit 130, as a shell reports a process stopped by SIGINT;
+    click alone would print 'Aborted!' and exit 1)."""
 
     def invoke(self, ctx: click.Context):
         with warnings.catch_warnings():
@@ -54,6 +57,16 @@ class Group(click.Group):
             except AnalogepError as exc:
                 click.echo(f"error: {exc}", err=True)
                 ctx.exit(2)
+            except OSError as exc:  # a file the command reads or writes, refused by the system
+                where = f"{exc.filename}: " if exc.filename else ""
+                click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+                ctx.exit(2)
+            except MemoryError as exc:
+                click.echo(f"error: out of memory ({exc or 'the work does not fit this machine'})", err=True)
+                ctx.exit(2)
+            except KeyboardInterrupt:  # Ctrl-C outside training's own handling (start-up, sampling...)
+                click.echo("interrupted", err=True)
+                ctx.exit(130)
 
 
 @click.group(cls=Group, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import sys
 import time
@@ -13,6 +13,7 @@ import numpy as np
 
 from analogep import api
 from analogep.errors import AnalogepError
+from analogep.io import json_text
 from analogep.objectives.factory import build_objective
 from analogep.registry import names, resolve
 
@@ -28,39 +29,54 @@ def load_source(source: str | None):
 
 
 def echo_json(obj) -> None:
-    """What --json prints: `obj` indented, keys sorted, numpy numbers as floats."""
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=float))
+    """What --json prints: `obj` as strict JSON (a NaN or an infinity as null), indented,
+    keys sorted, numpy numbers as JSON numbers."""
+    click.echo(json_text(obj, indent=2, sort_keys=True, default=float))
+
+
+class _Lines:
+    """Progress as lines, for a log (stderr not a terminal, where click's bar draws only its
+    label): one line every 1/`parts` of the work or every minute, and at the end."""
+
+    EVERY_S = 60.0
+
+    def __init__(self, label: str, total: int, parts: int = 20):
+        self.label, self.total, self.every = label, total, max(1, math.ceil(total / parts))
+        self.last = (0, time.perf_counter())  # (done, time) of the last line
+
+    def update(self, done: int, status: str, eta: float) -> None:
+        now = time.perf_counter()
+        last_done, last_time = self.last
+        if done == self.total or done - last_done >= self.every or now - last_time >= self.EVERY_S:
+            eta_text = f"  ETA {eta:.0f} s" if math.isfinite(eta) else ""
+            click.echo(f"{self.label}: {status}{eta_text}", err=True)
+            self.last = (done, now)
 
 
 class TrainBar:
     """Progress on stderr with loss, steps/s and ETA (and the weights a device clipped, when
-    any): a bar on a terminal; in a log (stderr not a terminal, where click draws only the
-    label) one line every 5% or minute."""
-
-    LOG_EVERY_S = 60.0
+    any): a bar on a terminal, lines in a log. Steps per second count the steps' own time
+    from the first step on, not the start-up before it (loading, building the backend), so
+    the first ETAs are right."""
 
     def __init__(self, total: int, solves_per_step: int = 0):
         self.total, self.last, self.t0, self.bar = total, 0, time.perf_counter(), None
         self.solves_per_step = solves_per_step  # DC solves per step (SPICE backend: batch x phases)
         self.first = None
-        self.as_lines = not sys.stderr.isatty()
-        self.last_line = (0, self.t0)  # (step, time) of the last logged line
+        self.lines = None if sys.stderr.isatty() else _Lines("train", total)
 
     def update(self, step: int, record: dict) -> None:
-        if self.first is None:
-            self.first = step - 1
         now = time.perf_counter()
+        if self.first is None:  # the clock starts where the first step started
+            self.first, self.t0 = step - 1, now - record.get("step_time", 0.0)
         rate = (step - self.first) / max(now - self.t0, 1e-9)
         flag = f"  {rate * self.solves_per_step:.1f} solves/s" if self.solves_per_step else ""
         flag += f"  clipped {record['clipped']}" if record.get("clipped") else ""
         flag += " SKIPPED" if "skipped" in record else ""
         status = f"loss {record['loss']:.4f}  {rate:.2f} steps/s{flag}"
-        if self.as_lines:
-            last_step, last_time = self.last_line
-            if step == self.total or step - last_step >= max(1, self.total // 20) or now - last_time >= self.LOG_EVERY_S:
-                eta = (self.total - step) / rate if rate > 0 else float("nan")
-                click.echo(f"train: step {step}/{self.total}  {status}  ETA {eta:.0f} s", err=True)
-                self.last_line = (step, now)
+        if self.lines is not None:
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            self.lines.update(step, f"step {step}/{self.total}  {status}", eta)
             return
         if self.bar is None:
             self.bar = click.progressbar(
@@ -71,6 +87,33 @@ class TrainBar:
             self.bar.update(self.first)
         self.bar.update(step - self.last if self.last else step - self.first, status)
         self.last = step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+class WorkBar:
+    """Progress of a command's steps (`label`: sampling, generating for evaluate) on stderr:
+    a bar on a terminal, lines with the share done and the ETA in a log."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.lines, self.t0 = label, None, None, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.t0 is None:
+            self.t0 = time.perf_counter()
+            if sys.stderr.isatty():
+                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+                self.bar.__enter__()
+            else:
+                self.lines = _Lines(self.label, total, parts=10)
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / done * (total - done) if done else float("nan")
+        self.lines.update(done, f"{done}/{total} steps ({100 * done / total:.0f}%)", eta)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -102,27 +145,19 @@ def spec_with_runner(spec, spice_runner: str | None, scheduler: str | None):
 
 def sample_with_progress(
     spec, params, g, threads: int | None = None, backend: str = "numpy", spice_runner: str | None = None,
-    out: np.ndarray | None = None, device_state=None,
+    out: np.ndarray | None = None, device_state=None, label: str = "sample",
 ) -> np.ndarray:
-    """Samples with a progress bar (the API's sample with generate settings `g`). The bar
-    opens at the first step, so a refused setting prints its error line alone."""
-    bar = None
-
-    def step(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label="sample", file=sys.stderr)
-            bar.__enter__()
-        bar.update(1)
-
+    """Samples with progress on stderr (the API's sample with generate settings `g`; see
+    WorkBar). The progress starts at the first step, so a refused setting prints its error
+    line alone."""
+    bar = WorkBar(label)
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # diverging samples are reported once, after sampling
             return api.sample(spec, params, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, backend=backend,
-                              spice_runner=spice_runner, threads=threads, on_step=step, out=out,
+                              spice_runner=spice_runner, threads=threads, on_step=bar, out=out,
                               device_state=device_state)
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        bar.close()
 
 
 def spec_with_sampler_options(spec, **options):
@@ -171,6 +206,32 @@ def check_samples_path(npy: str | Path) -> None:
     check_writable(npy)
 
 
+def report_then_save(report, save) -> None:
+    """Print a computed result (`report()`), then write its file (`save()`): a folder that
+    refuses the file (full, read-only) costs the file, never the result, and is one line
+    (the OutputError, exit 2) after it."""
+    report()
+    save()
+
+
+def refuse_empty(**options: str | None) -> None:
+    """An output option given as "" (a shell variable that was empty) names no file: refused,
+    instead of silently falling back to the default place."""
+    for name, value in options.items():
+        if value is not None and not str(value).strip():
+            raise AnalogepError(f"--{name.replace('_', '-')}: an empty name; give a file name or leave the option out")
+
+
+def ensure_fits_in_memory(n_bytes: float, what: str, hint: str) -> None:
+    """Refuse work whose array cannot be held in this machine's free memory, with the
+    estimate, before the allocation fails (a MemoryError, or the machine swapping)."""
+    from analogep.runtime import available_memory, size_text
+
+    free = available_memory()
+    if free is not None and n_bytes > free:
+        raise AnalogepError(f"{what} need {size_text(n_bytes)} of memory, more than the {size_text(free)} free; {hint}")
+
+
 def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
     """Samples holding a NaN or an infinity, counted a block at a time (x may be a memmap)."""
     return sum(int(np.count_nonzero(~np.isfinite(x[i : i + block]).all(axis=1))) for i in range(0, len(x), block))
@@ -182,7 +243,7 @@ def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: s
     bounded for any n); the seconds spent sampling. Non-finite samples are refused:
     nothing is written."""
     from analogep.evaluation.plots import plot_samples
-    from analogep.io import atomic_path
+    from analogep.io import atomic_path, preallocate
 
     t0 = time.perf_counter()
     seconds = 0.0
@@ -197,26 +258,30 @@ def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: s
             )
         plot_samples(x, png, title=title)
 
+    shape, dtype = (g.n, spec.model.sizes[0]), np.dtype(spec.model.dtype)
     try:
         if npy is None:
+            ensure_fits_in_memory(g.n * shape[1] * dtype.itemsize, f"--n {g.n:,} samples held in memory",
+                                  "write them to disk as they come with --save FILE.npy, or lower --n")
             finish(sample_with_progress(spec, params, g, out=None, **options))
             return seconds
         with atomic_path(npy) as tmp:
-            shape, dtype = (g.n, spec.model.sizes[0]), np.dtype(spec.model.dtype)
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             try:
+                preallocate(tmp, out.offset, out.offset + out.nbytes)  # a full disk: ENOSPC now, not SIGBUS later
                 finish(sample_with_progress(spec, params, g, out=out, **options))
                 out.flush()
             finally:
                 del out  # unmap before the rename (or the removal on failure)
     except OSError as exc:  # a folder that cannot be made, a full disk
-        raise AnalogepError(f"{exc.filename or npy or png}: cannot write ({exc.strerror or exc})") from None
+        raise AnalogepError(f"{exc.filename or npy or png}: cannot write ({exc.strerror or exc}); nothing written") from None
     return seconds
 
 
-def write_run_samples(spec, params, out: Path) -> None:
-    """A finished run's samples.npy and samples.png (generate settings of its config);
-    samples that are not finite are a warning here: the run itself is fine."""
+def write_run_samples(spec, params, out: Path, step: int) -> None:
+    """A finished run's samples.npy and samples.png (generate settings of its config),
+    titled with the run folder and the step; samples that are not finite are a warning
+    here: the run itself is fine."""
     g = spec.generate
     try:
         state = None
@@ -225,7 +290,7 @@ def write_run_samples(spec, params, out: Path) -> None:
 
             state = load_checkpoint(out).devices
         sample_to_files(spec, params, g, out / "samples.png", out / "samples.npy",
-                         title=f"{spec.name}: {g.n} samples ({build_objective(spec).sampler_label(g, run=True)})",
+                         title=f"{out} step {step}: {g.n} samples ({build_objective(spec).sampler_label(g, run=True)})",
                          device_state=state)
     except AnalogepError as exc:
         click.echo(f"warning: {exc}", err=True)

@@ -34,9 +34,11 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
     devices: section), the circuit is the devices' (their window's g0, the weights they
     realise) and the write pulses per step are counted by the devices' write rule.
     """
-    from analogep.cli.common import echo_json, load_source, spec_with_devices
+    from analogep.cli.common import check_image_path, echo_json, load_source, report_then_save, spec_with_devices
     from analogep.accounting.report import format_report
 
+    if plot:
+        check_image_path(plot)
     spec, params, origin = load_source(source)
     spec = spec_with_devices(spec, devices)
     report = api.energy(spec, params, origin, points=points, samples=samples, sample_points=sample_points,
@@ -44,16 +46,23 @@ def energy_cmd(source, points, samples, sample_points, no_cpu, cpu_euler, plot, 
                         progress=None if as_json else _progress())
     result = report.to_dict()
     if plot:
-        from analogep.evaluation.plots import plot_energy
-
-        plot_energy(result, plot)
         result["plot"] = plot
-    if as_json:
-        echo_json(result)
-    else:
+
+    def show() -> None:
+        if as_json:
+            echo_json(result)
+            return
         click.echo(format_report(report))
         if plot:
-            click.echo(f"plot: {plot}")
+            click.echo(f"plot -> {plot}")
+
+    def save() -> None:
+        if plot:
+            from analogep.evaluation.plots import plot_energy
+
+            plot_energy(result, plot)
+
+    report_then_save(show, save)
 
 
 def _progress():

@@ -20,7 +20,10 @@ from analogep.cli.common import (
     spec_with_devices,
     spec_with_runner,
     spec_with_sampler_options,
+    ensure_fits_in_memory,
+    refuse_empty,
 )
+from analogep.cli.outputs import sampling_settings, settings_name
 from analogep.config.rules import MAX_GENERATE_STEPS
 from analogep.errors import AnalogepError
 from analogep.objectives.factory import build_objective
@@ -45,7 +48,9 @@ from analogep.registry import names
 @click.option("--ode-steps", type=click.IntRange(min=1),
               help="Score-matching runs, ODE: Heun steps from sigma_max to sigma_min [default: dsm.ode_steps].")
 @click.option("--out", "png", type=click.Path(dir_okay=False),
-              help="Image grid of the first 100 samples; the extension picks the format [default: samples.png beside the checkpoint].")
+              help="Image grid of the first 100 samples; the extension picks the format [default: with --save, its name "
+                   "as .png; else samples.png beside the checkpoint, or samples-SETTINGS.png when the settings are not "
+                   "the run's, so the run's own samples.png is not replaced by other samples].")
 @click.option("--save", "npy", type=click.Path(dir_okay=False), help="Save the samples as an N x 64 .npy in [-1, 1] scale (the name must end in .npy).")
 @click.option("--backend", type=click.Choice(names("backend")), default="numpy", show_default=True,
               help="numpy relaxation, or the compiled inference circuit in ngspice.")
@@ -67,28 +72,32 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     deployed on those devices (programmed onto fresh ones); without it, a run trained in
     situ samples on its own devices.
     """
-    from analogep.model.factory import build_energy
-    from analogep.training.checkpoint import (
-        ensure_params_fit,
-        load_checkpoint,
-        resolve_checkpoint,
-    )
+    from analogep.training.checkpoint import load_checkpoint, resolve_checkpoint
 
+    refuse_empty(out=png, save=npy)
     if png:
         check_image_path(png)
     if npy:
         check_samples_path(npy)
     ckpt_path = resolve_checkpoint(source)
     ckpt = load_checkpoint(ckpt_path)
-    ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
     spec, params = spec_with_devices(spec_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
     spec = spec_with_sampler_options(spec, t1=t1, dt=dt, sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps)
+    spec = spec.replace(generate={k: v for k, v in dict(mode=mode, seed=seed).items() if v is not None})
     objective = build_objective(spec)
     state = ckpt.devices if devices is None else None
-    g = dataclasses.replace(spec.generate, **{k: v for k, v in dict(n=n, mode=mode, seed=seed).items() if v is not None})
-    png = Path(png) if png else ckpt_path.parent / "samples.png"
-    seconds = sample_to_files(spec, params, g, png, npy, title=f"{spec.name} step {ckpt.step}: {objective.sampler_label(g)}",
-                               threads=threads, backend=backend, spice_runner=spice_runner, device_state=state)
+    g = dataclasses.replace(spec.generate, n=spec.generate.n if n is None else n)
+    if png:
+        png = Path(png)
+    elif npy:  # the image of the samples saved, beside them
+        png = Path(npy).with_suffix(".png")
+    else:  # the run's samples.png only for the run's own settings (cli/outputs.py)
+        settings = sampling_settings(ckpt.spec, spec, n=n, backend=backend, devices=devices)
+        png = settings_name(ckpt_path.parent / "samples.png", settings)
+    check_image_path(png)
+    seconds = sample_to_files(spec, params, g, png, npy,
+                              title=f"{ckpt_path.parent.name} step {ckpt.step}: {objective.sampler_label(g)}",
+                              threads=threads, backend=backend, spice_runner=spice_runner, device_state=state)
     summary = {"n": g.n, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy,
                **objective.sampler_summary(g)}
     if as_json:
@@ -97,9 +106,14 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
         click.echo(f"wrote {g.n} samples to {png}" + (f" and {npy}" if npy else "") + f" in {seconds:.1f} s")
 
 
+# evaluate's standard sample count: the quality.json of a run is of this many samples.
+EVALUATE_N = 1000
+
+
 @click.command("evaluate")
 @click.argument("source", type=click.Path(exists=False))
-@click.option("--n", type=click.IntRange(min=2), default=1000, show_default=True, help="Samples to generate from a run.")
+@click.option("--n", type=click.IntRange(min=2), default=EVALUATE_N, show_default=True,
+              help="Samples to generate from a run.")
 @click.option("--t1", type=click.FloatRange(min=0, min_open=True), help="Generation end time [default: the run's generate.t1].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
 @click.option("--sampler", type=click.Choice(["langevin", "ode"]),
@@ -116,8 +130,12 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
     mean distance to the nearest training image (memorisation) and the share of samples
     with a pixel beyond [-1, 1] by more than 1, each beside the same figure for held-out
     real digits; warns when most samples are that far out (another scale). For a run,
-    also writes RUN_DIR/quality.json (with the step
-    of the checkpoint judged).
+    also writes the report (with the step of the checkpoint judged) beside the
+    checkpoint: quality.json for the run's own settings (1000 samples, its generate
+    seed, t1 and sampler), which `compare` reads; with other settings
+    quality-SETTINGS.json (quality-n200.json, quality-devices-pcm.json), so the run's
+    quality.json is not replaced by another evaluation. The report is printed before it
+    is written: a folder that refuses it still shows the result.
     """
     from analogep.evaluation.quality import OUTSIDE_WARNING, RANGE_TOLERANCE
     from analogep.io import write_json
@@ -134,12 +152,22 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
         from analogep.training.checkpoint import load_checkpoint, resolve_checkpoint
 
         ckpt_path = resolve_checkpoint(source)
+        if ckpt_path.suffix != ".npz" and not _is_zip(ckpt_path) and not _is_npy(ckpt_path):
+            raise AnalogepError(
+                f"{source}: evaluate reads a run folder, a checkpoint (.npz) or samples (.npy, numpy.save of an "
+                f"N x 64 array); this is a {ckpt_path.suffix or 'file without extension'} file"
+            )
         ckpt = load_checkpoint(ckpt_path)
         spec = spec_with_sampler_options(spec_with_devices(ckpt.spec, devices), t1=t1, sampler=sampler)
-        g = spec.generate
-        g = dataclasses.replace(g, n=n, seed=g.seed if seed is None else seed)
-        x = sample_with_progress(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None)
-        out_json = ckpt_path.parent / ("quality.json" if devices is None else "quality_devices.json")
+        if seed is not None:
+            spec = spec.replace(generate={"seed": seed})
+        g = dataclasses.replace(spec.generate, n=n)
+        ensure_fits_in_memory(n * spec.model.sizes[0] * np.dtype(spec.model.dtype).itemsize * 4,
+                              f"--n {n:,} samples and their evaluation", "lower --n")
+        settings = sampling_settings(ckpt.spec, spec, n=n, run_n=EVALUATE_N, devices=devices)
+        out_json = settings_name(ckpt_path.parent / "quality.json", settings)
+        x = sample_with_progress(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None,
+                                 label="evaluate: sampling")
     try:
         report = api.evaluate(x)
     except ValueError as exc:
@@ -156,8 +184,32 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
         choice = build_objective(spec).sampler_choice
         if choice is not None:  # which of the objective's samplers drew the samples judged
             result["sampler"] = choice
-        write_json(out_json, result)
     if as_json:
         echo_json(result)
     else:
         click.echo(report.format())
+    if out_json is not None:  # printed first: a folder that refuses the file still shows the result
+        try:
+            write_json(out_json, result)
+        except OSError as exc:
+            raise AnalogepError(f"{exc.filename or out_json}: cannot write ({exc.strerror or exc}); "
+                                f"the report above was not saved") from None
+        if not as_json:
+            click.echo(f"report -> {out_json}")
+
+
+def _is_npy(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(6) == b"\x93NUMPY"
+    except OSError:
+        return False
+
+
+def _is_zip(path: Path) -> bool:
+    import zipfile
+
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from analogep import api
-from analogep.cli.common import check_image_path, echo_json
+from analogep.cli.common import check_image_path, echo_json, report_then_save
 
 
 @click.command("robustness")
@@ -29,36 +29,47 @@ def robustness_cmd(source, devices, sweeps, n, threads, plot, as_json):
     key and value, the weights are programmed once onto fresh devices (the base devices
     with that key changed), N digits are sampled through the non-ideal numpy circuit, and
     judged as `evaluate` judges them (classifier confidence, classes covered, Frechet
-    distance). Wire resistance is not swept: the numpy backend does not model it
-    (analogep check --devices on the SPICE backend does).
+    distance). Wire resistance is not swept (--sweep wire_resistance is refused): the numpy
+    backend does not model it, so every row would be the same (analogep check --devices on
+    the SPICE backend does model it). The report is printed before the plot is written.
     """
     from analogep.config.load import with_devices
     from analogep.config.schema import to_dict
     from analogep.evaluation.robustness import parse_sweep
-    from analogep.training.checkpoint import ensure_params_fit, load_checkpoint
+    from analogep.training.checkpoint import load_checkpoint
 
     if plot is not None:
         check_image_path(plot)
     ckpt = load_checkpoint(source)
-    from analogep.model.factory import build_energy
-
-    ensure_params_fit(build_energy(ckpt.spec.model), ckpt.params, source)
     base = None if devices is None else to_dict(with_devices(ckpt.spec, devices).devices)
     parsed = dict(parse_sweep(s) for s in sweeps) if sweeps else None
+    if base is not None and base.get("wire_resistance", 0) > 0:
+        click.echo(f"warning: --devices {devices}: wire_resistance {base['wire_resistance']:g} ohm is not modelled "
+                   f"by the numpy backend these samples come from; every row is without it", err=True)
 
     def row(key, value, q):
         click.echo(f"robustness: {key} = {value}: confidence {q['confidence']:.3f}, classes {q['classes_covered']}, "
                    f"Frechet {q['frechet']:.2f}", err=True)
 
     report = api.robustness(ckpt.spec, ckpt.params, devices=base, sweeps=parsed, n=n, threads=threads, on_row=row)
-    result = {"source": f"{source} (step {ckpt.step})", **report.to_dict()}
+    source_text = f"{source} (step {ckpt.step})"
+    result = {"source": source_text, **report.to_dict()}
     if plot is not None:
-        from analogep.evaluation.plots import plot_robustness
-
-        plot_robustness(result, plot)
         result["plot"] = str(Path(plot))
-    if as_json:
-        echo_json(result)
-    else:
-        click.echo(f"{source} (step {ckpt.step}) deployed on devices, {n} samples per row")
+
+    def show() -> None:
+        if as_json:
+            echo_json(result)
+            return
+        click.echo(f"{source_text} deployed on devices, {n} samples per row")
         click.echo(report.format())
+        if plot is not None:
+            click.echo(f"plot -> {plot}")
+
+    def save() -> None:
+        if plot is not None:
+            from analogep.evaluation.plots import plot_robustness
+
+            plot_robustness(result, plot, title=source_text)
+
+    report_then_save(show, save)

@@ -30,8 +30,9 @@ from analogep.registry import names
 @click.option("--seed", type=click.IntRange(min=0), help="Override train.seed (noise, times, batches).")
 @click.option("--solver", type=click.Choice(names("solver")), help="Override relax.solver.")
 @click.option("--threads", type=click.IntRange(min=0), help="Override train.threads (BLAS threads, 0 = auto).")
-@click.option("--backend", type=click.Choice(names("backend")), default="numpy", show_default=True,
-              help="Where equilibria come from: numpy relaxation or ngspice DC solves.")
+@click.option("--backend", type=click.Choice(names("backend")),
+              help="Where equilibria come from: numpy relaxation or ngspice DC solves [default: train.backend, numpy; "
+                   "with --resume the run's own].")
 @click.option("--spice-runner", type=click.Choice(runner_choices()),
               help="With --backend spice: ngspice in process (PySpice), ngspice -b, or on Dask workers [default: circuit.runner].")
 @click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
@@ -61,13 +62,14 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     from analogep.model.factory import build_energy
     from analogep.training.lock import run_lock
 
-    spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads),
-                               solver, spice_runner, scheduler, devices)
+    spec, out = _training_spec(config, out_dir, resume, dict(steps=steps, batch=batch, seed=seed, threads=threads,
+                                                             backend=backend), solver, spice_runner, scheduler, devices)
+    backend = spec.train.backend
     n_params = build_energy(spec.model).n_params
     sizes = "-".join(map(str, spec.model.sizes)) + (f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else "")
     click.echo(
         f"analogep: training {spec.name} ({sizes}, {n_params:,} parameters) for {spec.train.steps} steps, "
-        f"batch {spec.train.batch}, solver {spec.relax.solver}, backend {backend}"
+        f"{_batch_label(spec)}, solver {spec.relax.solver}, backend {backend}"
         f"{'' if spec.devices.ideal else f', devices {spec.devices.preset} (in situ)'} -> {out}",
         err=True,
     )
@@ -75,13 +77,15 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     try:
         with run_lock(out, create=not resume):  # through the samples: nobody else writes this folder meanwhile
             try:
-                result = api.train(spec, out, resume=resume, backend=backend, on_step=bar.update)
+                result = api.train(spec, out, resume=resume, on_step=bar.update)
             finally:
                 bar.close()
             if result.records:
-                _write(out, "loss.png", result.step, lambda: plot_loss(result.records, out / "loss.png"))
+                title = f"{out} ({spec.name}), step {result.step}"
+                _write(out, "loss.png", result.step, lambda: plot_loss(result.records, out / "loss.png", title=title))
             if samples and result.stopped is None:
-                _write(out, "samples.npy and samples.png", result.step, lambda: write_run_samples(spec, result.params, out))
+                _write(out, "samples.npy and samples.png", result.step,
+                       lambda: write_run_samples(spec, result.params, out, result.step))
     except KeyboardInterrupt as exc:
         click.echo(_interrupted(out, exc), err=True)
         signum = getattr(exc, "signum", 2)  # SIGINT unless training saw SIGTERM
@@ -101,6 +105,16 @@ def train_cmd(config, out_dir, steps, batch, seed, solver, threads, backend, spi
     else:
         loss = f"loss {summary['loss']:.4f}, " if summary["loss"] is not None else ""
         click.echo(f"done: step {result.step}, {loss}{result.seconds:.1f} s; wrote {out}")
+
+
+def _batch_label(spec) -> str:
+    """The batch training uses: train.batch, or the whole dataset when that is smaller."""
+    from analogep.data import load_dataset
+
+    n = len(load_dataset(spec.train.dataset))
+    if spec.train.batch <= n:
+        return f"batch {spec.train.batch}"
+    return f"batch {n} (the whole {spec.train.dataset} set; train.batch {spec.train.batch} is larger)"
 
 
 def _write(out: Path, what: str, step: int, call) -> None:
@@ -136,6 +150,8 @@ def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver,
     --resume, with the flags' overrides) and its run folder; refuses what cannot run."""
     from analogep.training.checkpoint import CHECKPOINT_NAME
 
+    if out_dir is not None and not out_dir.strip():
+        raise AnalogepError("--out: an empty name; give a folder (default: runs/<config name>)")
     if resume:
         if out_dir is None:
             raise AnalogepError("--resume needs --out RUN_DIR")

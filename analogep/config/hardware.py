@@ -14,6 +14,9 @@ from analogep.config.schema import meta
 
 # circuit.scheduler's value for "no running cluster: start one on this machine".
 LOCAL_SCHEDULER = "local"
+# The longest wait a timeout key may ask for (a day): the operating system's waits take
+# at most about 24 days in milliseconds, and a longer one overflows.
+MAX_TIMEOUT_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -34,14 +37,23 @@ class CircuitSpec:
         default="auto",
         metadata=meta("ngspice interface: shared library (PySpice), subprocess, dask (workers of a Dask cluster), or auto", registry="runner", also=("auto",)),
     )
-    timeout: float = field(default=120.0, metadata=meta("seconds before one ngspice run (one sweep of training points) is abandoned", gt=0))
+    timeout: float = field(
+        default=120.0,
+        metadata=meta("seconds before one ngspice run (one sweep of training points) is abandoned", gt=0, le=MAX_TIMEOUT_S),
+    )
     scheduler: str = field(
         default=LOCAL_SCHEDULER,
         metadata=meta(
             "the dask runner's cluster: local (a LocalCluster, one worker per free core) or a scheduler address tcp://HOST:PORT",
-            pattern=r"local|([a-z]+://)?\S+:\d+",
-            pattern_help="must be 'local' or a Dask scheduler address such as tcp://10.0.0.5:8786",
+            pattern=r"local|(tcp://)?(?![a-z]+://)\S+:\d+",
+            pattern_help="must be 'local' or a Dask scheduler address tcp://HOST:PORT such as tcp://10.0.0.5:8786 "
+                         "(tls:// needs certificates analogep does not set up)",
         ),
+    )
+    connect_timeout: float = field(
+        default=10.0,
+        metadata=meta("seconds to reach a running Dask scheduler (circuit.scheduler) and hear its greeting", gt=0,
+                      le=MAX_TIMEOUT_S),
     )
 
 

@@ -139,6 +139,14 @@ class TrainSpec:
         default="flow",
         metadata=meta("what the equilibria learn: flow (flow matching) or dsm (denoising score matching)", registry="objective"),
     )
+    backend: str = field(
+        default="numpy",
+        metadata=meta(
+            "where training's equilibria come from: numpy (relaxation) or spice (ngspice DC solves of the circuit); "
+            "part of the run, kept by --resume",
+            registry="backend",
+        ),
+    )
     steps: int = field(default=2000, metadata=meta("optimizer steps", ge=1))
     batch: int = field(default=1797, metadata=meta("batch size (1797 = the full digits set)", ge=1))
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec, metadata=meta("optimizer settings"))

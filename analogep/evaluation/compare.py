@@ -140,6 +140,7 @@ def compare_runs(runs: list[RunSummary]) -> dict:
         out["against_first"].append({
             "path": run.path,
             "common_steps": int(common.size),
+            "first_common_step": int(common[0]),
             "last_common_step": last,
             "same_loss_through_step": _same_through(common, diff),
             "max_abs_loss_difference": float(np.max(np.abs(diff))),
@@ -150,12 +151,13 @@ def compare_runs(runs: list[RunSummary]) -> dict:
     return out
 
 
-def _same_through(steps: np.ndarray, diff: np.ndarray) -> int:
-    """The last step up to which every loss difference is within SAME_LOSS (0: none)."""
+def _same_through(steps: np.ndarray, diff: np.ndarray) -> int | None:
+    """The last step up to which every loss difference is within SAME_LOSS (None: the
+    losses differ at the first common step already)."""
     parted = np.flatnonzero(np.abs(diff) > SAME_LOSS)
     if not parted.size:
         return int(steps[-1])
-    return int(steps[parted[0] - 1]) if parted[0] > 0 else 0
+    return int(steps[parted[0] - 1]) if parted[0] > 0 else None
 
 
 def format_comparison(result: dict) -> str:
@@ -174,9 +176,12 @@ def format_comparison(result: dict) -> str:
             continue
         m0, m1 = a["mean_loss_second_half"]
         l0, l1 = a["loss_at_last_common_step"]
+        same = a["same_loss_through_step"]
+        agree = (f"same loss (within {SAME_LOSS:g}) through step {same}" if same is not None else
+                 f"the losses differ (by more than {SAME_LOSS:g}) from the first common step, {a['first_common_step']}")
         lines.append(
-            f"{a['path']} against {first}, {a['common_steps']} common steps: same loss (within {SAME_LOSS:g}) "
-            f"through step {a['same_loss_through_step']}, largest difference {a['max_abs_loss_difference']:.4f}; "
+            f"{a['path']} against {first}, {a['common_steps']} common steps: {agree}, "
+            f"largest difference {a['max_abs_loss_difference']:.4f}; "
             f"step {a['last_common_step']}: {l0:.4f} vs {l1:.4f}; mean over the second half {m0:.4f} vs {m1:.4f}"
         )
     return "\n".join(lines)

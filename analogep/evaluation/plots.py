@@ -124,11 +124,12 @@ def _log_if_helpful(ax, values: np.ndarray) -> None:
         ax.set_yscale("log")
 
 
-def plot_loss(records: list[dict], path: str | os.PathLike) -> None:
+def plot_loss(records: list[dict], path: str | os.PathLike, title: str | None = None) -> None:
     """Training loss against step with a trailing moving average; diagnostics in a second panel.
 
     Records need "step" and "loss"; "grad_norm", "v_norm", "u_norm" and "residual" are
-    drawn in a second panel when any record has them.
+    drawn in a second panel when any record has them. `title` names the run (a figure
+    seen apart from its folder still says whose it is).
     """
     if not records:
         raise ValueError("records is empty; nothing to plot")
@@ -161,6 +162,8 @@ def plot_loss(records: list[dict], path: str | os.PathLike) -> None:
             ax2.legend(loc="upper right")
             ax2.grid(alpha=0.3)
         axes[-1, 0].set_xlabel("step")
+        if title:
+            axes[0, 0].set_title(title, fontsize=10)
         _save(fig, path)
 
 
@@ -168,8 +171,10 @@ def plot_beta_sweep(
     betas: Sequence[float] | np.ndarray,
     errors_by_label: dict[str, list[float]],
     path: str | os.PathLike,
+    title: str | None = None,
 ) -> None:
-    """Relative gradient error against nudge beta, log-log, with dashed O(beta) and O(beta^2) guides.
+    """Relative gradient error against nudge beta, log-log, with dashed O(beta) and O(beta^2) guides
+    (`title`: whose weights, e.g. the run and its step).
 
     The guides start at the largest beta from the largest error there, so a line parallel
     to one of them has that order (one-sided EP: O(beta); symmetric: O(beta^2), De 2026).
@@ -202,6 +207,8 @@ def plot_beta_sweep(
         ax.set_ylabel("relative error")
         ax.grid(alpha=0.3, which="both")
         ax.legend()
+        if title:
+            ax.set_title(title, fontsize=9)
         _save(fig, path)
 
 
@@ -294,6 +301,8 @@ def plot_loss_comparison(runs: Sequence[tuple[str, np.ndarray, np.ndarray]], pat
             if k == 0:
                 continue
             common, i, j = np.intersect1d(ref_steps, steps, return_indices=True)
+            if not common.size:  # no step logged by both: no difference to draw
+                continue
             diff = loss[j] - ref_loss[i]
             smooth = _moving_average(diff, window)
             ax_diff.plot(common, diff, lw=0.6, alpha=0.25, color=color)
@@ -310,21 +319,42 @@ def plot_loss_comparison(runs: Sequence[tuple[str, np.ndarray, np.ndarray]], pat
         ax_diff.set_ylim(low - pad, high + pad)  # the moving averages set the scale; raw spikes are cut
         ax_diff.set_ylabel("loss difference")
         ax_diff.set_xlabel("step")
-        ax_diff.legend(loc="upper right")
+        if ax_diff.get_legend_handles_labels()[0]:
+            ax_diff.legend(loc="upper right")
+        else:
+            ax_diff.text(0.5, 0.5, "no step logged by both runs", transform=ax_diff.transAxes, ha="center")
         ax_diff.grid(alpha=0.3)
         _save(fig, path)
 
 
+def _way_label(key: str) -> str:
+    """An energy report's way as a tick label: analog -> circuit, gpu_euler -> GPU / Euler."""
+    if key == "analog":
+        return "circuit"
+    hardware, _, method = key.partition("_")
+    return f"{hardware.upper()}\n{method}" if method else hardware
+
+
 def plot_energy(report_dict: dict, path: str | os.PathLike) -> None:
-    """`analogep energy --plot`: where the circuit's joules go per training step (left), and
-    the energy per training step and per sample of each way, log scale (right)."""
+    """`analogep energy --plot`: where the circuit's joules go per training step (left, each
+    bar with its value; a zero is written, a log axis cannot draw it), and the energy per
+    training step and per sample of each way, log scale (right, the legend outside the
+    bars). The title names the weights (the run and its step, or the config)."""
     analog = report_dict["training"]["analog"]
     items = sorted(analog["breakdown"].items(), key=lambda kv: kv[1])
-    with _figure(1, 2, figsize=(13, 5)) as (fig, (left, right)):
-        left.barh([k for k, _ in items], [v for _, v in items], color="tab:blue")
+    with _figure(1, 2, figsize=(14, 5.2), gridspec_kw={"width_ratios": [1.1, 1]}) as (fig, (left, right)):
+        values = [v for _, v in items]
+        positive = [v for v in values if v > 0]
+        left.barh(range(len(items)), [v if v > 0 else np.nan for v in values], color="tab:blue")
+        left.set_yticks(range(len(items)), [k for k, _ in items])
         left.set_xscale("log")
+        if positive:
+            low, high = min(positive), max(positive)
+            left.set_xlim(low / 3, high * 30)  # room for the value written after the longest bar
+            for y, v in enumerate(values):
+                left.text(v if v > 0 else low / 3, y, f" {v:.2g} J" if v > 0 else " 0 J", va="center", fontsize=8)
         left.set_xlabel("J per training step")
-        left.set_title(f"the circuit: {analog['joules']:.3g} J per training step")
+        left.set_title(f"the circuit: {analog['joules']:.3g} J per training step", fontsize=10)
         keys = list(report_dict["training"])
         width = 0.4
         pos = np.arange(len(keys))
@@ -332,34 +362,63 @@ def plot_energy(report_dict: dict, path: str | os.PathLike) -> None:
         sample_keys = [k for k in keys if k in report_dict["sampling"]]
         right.bar([pos[keys.index(k)] + width / 2 for k in sample_keys], [report_dict["sampling"][k]["joules"] for k in sample_keys],
                   width, label="per generated sample")
-        right.set_xticks(pos, keys, rotation=20)
+        right.set_xticks(pos, [_way_label(k) for k in keys])
         right.set_yscale("log")
         right.set_ylabel("J")
-        right.legend()
-        right.set_title("the circuit against digital")
+        right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
+        right.set_title("the circuit against digital", fontsize=10)
+        source = report_dict.get("source")
+        if source:
+            fig.suptitle(f"time and energy of {source}", fontsize=11)
         fig.tight_layout()
         _save(fig, path)
 
 
-def plot_robustness(report_dict: dict, path: str | os.PathLike) -> None:
+# What each devices key a robustness sweep varies is measured in (config/hardware.py).
+_DEVICE_AXIS = {
+    "variability": "variability (relative spread of G)",
+    "bits": "programming bits per device",
+    "stuck_gmax": "share of devices stuck at gmax",
+    "stuck_gmin": "share of devices stuck at gmin",
+    "driver_gain_sigma": "driver gain spread (relative)",
+    "driver_offset_sigma": "driver offset spread (V)",
+    "read_noise": "read noise (V rms)",
+    "adc_bits": "ADC bits",
+    "dac_bits": "DAC bits",
+    "program_noise": "programming noise (share of gmax - gmin)",
+    "write_noise": "write noise (relative to a step)",
+}
+
+
+def plot_robustness(report_dict: dict, path: str | os.PathLike, title: str | None = None) -> None:
     """`analogep robustness --plot`: per swept non-ideality, the Frechet distance and the
-    classifier confidence of the deployed model's samples against its severity (the ideal
-    circuit dashed). A null value (exact: continuous levels, no ADC) is drawn at the left."""
+    classifier confidence of the deployed model's samples against its severity, in the
+    key's unit (the ideal circuit dashed). A null value (exact: continuous levels, no ADC)
+    is drawn at the left. The Frechet axis is logarithmic only when its values span more
+    than a decade, and its ticks are plain numbers. `title` names the weights."""
+    from matplotlib.ticker import ScalarFormatter
+
     sweeps = report_dict["sweeps"]
     n = max(1, len(sweeps))
     cols = min(4, n)
     rows = (n + cols - 1) // cols
     ideal = report_dict["ideal"]
-    with _figure(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False) as (fig, axes):
+    with _figure(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False) as (fig, axes):
         for ax, (key, points) in zip(axes.ravel(), sweeps.items()):
             labels = ["exact" if p["value"] is None else f"{p['value']:g}" for p in points]
             x = np.arange(len(points))
-            ax.plot(x, [p["quality"]["frechet"] for p in points], "o-", color="tab:red", label="Frechet")
+            frechet = np.array([p["quality"]["frechet"] for p in points], dtype=np.float64)
+            ax.plot(x, frechet, "o-", color="tab:red", label="Frechet")
             ax.axhline(ideal["frechet"], color="tab:red", ls="--", lw=0.8)
-            ax.set_yscale("log")
+            _log_if_helpful(ax, np.append(frechet, ideal["frechet"]))
+            log = ax.get_yscale() == "log"
+            if not log:
+                formatter = ScalarFormatter(useOffset=False)
+                formatter.set_scientific(False)
+                ax.yaxis.set_major_formatter(formatter)
             ax.set_xticks(x, labels)
-            ax.set_xlabel(key)
-            ax.set_ylabel("Frechet distance (log)", color="tab:red")
+            ax.set_xlabel(_DEVICE_AXIS.get(key, key), fontsize=9)
+            ax.set_ylabel("Frechet distance" + (" (log)" if log else ""), color="tab:red")
             twin = ax.twinx()
             twin.plot(x, [p["quality"]["confidence"] for p in points], "s-", color="tab:blue")
             twin.axhline(ideal["confidence"], color="tab:blue", ls="--", lw=0.8)
@@ -368,12 +427,21 @@ def plot_robustness(report_dict: dict, path: str | os.PathLike) -> None:
             ax.grid(alpha=0.3)
         for ax in axes.ravel()[len(sweeps):]:
             ax.axis("off")
-        fig.suptitle(f"deployed on devices: sample quality per non-ideality ({report_dict['n_samples']} samples; dashed: ideal)")
+        head = f"{title}: deployed" if title else "deployed"
+        fig.suptitle(f"{head} on devices, sample quality per non-ideality "
+                     f"({report_dict['n_samples']} samples per point; dashed: the ideal circuit)", fontsize=10)
         fig.tight_layout()
         _save(fig, path)
 
 
 _KIND_COLOR = {"one-sided": "tab:red", "symmetric": "tab:blue"}
+
+
+def _study_head(result: dict) -> str:
+    """What a study figure is of: the EP gradient of the result's objective (its label,
+    api.study records it), and whose weights when the result names its source."""
+    head = f"EP gradient of the {result['objective']} loss" if result.get("objective") else "EP gradient"
+    return f"{head}, {result['source']}," if result.get("source") else head
 
 
 def plot_unbiasedness(result: dict, path: str | os.PathLike) -> None:
@@ -398,7 +466,7 @@ def plot_unbiasedness(result: dict, path: str | os.PathLike) -> None:
             ax.set_xlabel(r"nudge $\beta$")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7)
-        fig.suptitle("EP-DSM gradient vs exact as beta -> 0 (float64, relaxed to 1e-11)", fontsize=10)
+        fig.suptitle(f"{_study_head(result)} vs exact as beta -> 0 (float64, relaxed to 1e-11)", fontsize=10)
         fig.tight_layout()
         _save(fig, path)
 
@@ -420,7 +488,7 @@ def plot_relaxation_budget(result: dict, path: str | os.PathLike) -> None:
             ax.set_title(solver, fontsize=10)
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8)
-        fig.suptitle(f"EP-DSM gradient under a finite relaxation budget (beta {result['beta']:g})", fontsize=10)
+        fig.suptitle(f"{_study_head(result)} under a finite relaxation budget (beta {result['beta']:g})", fontsize=10)
         fig.tight_layout()
         _save(fig, path)
 
@@ -461,6 +529,6 @@ def plot_bias_variance(result: dict, path: str | os.PathLike) -> None:
         ax.set_ylabel(r"best $\beta$")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-        fig.suptitle("EP-DSM gradient with noisy read-outs: bias vs variance", fontsize=10)
+        fig.suptitle(f"{_study_head(result)} with noisy read-outs: bias vs variance", fontsize=10)
         fig.tight_layout()
         _save(fig, path)

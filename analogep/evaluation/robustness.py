@@ -35,6 +35,13 @@ DEFAULT_SWEEPS: dict[str, list] = {
     "adc_bits": [None, 12, 8, 6],
 }
 DEFAULT_BASE = {"preset": "ideal", "w_max": 1.0}
+# Devices keys the numpy backend, which draws robustness's samples, does not model: a sweep
+# of one would give identical rows.
+NOT_SAMPLED = {
+    "wire_resistance": "the numpy backend that draws these samples does not model line resistance, so every row would "
+                       "be the same; its effect is measured on the SPICE backend: analogep check RUN --devices FILE.yaml "
+                       "with devices.wire_resistance",
+}
 
 
 @dataclass
@@ -83,6 +90,8 @@ def devices_variants(spec: Spec, base: dict, sweeps: dict[str, list]) -> dict[st
     naming --sweep, before any sampling)."""
     out = {}
     for key, values in sweeps.items():
+        if key in NOT_SAMPLED:
+            raise ConfigError(f"--sweep {key}: {NOT_SAMPLED[key]}")
         rows = []
         for value in values:
             full = to_dict(spec)

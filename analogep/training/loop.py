@@ -3,8 +3,10 @@
 Resuming from a checkpoint gives the same parameters as an uninterrupted run: the
 checkpoint holds parameters, optimizer state, the RNG state and the step, and metrics
 logged after the checkpoint are dropped before the run continues. The checkpoint is the
-truth about a run: a resume that would end before its step is refused, and every config
-key that differs from the checkpoint's is reported.
+truth about a run: a resume that would end before its step is refused, a config key fixed
+at the run's start (a seed, the model) cannot change, and every other key that differs
+from the checkpoint's is reported and recorded (training/resume.py). The backend is part
+of the run (train.backend), so a resume keeps it; every record names it.
 
 One process at a time writes a run folder (training/lock.py); it starts by removing the
 temporary files of writes a killed process left behind. Ctrl-C, or an error while a step
@@ -15,6 +17,7 @@ line, keeping the last checkpoint.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +29,6 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.factory import make_backend
 from analogep.config.load import dump_spec
-from analogep.config.schema import to_dict
 from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.step import StepResult, gradep_step
@@ -38,7 +40,6 @@ from analogep.objectives.factory import build_objective
 from analogep.training.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
-    ensure_params_fit,
     load_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
@@ -46,6 +47,7 @@ from analogep.training.checkpoint import (
 from analogep.training.interrupts import InterruptGuard, TrainingInterrupted
 from analogep.training.lock import run_lock
 from analogep.training.optim import SGD, Adam, build_optimizer, clip_by_global_norm
+from analogep.training.resume import resume_changes
 from analogep.training.runlog import METRICS_NAME, RunLog, keep_aside, read_log
 
 CONFIG_NAME = "config.yaml"
@@ -78,52 +80,44 @@ class _Run:
     saved_step: int | None = None  # the step of the checkpoint on disk (None: none yet)
     last_trouble: str = ""  # why the last skipped step was skipped
     devices: tuple[dict, dict] | None = None  # the checkpoint's device state, restored into the backend
+    changed: dict[str, list] = field(default_factory=dict)  # config changes of a resume, logged at its first step
 
 
 def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
     """A fresh run from the config's seeds, or the run in `out` at its checkpoint.
 
-    On resume, refuses a train.steps below the checkpoint's step, warns about each
-    config key that differs from the checkpoint's and about records missing from the
-    log, and moves log lines that are not JSON to metrics.jsonl.bad."""
+    On resume, refuses a train.steps below the checkpoint's step and a change of a key
+    fixed at the run's start, warns about each other config key that differs from the
+    checkpoint's and about records missing from the log, and moves log lines that are not
+    JSON to metrics.jsonl.bad."""
     ckpt_path = out / CHECKPOINT_NAME
     if not resume:
         if ckpt_path.exists():
-            raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+            raise CheckpointError(_holds_a_run(out))
         params = model.init_params(np.random.default_rng(spec.model.seed))
         return _Run(params, build_optimizer(spec.train.optimizer, params), np.random.default_rng(spec.train.seed))
-    ckpt = load_checkpoint(ckpt_path)
-    ensure_params_fit(model, ckpt.params, str(ckpt_path))
+    ckpt = load_checkpoint(ckpt_path)  # checked whole, its weights against its own model
     if spec.train.steps < ckpt.step:
         raise CheckpointError(
             f"{out}: the checkpoint is at step {ckpt.step}, past train.steps {spec.train.steps} (--steps); "
             f"a run cannot be shortened (give at least {ckpt.step})"
         )
+    changed = resume_changes(ckpt.spec, spec, out, ckpt.step)  # the model itself cannot change
     log = read_log(out)
     optimizer = build_optimizer(spec.train.optimizer, ckpt.params)
     optimizer.load_state_dict(ckpt.optimizer)
     rng = np.random.default_rng()
     rng.bit_generator.state = ckpt.rng_state
-    for key, (was, now) in _changes(ckpt.spec, spec).items():
-        warnings.warn(AnalogepWarning(f"{out}: {key} changed from {was} to {now} on resume ({CONFIG_NAME} rewritten)"))
     records = [r for r in log.records if r["step"] <= ckpt.step]
     _warn_missing(log.path, records, ckpt.step, ckpt.spec.train.log_every)
     _writing(out, f"{METRICS_NAME}.bad", lambda: keep_aside(log))
     return _Run(ckpt.params, optimizer, rng, ckpt.step, ckpt.bad_steps, records, list(ckpt.skipped), ckpt.step,
-                devices=ckpt.devices)
+                devices=ckpt.devices, changed=changed)
 
 
-def _changes(old: Spec, new: Spec) -> dict[str, tuple]:
-    """Config keys (dotted) whose value differs, with (old, new)."""
-
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    a, b = flat(to_dict(old)), flat(to_dict(new))
-    return {k: (a.get(k), b.get(k)) for k in b if a.get(k) != b.get(k)}
+def _holds_a_run(out: Path) -> str:
+    return (f"{out}: already holds a run ({CHECKPOINT_NAME}); continue it with --resume (API: resume=True, or "
+            f"resume='auto' to continue a run if there is one) or train into another folder")
 
 
 def _warn_missing(path: Path, records: list[dict], step: int, log_every: int) -> None:
@@ -186,9 +180,35 @@ def _apply_update(run: _Run, result: StepResult, grad_clip: float) -> bool:
     return False
 
 
-def _trouble(run: _Run, train) -> str | None:
-    """Why training must stop after this step (too many skipped steps), else None."""
+def _runaway(result: StepResult) -> str | None:
+    """Why the step's loss is not finite, when it is not (None: it is)."""
+    if math.isfinite(result.loss):
+        return None
+    return ("the loss is not finite: the equilibria of these parameters hold NaN or infinite states "
+            "(weights that ran away: lower train.optimizer.lr)")
+
+
+def _budget_hint(spec: Spec, metrics: dict) -> str | None:
+    """When a phase used all its relaxation iterations and ended above train.max_residual,
+    the key to raise (None: the budget was not what failed)."""
+    r, limit = spec.relax, spec.train.max_residual
+    short = [key for key, iters, budget, residual in (
+        ("relax.free_steps", metrics.get("iters_free"), r.free_steps, metrics.get("residual_free")),
+        ("relax.nudge_steps", metrics.get("iters_nudge"), r.nudge_steps, metrics.get("residual_nudge")),
+    ) if iters is not None and iters >= budget and residual is not None and residual > limit]
+    if not short:
+        return None
+    budgets = " and ".join(f"{k} {getattr(r, k.split('.')[1])}" for k in short)
+    return (f"the {r.solver} relaxation ran out of its budget ({budgets} iterations, residual above "
+            f"train.max_residual {limit:g}): raise {' and '.join(short)}")
+
+
+def _trouble(run: _Run, train, record: dict) -> str | None:
+    """Why training must stop after this step (too many skipped steps, or a last step
+    whose loss is not finite), else None."""
     kept = f"parameters kept from step {run.step - run.bad_steps}"
+    if run.step == train.steps and record.get("loss") is not None and not math.isfinite(record["loss"]):
+        return f"step {run.step}, the last: {run.last_trouble}; {kept}"
     if run.bad_steps >= train.max_bad_steps:
         return (
             f"step {run.step}: {run.bad_steps} consecutive steps had untrustworthy gradients "
@@ -209,25 +229,34 @@ def train(
     spec: Spec,
     out_dir: str | Path,
     *,
-    resume: bool = False,
-    backend_name: str = "numpy",
+    resume: bool | str = False,
+    backend_name: str | None = None,
     backend: EquilibriumBackend | None = None,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Train spec's model with GradEP, writing config.yaml, metrics.jsonl and checkpoint.npz.
 
+    `resume`: True continues the run in `out_dir`, False starts one there (refused when
+    the folder holds a run), "auto" continues the run there if there is one, else starts.
     Equilibria come from `backend` when given (the caller closes it), else from a backend
-    built by name and closed at the end. Holds the run folder's lock throughout. Ctrl-C
-    raises TrainingInterrupted after a checkpoint of the last finished step; a folder
-    that cannot be written raises CheckpointError (the last checkpoint kept)."""
+    of train.backend (`backend_name` sets it), built here and closed at the end. Holds
+    the run folder's lock throughout. Ctrl-C raises TrainingInterrupted after a checkpoint
+    of the last finished step; a folder that cannot be written raises CheckpointError (the
+    last checkpoint kept)."""
     out = Path(out_dir)
+    if backend_name is not None:
+        spec = spec.replace(train={"backend": backend_name})
+    if resume == "auto":
+        resume = (out / CHECKPOINT_NAME).is_file()
+    elif resume not in (True, False):
+        raise ValueError(f"resume must be True, False or 'auto'; got {resume!r}")
     model = build_energy(spec.model)
     objective = build_objective(spec)
     data = load_dataset(spec.train.dataset, dtype=model.dtype)
     if resume:
         resolve_checkpoint(out)  # nothing to resume: refuse before touching the folder
     elif (out / CHECKPOINT_NAME).exists():
-        raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")
+        raise CheckpointError(_holds_a_run(out))
     with run_lock(out, create=not resume), InterruptGuard() as guard:
         for temp in stale_temps(out, RUN_FILES):  # the lock is ours: no live writer's file
             temp.unlink(missing_ok=True)
@@ -236,8 +265,9 @@ def train(
         log = _writing(out, METRICS_NAME, lambda: RunLog(out, run.records))
         own_backend = backend is None
         try:
-            backend = backend or make_backend(spec, model, backend_name)
+            backend = backend or make_backend(spec, model, spec.train.backend)
             _restore_devices(backend, run, out)
+            _warn_runner_change(backend, run, out)
             batches = objective.batches(data, run.rng, spec.train.steps - run.step)
             try:
                 return _steps(spec, model, objective, backend, batches, out, run, log, guard, on_step)
@@ -264,6 +294,20 @@ def _restore_devices(backend: EquilibriumBackend, run: _Run, out: Path) -> None:
     backend.devices.load_state_dict(*run.devices, where=str(out / CHECKPOINT_NAME))
 
 
+def _warn_runner_change(backend: EquilibriumBackend, run: _Run, out: Path) -> None:
+    """A resumed SPICE run whose ngspice runner is not the one its log records, with
+    circuit.runner unchanged (auto chose another one on this machine): said, since the
+    runner is part of the run (every record names it)."""
+    last = next((r for r in reversed(run.records) if "backend" in r), None)
+    if last is None or last.get("backend") != "spice" or backend.runner is None or "circuit.runner" in run.changed:
+        return
+    if last.get("runner") != backend.runner:
+        warnings.warn(AnalogepWarning(
+            f"{out}: the run's ngspice runner was {last.get('runner')}, here circuit.runner "
+            f"chose {backend.runner}; steps {run.step + 1} on use {backend.runner} (metrics.jsonl records it)"
+        ))
+
+
 def _device_state(backend: EquilibriumBackend) -> tuple[dict, dict] | None:
     return None if backend.devices is None else backend.devices.state_dict()
 
@@ -284,6 +328,8 @@ class _Stepper:
         self.batches, self.out, self.run, self.log, self.guard = batches, out, run, log, guard
         self.start_time = time.perf_counter()
         self.rng_state = batches.rng_state  # the batch stream after run.step batches: what a checkpoint stores
+        runner = backend.runner
+        self.hardware = {"backend": spec.train.backend, **({"runner": runner} if runner else {})}  # in every record
 
     def step(self) -> tuple[dict, str | None]:
         """One step: the EP gradient of the next batch on the freshly programmed backend,
@@ -292,23 +338,32 @@ class _Stepper:
         step_start = time.perf_counter()
         batch = self.batches.next()
         realised = self.backend.program(self.run.params)
-        result = gradep_step(self.model, self.backend, realised, batch, self.objective, self.spec.gradep, self.spec.train)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # non-finite states: judged, not printed
+            result = gradep_step(self.model, self.backend, realised, batch, self.objective, self.spec.gradep,
+                                 self.spec.train)
         with self.guard.held():  # a whole step or none: the update, its record, its checkpoint
             return self._commit(result, step_start)
 
     def _commit(self, result: StepResult, step_start: float) -> tuple[dict, str | None]:
         run, train = self.run, self.spec.train
         run.step += 1
+        for why in (_runaway(result), result.trouble and _budget_hint(self.spec, result.metrics)):
+            if why and why not in result.trouble:
+                result.trouble.append(why)
         record = _record(run, result, train.grad_clip)
         record.update(_hardware_metrics(self.backend))
+        record.update(self.hardware)
+        changed, run.changed = run.changed, {}
+        if changed:  # the first step of a resume that changed how steps are computed
+            record["changed"] = changed
         self.rng_state = self.batches.rng_state
         now = time.perf_counter()
         record["step_time"] = round(now - step_start, 4)  # this step alone: batch wait, phases, update
         record["time"] = round(now - self.start_time, 3)  # since this process started training
-        if run.step % train.log_every == 0 or run.step == train.steps or result.trouble:
+        if run.step % train.log_every == 0 or run.step == train.steps or result.trouble or changed:
             run.records.append(record)
             _writing(self.out, METRICS_NAME, lambda: self.log.write(record))
-        stopped = _trouble(run, train)
+        stopped = _trouble(run, train, record)
         if stopped is not None or run.step % train.checkpoint_every == 0 or run.step == train.steps:
             self.checkpoint()  # on a stop: skipped steps changed no parameters, this is the last good model
         return record, stopped

@@ -68,5 +68,28 @@ class SGD:
         pass
 
 
+def optimizer_state_problem(spec: OptimizerSpec, params: Params, state: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with `state` as the state_dict of spec's optimizer for `params`
+    (None: nothing): Adam keeps its step count t (an integer >= 0) and the moments m/NAME
+    and v/NAME of each parameter's shape; SGD keeps nothing."""
+    if spec.name == "sgd":
+        return None if not state else f"holds {', '.join(sorted(state))}; SGD keeps no state"
+    want = {"t": ()} | {f"{m}/{k}": v.shape for m in ("m", "v") for k, v in params.items()}
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        return "; ".join(x for x in (f"lacks {', '.join(missing)}" if missing else "",
+                                     f"holds unknown {', '.join(extra)}" if extra else "") if x) + " (Adam's)"
+    shapes = {k: state[k].shape for k in want if state[k].shape != want[k]}
+    if shapes:
+        return f"has shapes {shapes}, where the parameters need {({k: want[k] for k in shapes})}"
+    t = state["t"]
+    if t.dtype.kind not in "iu" or int(t) < 0:
+        return f"has Adam step count t = {t.item()!r}; must be an integer >= 0"
+    kinds = sorted(k for k in want if k != "t" and state[k].dtype.kind != "f")
+    if kinds:
+        return f"has moments that are not floating point: {', '.join(kinds)}"
+    return None
+
+
 def build_optimizer(spec: OptimizerSpec, params: Params) -> Adam | SGD:
     return {"adam": Adam, "sgd": SGD}[spec.name](spec, params)

@@ -1,7 +1,11 @@
 """The run log, RUN_DIR/metrics.jsonl: one JSON record per logged training step.
 
-A record is a JSON object with an integer `step` (increasing down the file) and numeric
-`loss`, `step_time` and `time` where present. A line that is not JSON (a crash or a
+A record is a strict JSON object (a value that is not finite, such as the loss of a
+skipped step, is null) with an integer `step` (increasing down the file) and numeric
+`loss`, `step_time` and `time` where present. Every record training writes names the
+backend that computed it (`backend`; on ngspice also its `runner`), and the first record
+after a resume that changed how steps are computed holds the change (`changed`,
+training/resume.py). A line that is not JSON (a crash or a
 disk error garbled it) costs only itself: the records after it are read, and a resume
 moves it to metrics.jsonl.bad instead of dropping it. Valid JSON that is not a record
 means the file is not a run log, and is refused with the file and line.
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analogep.errors import AnalogepWarning, CheckpointError
-from analogep.io import write_text
+from analogep.io import json_text, write_text
 
 METRICS_NAME = "metrics.jsonl"
 BAD_LINES_NAME = "metrics.jsonl.bad"
@@ -121,11 +125,11 @@ class RunLog:
 
     def __init__(self, out_dir: str | Path, records: list[dict]):
         path = Path(out_dir) / METRICS_NAME
-        write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+        write_text(path, "".join(json_text(r) + "\n" for r in records))
         self._file = open(path, "a", buffering=1)
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(json_text(record) + "\n")
 
     def flush(self) -> None:
         self._file.flush()

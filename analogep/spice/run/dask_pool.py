@@ -34,8 +34,12 @@ from analogep.spice.run.ngspice import NgspiceError, RunResult
 from analogep.config.hardware import LOCAL_SCHEDULER
 from analogep.runtime import available_cores, free_cores
 
-# Seconds to reach a scheduler before giving up with one line.
+# Seconds to reach a scheduler before giving up with one line (circuit.connect_timeout).
 CONNECT_TIMEOUT_S = 10.0
+# A Dask message starts with its length as 8 little-endian bytes; a scheduler's greeting
+# (its handshake) is a few hundred bytes. A larger length is not Dask speaking: an HTTP
+# server's "HTTP/1.1" read as a length asks for exabytes.
+GREETING_MAX = 1 << 20
 # Extra seconds past the decks' own timeouts before a map gives up on unfinished decks.
 GRACE_S = 30.0
 # Deck sections at least this long (characters) are sent once per map and shared by the
@@ -72,14 +76,32 @@ def solve_on_worker(sections: list[str], timeout: float) -> RunResult:
             return RunResult({}, 0, f"{type(exc).__name__}: {exc}")
 
 
-def _probe(address: str) -> None:
-    """Fail at once (OSError) when nothing listens at a TCP scheduler address; Dask's own
-    connect keeps retrying until its timeout."""
+def _probe(address: str, timeout: float) -> None:
+    """Check that a Dask scheduler answers at `address` within `timeout` seconds, before
+    Dask connects: its client waits for the scheduler's greeting without a limit (a
+    server that accepts and stays silent hangs it forever) and reads whatever comes as a
+    message length (an HTTP server's reply asks for exabytes). A scheduler greets first,
+    so its first 8 bytes are the length of a short message. OSError (naming what was
+    found) otherwise; Dask's own connect would keep retrying a closed port until its timeout."""
     from distributed.comm import parse_address, parse_host_port
 
     scheme, location = parse_address(address)
-    if scheme == "tcp":
-        socket.create_connection(parse_host_port(location), timeout=CONNECT_TIMEOUT_S).close()
+    if scheme != "tcp":
+        raise OSError(f"a {scheme}:// address; analogep connects to tcp:// schedulers only")
+    with socket.create_connection(parse_host_port(location), timeout=timeout) as conn:
+        head = b""
+        try:
+            while len(head) < 8:
+                chunk = conn.recv(8 - len(head))
+                if not chunk:
+                    raise OSError(f"the server closed the connection without a Dask greeting (it sent {head!r})")
+                head += chunk
+        except socket.timeout:
+            raise OSError(f"the server accepted the connection but sent no Dask greeting within {timeout:g} s "
+                          f"(not a Dask scheduler, or stuck; circuit.connect_timeout)") from None
+    length = int.from_bytes(head, "little")
+    if not 0 < length <= GREETING_MAX:
+        raise OSError(f"the server does not speak Dask's protocol (its first bytes: {head!r})")
 
 
 class DaskNgspice:
@@ -95,19 +117,19 @@ class DaskNgspice:
         return None
 
     @staticmethod
-    def make_pool(workers: int, scheduler: str) -> "DaskPool":
-        return DaskPool(workers, scheduler)
+    def make_pool(workers: int, scheduler: str, connect_timeout: float = CONNECT_TIMEOUT_S) -> "DaskPool":
+        return DaskPool(workers, scheduler, connect_timeout)
 
 
 class DaskPool:
     """Runs decks on the workers of a Dask cluster; the interface of spice/run/pool.py NgspicePool
     (`workers`, `runner`, `map`, `close`). `workers`: processes of the local cluster
     (0: the free cores), or for a running cluster the most of its workers a map uses
-    (0: all of them)."""
+    (0: all of them), reached within `connect_timeout` seconds or refused in one line."""
 
     runner = "dask"
 
-    def __init__(self, workers: int = 0, scheduler: str = LOCAL_SCHEDULER):
+    def __init__(self, workers: int = 0, scheduler: str = LOCAL_SCHEDULER, connect_timeout: float = CONNECT_TIMEOUT_S):
         from distributed import Client, LocalCluster
 
         self.scheduler = scheduler
@@ -123,11 +145,11 @@ class DaskPool:
             self.client = Client(self._cluster)
         else:
             try:
-                _probe(scheduler)
-                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError, ValueError) as exc:
+                _probe(scheduler, connect_timeout)
+                self.client = Client(scheduler, timeout=connect_timeout)
+            except Exception as exc:  # whatever Dask meets there (a TypeError, a MemoryError...): one line
                 reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise NgspiceError(f"circuit.scheduler: cannot reach the Dask scheduler at {scheduler} ({reason[:160]})") from None
+                raise NgspiceError(f"circuit.scheduler: cannot reach the Dask scheduler at {scheduler} ({reason[:200]})") from None
         self._cap = workers
 
     @property

@@ -18,13 +18,16 @@ What can happen to a worker, and what the pool does:
 - a map left by an exception leaves workers owing an answer: they are replaced before the
   next map, so a late answer never stands in for another deck's.
 Each worker keeps its temporary files in its own folder, removed when the worker is
-retired.
+retired. The folder's name carries the pool owner's pid (analogep-ngspice-PID-xxxxxxxx):
+a parent killed by kill -9 cannot remove its workers' folders, so the first pool a later
+process starts removes the folders of owners that are gone.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -44,6 +47,41 @@ KILL_GRACE_S = 5.0
 STOP_WAIT_S = 2.0
 # Seconds a worker whose pipe closed gets to finish dying, so its exit status is known.
 DEATH_WAIT_S = 1.0
+# The workers' temporary folders: SCRATCH_PREFIX + the owner's pid + "-" + mkdtemp's suffix.
+SCRATCH_PREFIX = "analogep-ngspice-"
+_swept = False  # whether this process has removed the folders of dead owners
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_scratch(folder: str | None = None) -> list[str]:
+    """Remove the worker folders (in `folder`, default the temporary folder) whose owning
+    process is gone: what a pool's parent killed by kill -9 left behind. A folder whose
+    owner's pid is alive again (reused by another process) is left alone. Returns the
+    folders removed."""
+    folder = folder or tempfile.gettempdir()
+    pattern = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-[A-Za-z0-9_]{8}")
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        path = os.path.join(folder, name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))) \
+                and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _worker_main(conn, runner: str, threads: int, parent_pid: int, parent_ends: list, scratch: str) -> None:
@@ -108,8 +146,12 @@ class NgspicePool:
     _closed: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
+        global _swept
         if self.workers <= 0:
             self.workers = free_cores()
+        if not _swept:
+            remove_stale_scratch()
+            _swept = True
 
     def kill_after(self, timeout: float) -> float:
         """Seconds a deck may run before its worker is killed: `timeout`, plus KILL_GRACE_S
@@ -176,7 +218,7 @@ class NgspicePool:
         ctx = mp.get_context("fork")  # the parent never loads ngspice, so a fork starts clean
         parent, child = ctx.Pipe()
         threads = max(1, available_cores() // self.workers)
-        scratch = tempfile.mkdtemp(prefix="analogep-ngspice-")
+        scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
         parent_ends = [parent] + [w.conn for w in self._pool]
         proc = ctx.Process(target=_worker_main, args=(child, self.runner, threads, os.getpid(), parent_ends, scratch),
                            daemon=True)

@@ -3,7 +3,7 @@ can run here, and `make_runner` gives a backend its pool of ngspice workers.
 
 A registered runner is either an engine (`unavailable()`, `run(deck, timeout)`: one
 ngspice, run in each process of a local `NgspicePool`) or builds its own pool
-(`make_pool(workers, scheduler)`, e.g. the workers of a Dask cluster). Without a
+(`make_pool(workers, scheduler, connect_timeout=...)`, e.g. the workers of a Dask cluster). Without a
 scheduler address `auto` takes the first engine that can run here; with one, the first
 runner that builds its own pool.
 """
@@ -62,13 +62,16 @@ def choose_runner(name: str, scheduler: str = LOCAL_SCHEDULER) -> str:
     raise NgspiceError(f"spice runner {name!r}: " + "; ".join(reasons))
 
 
-def make_runner(name: str = AUTO, workers: int = 0, scheduler: str = LOCAL_SCHEDULER) -> Pool:
+def make_runner(name: str = AUTO, workers: int = 0, scheduler: str = LOCAL_SCHEDULER,
+                connect_timeout: float | None = None) -> Pool:
     """A pool of `workers` ngspice processes (0: the cores not already busy; a running
-    cluster: all its workers), built by the runner itself or, for an engine, local."""
+    cluster: all its workers, reached within `connect_timeout` seconds, default the
+    runner's), built by the runner itself or, for an engine, local."""
     chosen = choose_runner(name, scheduler)
     cls = resolve("runner", chosen)
     if hasattr(cls, "make_pool"):
-        return cls.make_pool(workers, scheduler)
+        timeout = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        return cls.make_pool(workers, scheduler, **timeout)
     if scheduler != LOCAL_SCHEDULER:
         pooled = ", ".join(n for n in names("runner") if _builds_pool(n))
         raise NgspiceError(
