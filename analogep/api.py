@@ -76,15 +76,17 @@ def train(
     resume: bool | str = False,
     backend: str | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    init_params: Params | None = None,
 ) -> TrainResult:
     """Train spec's model with GradEP into `out_dir` (config.yaml, metrics.jsonl,
     checkpoint.npz), under spec.train.threads BLAS threads. `resume`: True continues the
     run there, False starts one (refused when the folder holds a run), "auto" continues
     the run there if there is one, else starts (a script that runs again picks up where
     it stopped). `backend` sets train.backend (None: the spec's). `on_step(step, record)`
-    sees every step's metrics."""
+    sees every step's metrics. `init_params`: a fresh run starts from these weights (a
+    deployed model fine-tuned in situ)."""
     with blas_threads(spec.train.threads):
-        return _train(spec, out_dir, resume=resume, backend_name=backend, on_step=on_step)
+        return _train(spec, out_dir, resume=resume, backend_name=backend, on_step=on_step, init_params=init_params)
 
 
 def sample(

@@ -77,6 +77,21 @@ class DevicesSpec:
         default=None,
         metadata=meta("the |W| that spans the whole window: g0 = (gmax - gmin) / w_max; null: g0 = circuit.g0", gt=0),
     )
+    scale_fraction: float | None = field(
+        default=None,
+        metadata=meta(
+            "map each coupling's largest |W| at the first write onto this fraction of the window (aihwkit "
+            "weight_scaling_omega), realised as a read gain of that coupling's sense amplifiers; null: w_max "
+            "(or circuit.g0) for every coupling", gt=0, le=1,
+        ),
+    )
+    fault_aware: bool = field(
+        default=False,
+        metadata=meta(
+            "find stuck devices with a March test before the first write and map every weight around them "
+            "(the healthy device of a pair carries the weight; devices/faults.py)"
+        ),
+    )
     bits: int | None = field(
         default=None,
         metadata=meta("programming levels per device, 2^bits over [gmin, gmax]; null: continuous", ge=1, le=24),

@@ -37,6 +37,7 @@ import numpy as np
 
 from analogep.config.hardware import DevicesSpec
 from analogep.config.spec import Spec
+from analogep.devices import faults
 from analogep.devices.mapping import Conductances
 from analogep.devices.periphery import MeasurementChain
 from analogep.errors import CheckpointError
@@ -75,7 +76,7 @@ class Realisation:
     def weight(self, name: str, copy: str = "forward") -> np.ndarray:
         """W = (G+ - G-) / g0 of one copy (float64)."""
         g = (self.forward if copy == "forward" else self.transposed)[name]
-        return (g.plus - g.minus) / self.g0
+        return g.gain * (g.plus - g.minus) / self.g0
 
     def params(self, like: Params, copy: str = "forward") -> Params:
         """The parameters one copy realises, in the dtypes of `like`."""
@@ -92,8 +93,8 @@ class Realisation:
 # a quarter level sum to 9.999999999999998 in floating point, not 10.
 LEVEL_SLACK = 1e-9
 
-# Stuck codes of the frozen fault map.
-_FREE, _AT_GMIN, _AT_GMAX = 0, 1, 2
+# Stuck codes of the frozen stuck draws (those of a fault map, devices/faults.py).
+_FREE, _AT_GMIN, _AT_GMAX = faults.FREE, faults.AT_GMIN, faults.AT_GMAX
 
 
 class DeviceEffect(ABC):
@@ -181,6 +182,7 @@ class Devices:
         self.last_pulses = 0
         self.total_pulses = 0
         self.last_clipped: dict[str, int] = {}
+        self.both_stuck: dict[str, int] = {}  # fault-aware mapping: pairs with both devices stuck
 
     # --- frozen draws ----------------------------------------------------------------------------
 
@@ -206,17 +208,61 @@ class Devices:
 
     # --- programming -----------------------------------------------------------------------------
 
+    def unit(self, name: str) -> float:
+        """The conductance (S) one unit of weight of coupling `name` takes on the devices:
+        g0, or with scaling (`scale_fraction`) the scale fixed at the first write."""
+        scale = self.state.get(f"scale/{name}")
+        return self.g0 if scale is None else float(scale)
+
+    def read_gain(self, name: str) -> float:
+        """The sense amplifiers' gain of coupling `name`: W = gain (G+ - G-) / g0 (1: no scaling)."""
+        scale = self.state.get(f"scale/{name}")
+        return 1.0 if scale is None else self.g0 / float(scale)
+
+    def _fix_scales(self, params: Params) -> None:
+        """Scaling to the weights (aihwkit's weight_scaling_omega; CrossSim and MemTorch map
+        max|W| the same way): each coupling's largest |W| at the first write takes
+        `scale_fraction` of the window, the rest is headroom for in-situ updates. For
+        training from scratch that is the initial weights' largest |W|. Fixed from then on
+        (kept in the state, so a resumed run reads with the same gains)."""
+        for name in self.couplings:
+            top = float(np.max(np.abs(params[name]))) if np.size(params[name]) else 0.0
+            unit = self.d.scale_fraction * self.span / top if top > 0 else self.g0
+            self.state[f"scale/{name}"] = np.asarray(unit, dtype=np.float64)
+
+    def _march(self) -> None:
+        """The fault map of every array (devices/faults.py, a March test before programming)."""
+        pulses = 0
+        for name in self.couplings:
+            for c in range(self.n_copies):
+                for sign in ("plus", "minus"):
+                    key = f"{name}/{c}/{sign}"
+                    shape = np.shape(self.frozen[f"stuck/{key}"])
+                    read = lambda level, key=key, shape=shape: self._conductance(key, np.full(shape, level * self.span))
+                    self.state[f"fault/{key}"] = faults.march_test(read, self.gmin, self.gmax)
+                    pulses += faults.MARCH_WRITES * int(np.prod(shape))
+            self.both_stuck[name] = faults.both_stuck(self.state[f"fault/{name}/0/plus"], self.state[f"fault/{name}/0/minus"])
+        self.total_pulses += pulses
+
     def _targets(self, name: str, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Target conductances above gmin of the pair (G+ - gmin, G- - gmin), clipped to the
-        window, and how many weights did not fit."""
-        g = np.asarray(w, dtype=np.float64) * self.g0
+        window, and how many weights did not fit. Fault-aware: mapped around the stuck
+        devices of the fault map (of the forward copy when the copies are mismatched)."""
+        g = np.asarray(w, dtype=np.float64) * self.unit(name)
         clipped = int(np.count_nonzero(np.abs(g) > self.span * (1 + 1e-12)))
         g = np.clip(g, -self.span, self.span)
+        if self.d.fault_aware:
+            tp, tm = faults.pair_targets(g, self.state[f"fault/{name}/0/plus"], self.state[f"fault/{name}/0/minus"], self.span)
+            return tp, tm, clipped
         return np.maximum(g, 0.0), np.maximum(-g, 0.0), clipped
 
     def program(self, params: Params) -> Realisation:
         """Write `params` (the first call: every device; then: the change, by the write rule)."""
         first = not self.state
+        if first and self.d.fault_aware:
+            self._march()
+        if first and self.d.scale_fraction is not None:
+            self._fix_scales(params)
         pulses, self.last_clipped = 0, {}
         for name in self.couplings:
             plus, minus, self.last_clipped[name] = self._targets(name, params[name])
@@ -284,22 +330,24 @@ class Devices:
             self.state[f"g/{name}/{c}/{sign}"] = g
         return events
 
+    def _conductance(self, key: str, g: np.ndarray) -> np.ndarray:
+        """The conductances (S) of the devices `key` ("<coupling>/<copy>/<sign>") programmed
+        to `g` above gmin: with every conductance effect (EFFECTS)."""
+        g = self.gmin + g
+        for effect in self.effects:
+            drawn = self.frozen.get(f"{effect.name}/{key}")
+            if drawn is not None:
+                g = effect.apply(g, drawn, self)
+        return g
+
     def realise(self, params: Params) -> Realisation:
         """The realised circuit of the programmed state (`params` gives the biases)."""
         copies: list[dict[str, Conductances]] = []
         for c in range(self.n_copies):
             out = {}
             for name in self.couplings:
-                pair = []
-                for sign in ("plus", "minus"):
-                    key = f"{name}/{c}/{sign}"
-                    g = self.gmin + self.state[f"g/{key}"]
-                    for effect in self.effects:
-                        drawn = self.frozen.get(f"{effect.name}/{key}")
-                        if drawn is not None:
-                            g = effect.apply(g, drawn, self)
-                    pair.append(g)
-                out[name] = Conductances(pair[0], pair[1], self.last_clipped.get(name, 0))
+                pair = [self._conductance(f"{name}/{c}/{sign}", self.state[f"g/{name}/{c}/{sign}"]) for sign in ("plus", "minus")]
+                out[name] = Conductances(pair[0], pair[1], self.last_clipped.get(name, 0), self.read_gain(name))
             copies.append(out)
         biases = {k: np.asarray(v) for k, v in params.items() if k not in self.couplings}
         layers = range(len(self.model.sizes))
@@ -331,3 +379,6 @@ class Devices:
         self.write_rng.bit_generator.state = meta["write_rng"]
         self.readout.rng.bit_generator.state = meta["read_rng"]
         self.total_pulses = int(meta.get("total_pulses", 0))
+        if self.d.fault_aware and self.state:
+            self.both_stuck = {n: faults.both_stuck(self.state[f"fault/{n}/0/plus"], self.state[f"fault/{n}/0/minus"])
+                               for n in self.couplings}

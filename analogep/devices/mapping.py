@@ -20,11 +20,14 @@ from analogep.model.energy import EnergyModel, Params
 
 @dataclass(frozen=True)
 class Conductances:
-    """G+ and G- of one weight matrix, and how many weights were clipped to fit."""
+    """G+ and G- of one weight matrix, how many weights were clipped to fit, and the read
+    gain of the sense amplifiers of its columns: the read realises W = gain (G+ - G-) / g0
+    (1: the plain mapping; devices.scale_fraction sets it, devices/crossbar.py)."""
 
     plus: np.ndarray
     minus: np.ndarray
     clipped: int
+    gain: float = 1.0
 
 
 def conductance_pairs(name: str, w: np.ndarray, spec: Spec) -> Conductances:

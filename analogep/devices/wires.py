@@ -91,5 +91,5 @@ def effective_copies(
     for name, (fwd, bwd) in copies.items():
         fp, fm = effective_pair(fwd.plus, fwd.minus, r_wire)
         bp, bm = effective_pair(bwd.plus.T, bwd.minus.T, r_wire)
-        out[name] = (Conductances(fp, fm, fwd.clipped), Conductances(bp.T, bm.T, bwd.clipped))
+        out[name] = (Conductances(fp, fm, fwd.clipped, fwd.gain), Conductances(bp.T, bm.T, bwd.clipped, bwd.gain))
     return out

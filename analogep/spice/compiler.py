@@ -251,16 +251,20 @@ def crossbar_sections(
         clipped[wname] = fwd_g.clipped
         pre, post = names[pre_layer], names[post_layer]
         same = bwd_g is fwd_g or (np.array_equal(bwd_g.plus, fwd_g.plus) and np.array_equal(bwd_g.minus, fwd_g.minus))
+        if fwd_g.gain != 1.0 or bwd_g.gain != 1.0:
+            sections += _sense_amplifiers(wname, pre, post, fwd_g.gain, bwd_g.gain)
+        fsense = _sense_lines(wname, "f", post, fwd_g.gain)
+        tsense = _sense_lines(wname, "t", pre, bwd_g.gain)
         if wire_resistance > 0:
-            sections += _wired(wname, pre, post, fwd_g, bwd_g, same, wire_resistance)
+            sections += _wired(wname, pre, post, fwd_g, bwd_g, same, wire_resistance, fsense, tsense)
             continue
         fwd: list[Element] = []
         bwd: list[Element] = []
         for sign, gf, gb in (("p", fwd_g.plus, bwd_g.plus), ("m", fwd_g.minus, bwd_g.minus)):
             for j, i in zip(*(a.tolist() for a in np.nonzero(gf > 0))):
-                fwd.append(Element(f"R{wname}{sign}_{j}_{i}", (f"{pre[i]}_{sign}", f"{post[j]}_s"), fmt(1.0 / gf[j, i])))
+                fwd.append(Element(f"R{wname}{sign}_{j}_{i}", (f"{pre[i]}_{sign}", fsense[j]), fmt(1.0 / gf[j, i])))
             for j, i in zip(*(a.tolist() for a in np.nonzero(gb > 0))):
-                bwd.append(Element(f"R{wname}{sign}T_{j}_{i}", (f"{post[j]}_{sign}", f"{pre[i]}_s"), fmt(1.0 / gb[j, i])))
+                bwd.append(Element(f"R{wname}{sign}T_{j}_{i}", (f"{post[j]}_{sign}", tsense[i]), fmt(1.0 / gb[j, i])))
         sections.append(
             (
                 f"crossbar {wname} ({len(post)} x {len(pre)}) forward read: rows {pre[0]}.. drivers, columns {post[0]}.. sense lines; "
@@ -273,13 +277,39 @@ def crossbar_sections(
     return sections, clipped
 
 
+def _sense_lines(wname: str, tag: str, neurons: list[str], gain: float) -> list[str]:
+    """The nodes one read's columns end on: the neurons' sense lines, or (a read gain other
+    than 1) the inputs of that read's own sense amplifiers (`_sense_amplifiers`)."""
+    return [f"{n}_s" if gain == 1.0 else f"{n}_{wname}{tag}s" for n in neurons]
+
+
+def _sense_amplifiers(wname: str, pre: list[str], post: list[str], fgain: float, tgain: float) -> list[Section]:
+    """Weight scaling (devices.scale_fraction): each column of a scaled read ends on its own
+    virtual ground (a 0 V source that senses its current I) and a current amplifier of gain
+    k (a CCCS) injects k I into the neuron's sense line, so the read realises
+    W = k (G+ - G-) / g0 (aihwkit's weight_scaling_omega, undone at the output)."""
+    out: list[Section] = []
+    for tag, neurons, gain, read in (("f", post, fgain, "forward"), ("t", pre, tgain, "transposed")):
+        if gain == 1.0:
+            continue
+        elements: list[Element] = []
+        for n in neurons:
+            node = f"{n}_{wname}{tag}s"
+            elements.append(Element(f"V{wname}{tag}s_{n}", (node, "0"), "0"))
+            elements.append(Element(f"F{wname}{tag}s_{n}", ("0", f"{n}_s"), f"V{wname}{tag}s_{n} {fmt(gain)}"))
+        out.append((f"crossbar {wname} {read} read: sense amplifiers of read gain {gain:g} (weight scaling): "
+                    f"0 V source per column, CCCS into the neuron's sense line", elements))
+    return out
+
+
 def programmed_crossbar(drawn: Programmed, model: EnergyModel) -> list[Section]:
     """The crossbar sections of one programming (forward and transposed reads, line resistance)."""
     return crossbar_sections(drawn.spec, model, drawn.params, drawn.copies, drawn.wire_resistance)[0]
 
 
 def _wired(
-    wname: str, pre: list[str], post: list[str], fwd_g: Conductances, bwd_g: Conductances, same: bool, r_wire: float
+    wname: str, pre: list[str], post: list[str], fwd_g: Conductances, bwd_g: Conductances, same: bool, r_wire: float,
+    fsense: list[str] | None = None, tsense: list[str] | None = None,
 ) -> list[Section]:
     """Both reads of one coupling with line resistance (IR drop; Chen et al. 2018, NeuroSim).
 
@@ -294,9 +324,11 @@ def _wired(
     """
     out: list[Section] = []
     r = fmt(r_wire)
-    for tag, rows_of, cols, g, dev in (
-        ("f", pre, post, fwd_g, lambda s, j, i: f"R{wname}{s}_{j}_{i}"),
-        ("t", post, pre, bwd_g, lambda s, j, i: f"R{wname}{s}T_{j}_{i}"),
+    fsense = [f"{n}_s" for n in post] if fsense is None else fsense
+    tsense = [f"{n}_s" for n in pre] if tsense is None else tsense
+    for tag, rows_of, cols, g, dev, sense in (
+        ("f", pre, post, fwd_g, lambda s, j, i: f"R{wname}{s}_{j}_{i}", fsense),
+        ("t", post, pre, bwd_g, lambda s, j, i: f"R{wname}{s}T_{j}_{i}", tsense),
     ):
         # Forward: G[j, i] couples input i (row pair) to output j (column); transposed: G[j, i]
         # couples input j to output i.
@@ -316,7 +348,7 @@ def _wired(
                     devices.append(Element(name, (f"{wname}{tag}r{k}_{col}", f"{wname}{tag}c{k}_{col}"), fmt(1.0 / gv)))
         for col in range(n_cols):
             for k in range(n_rows):
-                nxt = f"{cols[col]}_s" if k == n_rows - 1 else f"{wname}{tag}c{k + 1}_{col}"
+                nxt = sense[col] if k == n_rows - 1 else f"{wname}{tag}c{k + 1}_{col}"
                 wires.append(Element(f"RL{wname}{tag}c_{k}_{col}", (f"{wname}{tag}c{k}_{col}", nxt), r))
         read = "forward" if tag == "f" else "transposed"
         draw = f"{g.clipped} clipped" if tag == "f" else ("same conductances" if same else "its own device draw")

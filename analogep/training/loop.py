@@ -83,7 +83,7 @@ class _Run:
     changed: dict[str, list] = field(default_factory=dict)  # config changes of a resume, logged at its first step
 
 
-def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
+def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool, init: Params | None = None) -> _Run:
     """A fresh run from the config's seeds, or the run in `out` at its checkpoint.
 
     On resume, refuses a train.steps below the checkpoint's step and a change of a key
@@ -95,6 +95,8 @@ def _start(spec: Spec, model: EnergyModel, out: Path, resume: bool) -> _Run:
         if ckpt_path.exists():
             raise CheckpointError(_holds_a_run(out))
         params = model.init_params(np.random.default_rng(spec.model.seed))
+        if init is not None:  # fine-tuning: start from given weights (a deployed model), a fresh optimizer
+            params = {k: np.array(init[k], dtype=v.dtype) for k, v in params.items()}
         return _Run(params, build_optimizer(spec.train.optimizer, params), np.random.default_rng(spec.train.seed))
     ckpt = load_checkpoint(ckpt_path)  # checked whole, its weights against its own model
     if spec.train.steps < ckpt.step:
@@ -233,8 +235,11 @@ def train(
     backend_name: str | None = None,
     backend: EquilibriumBackend | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    init_params: Params | None = None,
 ) -> TrainResult:
     """Train spec's model with GradEP, writing config.yaml, metrics.jsonl and checkpoint.npz.
+    `init_params`: a fresh run starts from these weights instead of the seeded initialisation
+    (deploy a trained model, then fine-tune it in situ).
 
     `resume`: True continues the run in `out_dir`, False starts one there (refused when
     the folder holds a run), "auto" continues the run there if there is one, else starts.
@@ -260,7 +265,7 @@ def train(
     with run_lock(out, create=not resume), InterruptGuard() as guard:
         for temp in stale_temps(out, RUN_FILES):  # the lock is ours: no live writer's file
             temp.unlink(missing_ok=True)
-        run = _start(spec, model, out, resume)
+        run = _start(spec, model, out, resume, init_params)
         _writing(out, CONFIG_NAME, lambda: write_text(out / CONFIG_NAME, dump_spec(spec)))
         log = _writing(out, METRICS_NAME, lambda: RunLog(out, run.records))
         own_backend = backend is None
