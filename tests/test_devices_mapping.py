@@ -104,3 +104,92 @@ def test_a_scale_fraction_outside_0_1_is_one_config_error_naming_it(tiny, value)
     spec, _, _ = tiny
     with pytest.raises(ConfigError, match="scale_fraction"):
         spec.replace(devices={"preset": "rram", "scale_fraction": value})
+
+
+# --- write models: verified writes, pulses, set-only PCM, drift ------------------------------------
+
+
+def test_a_verified_write_cancels_the_device_gain_which_spreads_the_pulse_step_instead(tiny):
+    _, _, params = tiny
+    plain = _devices(tiny, variability=0.3, scale_fraction=0.6)
+    verified = _devices(tiny, variability=0.3, scale_fraction=0.6, verified_writes=True)
+    rp, rv = plain.program(params), verified.program(params)
+    level = verified.step / verified.unit("W0")
+    assert np.max(np.abs(rv.weight("W0") - params["W0"])) <= 0.5 * level + 1e-12
+    assert np.max(np.abs(rp.weight("W0") - params["W0"])) > 20 * level  # d scales the whole device
+    before = verified.state["g/W0/0/plus"].copy()
+    verified.apply_pulses("W0", "plus", np.full(params["W0"].shape, 3))
+    moved = (verified.state["g/W0/0/plus"] - before) / verified.step
+    free = verified.state["level/W0/plus"] < verified.d.levels - 1
+    assert np.allclose(moved[free], 3 * verified.frozen["gain/W0/0/plus"][free])
+
+
+def test_apply_pulses_moves_whole_levels_and_counts_them(tiny):
+    _, _, params = tiny
+    d = _devices(tiny, scale_fraction=0.6)
+    d.program(params)
+    start, total = d.state["g/W1/0/minus"].copy(), d.total_pulses
+    pulses = np.zeros(params["W1"].shape)
+    pulses[0, :4] = [2, -1, 5, 0]
+    level = d.state["level/W1/minus"][0, :4].copy()
+    n = d.apply_pulses("W1", "minus", pulses)
+    expect = np.clip(level + [2, -1, 5, 0], 0, d.d.levels - 1) - level
+    assert np.allclose((d.state["g/W1/0/minus"] - start)[0, :4], expect * d.step)
+    assert n == int(np.abs(expect).sum()) and d.total_pulses == total + n
+    with pytest.raises(ValueError, match="shape"):
+        d.apply_pulses("W1", "minus", np.zeros(3))
+
+
+def test_set_only_devices_only_rise_between_refreshes_and_follow_their_target(tiny):
+    _, _, params = tiny
+    d = _devices(tiny, scale_fraction=0.6, set_only=True, bits=8)
+    d.program(params)
+    rng = np.random.default_rng(0)
+    p = dict(params)
+    for _ in range(120):  # a random walk of small updates, both signs
+        before = {s: d.state[f"g/W0/0/{s}"].copy() for s in ("plus", "minus")}
+        refreshed = getattr(d, "refreshes", 0)
+        p = {k: v + 0.01 * np.max(np.abs(params[k])) * rng.standard_normal(v.shape) for k, v in p.items()}
+        real = d.program(p)
+        if getattr(d, "refreshes", 0) == refreshed:
+            assert all(np.all(d.state[f"g/W0/0/{s}"] >= before[s]) for s in ("plus", "minus"))
+    level = d.step / d.unit("W0")
+    assert getattr(d, "refreshes", 0) > 0
+    assert np.max(np.abs(real.weight("W0") - np.clip(p["W0"], -d.span / d.unit("W0"), None))) <= 2.5 * level
+    with pytest.raises(ValueError, match="set_only"):
+        d.apply_pulses("W0", "plus", -np.ones(params["W0"].shape))
+
+
+def test_drift_shrinks_the_weights_and_global_compensation_restores_their_scale(tiny):
+    spec, model, params = tiny
+    keys = dict(EXACT, scale_fraction=0.6, drift_nu=0.05, drift_nu_std=0.02)
+    year = 365 * 86400.0
+    fresh = Devices(spec.replace(devices=keys), model).program(params).weight("W0")
+    assert np.array_equal(fresh, Devices(spec.replace(devices={**keys, "drift_nu": 0.0, "drift_nu_std": 0.0}),
+                                         model).program(params).weight("W0"))
+    raw = Devices(spec.replace(devices={**keys, "time_since_programming": year, "drift_compensation": False}), model)
+    comp = Devices(spec.replace(devices={**keys, "time_since_programming": year}), model)
+    w_raw, w_comp = raw.program(params).weight("W0"), comp.program(params).weight("W0")
+    shrink = ((year + 20) / 20) ** -0.05  # about 0.49
+    ratio = np.sum(np.abs(w_raw)) / np.sum(np.abs(fresh))
+    assert abs(ratio - shrink) < 0.1
+    assert abs(np.sum(np.abs(w_comp)) / np.sum(np.abs(fresh)) - 1) < 0.05
+    assert np.max(np.abs(w_comp - fresh)) > 0  # the spread of nu is not compensated
+
+
+@pytest.mark.parametrize("value", ["-5", "nan"])
+def test_a_negative_time_since_programming_is_one_line_exit_2(tmp_path, value):
+    from click.testing import CliRunner
+
+    from analogep.cli.app import main
+
+    result = CliRunner().invoke(main, ["evaluate", str(TINY), "--n", "10", "--time-since-programming", value])
+    assert result.exit_code == 2 and "--time-since-programming" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_drift_values_are_config_errors_naming_the_key(tiny):
+    spec, _, _ = tiny
+    for key in ("drift_nu", "time_since_programming"):
+        with pytest.raises(ConfigError, match=key):
+            spec.replace(devices={"preset": "pcm", key: -0.1})

@@ -129,6 +129,30 @@ def devices_option(f):
     )(f)
 
 
+def time_option(f):
+    """--time-since-programming SECONDS: when the deployed devices are read (PCM drift)."""
+    return click.option(
+        "--time-since-programming", "time_since", type=float,
+        help="Seconds between programming the devices and using them: PCM conductance drift and 1/f noise, "
+             "with global drift compensation (devices.drift_nu, flicker_q) [default: devices.time_since_programming].",
+    )(f)
+
+
+def check_time(time_since: float | None) -> None:
+    """Refuse a --time-since-programming below 0 (or not finite) before anything is read."""
+    from analogep.errors import AnalogepError
+
+    if time_since is not None and not 0 <= time_since < float("inf"):
+        raise AnalogepError(f"--time-since-programming: {time_since:g} s is not allowed; give the seconds since "
+                            f"programming, a finite number >= 0")
+
+
+def spec_with_time(spec, time_since: float | None):
+    """The spec with --time-since-programming applied (None: unchanged)."""
+    check_time(time_since)
+    return spec if time_since is None else spec.replace(devices={"time_since_programming": float(time_since)})
+
+
 def spec_with_devices(spec, devices: str | None):
     """The spec with --devices applied (None: unchanged)."""
     from analogep.config.load import with_devices

@@ -18,6 +18,9 @@ from analogep.cli.common import (
     sample_to_files,
     sample_with_progress,
     spec_with_devices,
+    check_time,
+    spec_with_time,
+    time_option,
     spec_with_runner,
     spec_with_sampler_options,
     ensure_fits_in_memory,
@@ -59,9 +62,10 @@ from analogep.registry import names
 @click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--threads", type=click.IntRange(min=0), help="BLAS threads [default: the run's train.threads; 0 = auto].")
 @devices_option
+@time_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, png, npy, backend, spice_runner,
-               scheduler, threads, devices, as_json):
+               scheduler, threads, devices, time_since, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
     Flow matching: draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1,
@@ -75,6 +79,7 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     from analogep.training.checkpoint import load_checkpoint, resolve_checkpoint
 
     refuse_empty(out=png, save=npy)
+    check_time(time_since)
     if png:
         check_image_path(png)
     if npy:
@@ -82,6 +87,7 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     ckpt_path = resolve_checkpoint(source)
     ckpt = load_checkpoint(ckpt_path)
     spec, params = spec_with_devices(spec_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
+    spec = spec_with_time(spec, time_since)
     spec = spec_with_sampler_options(spec, t1=t1, dt=dt, sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps)
     spec = spec.replace(generate={k: v for k, v in dict(mode=mode, seed=seed).items() if v is not None})
     objective = build_objective(spec)
@@ -93,6 +99,7 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
         png = Path(npy).with_suffix(".png")
     else:  # the run's samples.png only for the run's own settings (cli/outputs.py)
         settings = sampling_settings(ckpt.spec, spec, n=n, backend=backend, devices=devices)
+        settings.update({} if time_since is None else {"t": time_since})
         png = settings_name(ckpt_path.parent / "samples.png", settings)
     check_image_path(png)
     seconds = sample_to_files(spec, params, g, png, npy,
@@ -119,8 +126,9 @@ EVALUATE_N = 1000
 @click.option("--sampler", type=click.Choice(["langevin", "ode"]),
               help="Score-matching runs: annealed Langevin dynamics or the probability-flow ODE [default: dsm.sampler].")
 @devices_option
+@time_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level confidence, classes_covered, frechet).")
-def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
+def evaluate_cmd(source, n, t1, seed, sampler, devices, time_since, as_json):
     """Sample quality against the real digits.
 
     SOURCE is a run folder or checkpoint (N samples are generated) or an N x 64 .npy of
@@ -140,6 +148,7 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
     from analogep.evaluation.quality import OUTSIDE_WARNING, RANGE_TOLERANCE
     from analogep.io import write_json
 
+    check_time(time_since)
     out_json = None
     if source.endswith(".npy"):
         if sampler:
@@ -158,13 +167,15 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
                 f"N x 64 array); this is a {ckpt_path.suffix or 'file without extension'} file"
             )
         ckpt = load_checkpoint(ckpt_path)
-        spec = spec_with_sampler_options(spec_with_devices(ckpt.spec, devices), t1=t1, sampler=sampler)
+        spec = spec_with_sampler_options(spec_with_time(spec_with_devices(ckpt.spec, devices), time_since), t1=t1,
+                                         sampler=sampler)
         if seed is not None:
             spec = spec.replace(generate={"seed": seed})
         g = dataclasses.replace(spec.generate, n=n)
         ensure_fits_in_memory(n * spec.model.sizes[0] * np.dtype(spec.model.dtype).itemsize * 4,
                               f"--n {n:,} samples and their evaluation", "lower --n")
         settings = sampling_settings(ckpt.spec, spec, n=n, run_n=EVALUATE_N, devices=devices)
+        settings.update({} if time_since is None else {"t": time_since})
         out_json = settings_name(ckpt_path.parent / "quality.json", settings)
         x = sample_with_progress(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None,
                                  label="evaluate: sampling")

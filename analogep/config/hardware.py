@@ -104,7 +104,50 @@ class DevicesSpec:
         ),
     )
     variability: float = field(
-        default=0.0, metadata=meta("device-to-device spread: G = d * G_programmed, d ~ 1 + variability * N(0, 1), frozen", ge=0)
+        default=0.0,
+        metadata=meta("device-to-device spread d ~ 1 + variability * N(0, 1), frozen: of the whole device (G = d "
+                      "G_programmed), or with verified_writes of its pulse step", ge=0),
+    )
+    verified_writes: bool = field(
+        default=False,
+        metadata=meta("full writes are program-and-verify, so they cancel the device gain d; d then spreads each "
+                      "device's pulse step (aihwkit dw_min_dtod) and gmin is not scaled"),
+    )
+    step_model: Literal["constant", "soft_bounds"] = field(
+        default="constant",
+        metadata=meta("how a pulse's step depends on the state: constant, or soft_bounds (up steps shrink toward gmax, "
+                      "down steps toward gmin, equal at mid-window; aihwkit SoftBoundsDevice)"),
+    )
+    up_down: float = field(
+        default=0.0,
+        metadata=meta("up/down asymmetry of the pulse step: up x (1 + up_down), down x (1 - up_down) (aihwkit up_down)",
+                      gt=-1, lt=1),
+    )
+    set_only: bool = field(
+        default=False,
+        metadata=meta("devices are only potentiated by pulses (PCM: gradual SET, abrupt RESET): a pair's weight moves "
+                      "by SET pulses on one device or the other, and a pair is refreshed (reset and reprogrammed) "
+                      "when a device passes refresh_threshold or the pair strays from its target"),
+    )
+    refresh_threshold: float = field(
+        default=0.75,
+        metadata=meta("set_only: refresh a pair when a device passes this fraction of the window (aihwkit "
+                      "PCMPresetUnitCell refresh_upper_thres)", gt=0, le=1),
+    )
+    drift_nu: float = field(
+        default=0.0, metadata=meta("mean drift exponent nu of G(t) = G(t0) ((t + t0)/t0)^-nu (PCM; devices/drift.py)", ge=0)
+    )
+    drift_nu_std: float = field(default=0.0, metadata=meta("device-to-device spread of nu (frozen)", ge=0))
+    flicker_q: float = field(
+        default=0.0,
+        metadata=meta("1/f read noise accumulated since programming: Q at G = gmax of the PCM fit (devices/drift.py)",
+                      ge=0),
+    )
+    drift_compensation: bool = field(
+        default=True, metadata=meta("global drift compensation: one all-ones reference read per array rescales its gain")
+    )
+    time_since_programming: float = field(
+        default=0.0, metadata=meta("seconds between programming and use (drift, 1/f noise); 0: right after", ge=0)
     )
     program_noise: float = field(
         default=0.0, metadata=meta("std of a device's conductance after a full (initial) write, relative to gmax - gmin", ge=0)
@@ -151,7 +194,8 @@ class DevicesSpec:
 
     # Keys that change nothing by themselves (how to write, full scales of absent converters,
     # seeds, which copy is read: identical copies without draws).
-    NEUTRAL = ("preset", "write_rule", "adc_range", "dac_range", "copies", "seed")
+    NEUTRAL = ("preset", "write_rule", "adc_range", "dac_range", "copies", "seed", "refresh_threshold",
+               "drift_compensation", "time_since_programming")
 
     @property
     def ideal(self) -> bool:

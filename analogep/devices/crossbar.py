@@ -37,7 +37,8 @@ import numpy as np
 
 from analogep.config.hardware import DevicesSpec
 from analogep.config.spec import Spec
-from analogep.devices import faults
+from analogep.config.schema import ConfigError
+from analogep.devices import drift, faults
 from analogep.devices.mapping import Conductances
 from analogep.devices.periphery import MeasurementChain
 from analogep.errors import CheckpointError
@@ -89,6 +90,10 @@ class Realisation:
         return {k: v.clipped for k, v in self.forward.items()}
 
 
+# set_only: a pair whose realised difference strays from its target by more than this many
+# levels (a write its stuck partner could not take) is refreshed.
+REFRESH_ERROR = 2.0
+
 # The accumulator fires when it reaches a level up to this much (level units): forty updates of
 # a quarter level sum to 9.999999999999998 in floating point, not 10.
 LEVEL_SLACK = 1e-9
@@ -129,7 +134,8 @@ class Variability(DeviceEffect):
         return np.ones(shape)
 
     def apply(self, g: np.ndarray, drawn: np.ndarray, devices: Devices) -> np.ndarray:
-        return drawn * g if devices.d.variability > 0 else g
+        # verified writes: the verify loop cancels d; it spreads the pulse step instead (Devices._pulse)
+        return drawn * g if devices.d.variability > 0 and not devices.d.verified_writes else g
 
 
 class StuckAt(DeviceEffect):
@@ -167,6 +173,8 @@ class Devices:
 
     def __init__(self, spec: Spec, model: EnergyModel):
         d = spec.devices
+        if d.set_only and d.bits is None:
+            raise ConfigError("devices.set_only: needs devices.bits (set pulses move a device by one level)")
         self.spec, self.model, self.d = spec, model, d
         self.g0, self.gmin, self.gmax = d.window(spec.circuit)
         self.span = self.gmax - self.gmin
@@ -204,6 +212,11 @@ class Devices:
                 out[f"driver_gain/{layer}"] = 1.0 + d.driver_gain_sigma * rng.standard_normal(n)
             if d.driver_offset_sigma > 0:
                 out[f"driver_offset/{layer}"] = d.driver_offset_sigma * rng.standard_normal(n)
+        if d.drift_nu > 0 or d.drift_nu_std > 0:  # drawn last: the draws above stay those of a device without drift
+            for name in self.couplings:
+                for c in range(self.n_copies):
+                    for sign in ("plus", "minus"):
+                        out[f"nu/{name}/{c}/{sign}"] = drift.drift_exponents(d.drift_nu, d.drift_nu_std, rng, shapes[name])
         return out
 
     # --- programming -----------------------------------------------------------------------------
@@ -266,6 +279,9 @@ class Devices:
         pulses, self.last_clipped = 0, {}
         for name in self.couplings:
             plus, minus, self.last_clipped[name] = self._targets(name, params[name])
+            if not first and self.d.set_only:
+                pulses += self._write_set_only(name, plus, minus)
+                continue
             for sign, target in (("plus", plus), ("minus", minus)):
                 pulses += self._write_full(name, sign, target) if first else self._write_change(name, sign, target)
         self.last_pulses = pulses
@@ -311,6 +327,18 @@ class Devices:
                 steps = np.floor(change + self.write_rng.random(change.shape))
             else:  # nearest
                 steps = np.rint(change)
+        return self._pulse(name, sign, steps)
+
+    def _pulse(self, name: str, sign: str, steps: np.ndarray) -> int:
+        """Apply `steps` signed pulses per device to one array (every copy): a device at the
+        edge of its levels takes no pulse. Each pulse moves the conductance by one level,
+        times the device's step gain (verified_writes), the state-dependent factor
+        (step_model) and the up/down asymmetry, with cycle-to-cycle write noise. Continuous
+        devices: `steps` is the change itself. Returns the pulses (events) applied."""
+        d, key = self.d, f"{name}/{sign}"
+        if self.step is None:
+            events = int(np.count_nonzero(steps))
+        else:
             level = self.state[f"level/{key}"]
             new = np.clip(level + steps, 0, d.levels - 1)
             steps = new - level  # a device at the edge of its window takes no pulse
@@ -323,12 +351,95 @@ class Devices:
         for c in range(self.n_copies):
             g = self.state[f"g/{name}/{c}/{sign}"]
             delta = steps * unit
+            if d.verified_writes and d.variability > 0:  # aihwkit dw_min_dtod: each device's own step
+                delta = delta * self.frozen[f"gain/{name}/{c}/{sign}"]
+            if d.step_model == "soft_bounds":  # aihwkit SoftBoundsDevice, on [gmin, gmax]: nominal at mid-window
+                x = g / self.span
+                delta = delta * np.where(delta > 0, 2.0 * (1.0 - x), 2.0 * x)
+            if d.up_down != 0:
+                delta = delta * np.where(delta > 0, 1.0 + d.up_down, 1.0 - d.up_down)
             if d.write_noise > 0:  # each pulse's step spreads independently: sum of |steps| draws
                 spread = np.abs(delta) if self.step is None else np.sqrt(np.abs(steps)) * unit
                 delta = delta + d.write_noise * spread * self.write_rng.standard_normal(g.shape)
             g = np.where(moved, np.clip(g + delta, 0.0, self.span), g)
             self.state[f"g/{name}/{c}/{sign}"] = g
         return events
+
+    def apply_pulses(self, name: str, sign: str, pulses: np.ndarray) -> int:
+        """The device write API: apply a signed number of write pulses to each device of one
+        array (`name` a coupling, `sign` "plus" or "minus": the G+ or G- devices of every
+        copy; `pulses` an integer array of the coupling's shape, > 0 potentiates, < 0
+        depresses). The physics is the write model's (`_pulse`: step per level, device step
+        gain, soft bounds, asymmetry, write noise, edges of the window; stuck devices read
+        as stuck whatever they are pulsed); set_only devices refuse negative pulses. The
+        pulses are counted (`last_pulses`, `total_pulses`); `realise` reads the result. A
+        caller that pulses directly drives the devices itself: the next `program` writes
+        the change of its own targets on top. Returns the pulses applied."""
+        if not self.state:
+            raise RuntimeError("apply_pulses: program the devices first (the first program writes every device)")
+        if name not in self.couplings or sign not in ("plus", "minus"):
+            raise ValueError(f"apply_pulses: no array {name!r}/{sign!r}; couplings {self.couplings}, signs plus/minus")
+        steps = np.asarray(pulses, dtype=np.float64)
+        if steps.shape != self.state[f"level/{name}/{sign}"].shape:
+            raise ValueError(f"apply_pulses: {name}/{sign} has shape {self.state[f'level/{name}/{sign}'].shape}, "
+                             f"pulses {steps.shape}")
+        if self.d.set_only and np.any(steps < 0):
+            raise ValueError("apply_pulses: these devices are set_only (PCM): negative pulses cannot be applied")
+        n = self._pulse(name, sign, np.rint(steps) if self.step is not None else steps)
+        self.last_pulses = n
+        self.total_pulses += n
+        return n
+
+    def _write_set_only(self, name: str, plus: np.ndarray, minus: np.ndarray) -> int:
+        """A pair of set-only devices (PCM: gradual SET, abrupt RESET; Nandakumar et al. 2020;
+        aihwkit PCMPresetUnitCell): the change of the pair's target difference accumulates
+        (mixed precision) and fires SET pulses on G+ (up) or G- (down); a pair is refreshed
+        (both reset, the difference reprogrammed by a verified write) when a healthy device
+        passes refresh_threshold of its levels or the pair strays from its target by more
+        than REFRESH_ERROR levels (a write its stuck partner could not take)."""
+        d, kp, km = self.d, f"{name}/plus", f"{name}/minus"
+        tp, tm = self._levels(plus), self._levels(minus)
+        change = (tp - tm) - (self.state[f"target/{kp}"] - self.state[f"target/{km}"])
+        self.state[f"target/{kp}"], self.state[f"target/{km}"] = tp, tm
+        acc = self.state.get(f"pacc/{name}")
+        acc = (self.state[f"acc/{kp}"] - self.state[f"acc/{km}"] if acc is None else acc) + change
+        steps = np.trunc(acc + np.copysign(LEVEL_SLACK, acc))
+        self.state[f"pacc/{name}"] = acc - steps
+        pulses = self._pulse(name, "plus", np.maximum(steps, 0.0)) + self._pulse(name, "minus", np.maximum(-steps, 0.0))
+        top = d.levels - 1
+        lp, lm = self.state[f"level/{kp}"], self.state[f"level/{km}"]
+        if d.fault_aware:
+            fp, fm = self.state[f"fault/{name}/0/plus"], self.state[f"fault/{name}/0/minus"]
+        else:
+            fp = fm = np.zeros(np.shape(lp), dtype=np.int8)
+        ep = np.where(fp == faults.AT_GMAX, top, np.where(fp == faults.AT_GMIN, 0, lp))
+        em = np.where(fm == faults.AT_GMAX, top, np.where(fm == faults.AT_GMIN, 0, lm))
+        high = d.refresh_threshold * top
+        due = ((lp > high) & (fp == faults.FREE)) | ((lm > high) & (fm == faults.FREE))
+        due |= np.abs((ep - em) - (tp - tm)) > REFRESH_ERROR
+        if due.any():
+            pulses += self._refresh(name, due, tp, tm)
+        return pulses
+
+    def _refresh(self, name: str, due: np.ndarray, tp: np.ndarray, tm: np.ndarray) -> int:
+        """Reset both devices of the pairs `due` and program-and-verify them to their targets
+        (levels `tp`, `tm`; program noise): two pulses (reset, verified set) per device."""
+        d, unit = self.d, self.step
+        n = {}
+        for sign, t in (("plus", tp), ("minus", tm)):
+            n[sign] = np.clip(np.rint(t), 0, d.levels - 1)
+            level = self.state[f"level/{name}/{sign}"]
+            self.state[f"level/{name}/{sign}"] = np.where(due, n[sign], level)
+            for c in range(self.n_copies):
+                g = n[sign] * unit
+                if d.program_noise > 0:
+                    g = g + d.program_noise * self.span * self.write_rng.standard_normal(g.shape)
+                key = f"g/{name}/{c}/{sign}"
+                self.state[key] = np.where(due, np.clip(g, 0.0, self.span), self.state[key])
+        acc = self.state[f"pacc/{name}"]
+        self.state[f"pacc/{name}"] = np.where(due, (tp - n["plus"]) - (tm - n["minus"]), acc)
+        self.refreshes = getattr(self, "refreshes", 0) + int(due.sum())
+        return 4 * int(due.sum())
 
     def _conductance(self, key: str, g: np.ndarray) -> np.ndarray:
         """The conductances (S) of the devices `key` ("<coupling>/<copy>/<sign>") programmed
@@ -343,11 +454,22 @@ class Devices:
     def realise(self, params: Params) -> Realisation:
         """The realised circuit of the programmed state (`params` gives the biases)."""
         copies: list[dict[str, Conductances]] = []
+        d, t = self.d, self.d.time_since_programming
+        aged = t > 0 and (d.drift_nu > 0 or d.drift_nu_std > 0 or d.flicker_q > 0)
+        # the 1/f noise accumulated by time t: one seeded draw per time (the same devices read at t agree)
+        rng = np.random.default_rng(np.random.SeedSequence([d.seed, 1729, int(round(t * 1e3))])) if aged else None
         for c in range(self.n_copies):
             out = {}
             for name in self.couplings:
                 pair = [self._conductance(f"{name}/{c}/{sign}", self.state[f"g/{name}/{c}/{sign}"]) for sign in ("plus", "minus")]
-                out[name] = Conductances(pair[0], pair[1], self.last_clipped.get(name, 0), self.read_gain(name))
+                gain = self.read_gain(name)
+                if aged:
+                    fresh = pair
+                    nus = [self.frozen.get(f"nu/{name}/{c}/{sign}", 0.0) for sign in ("plus", "minus")]
+                    pair = [drift.flicker(drift.drifted(g, nu, t), self.gmax, d.flicker_q, t, rng) for g, nu in zip(fresh, nus)]
+                    if d.drift_compensation:
+                        gain = gain * drift.compensation(*fresh, *pair)
+                out[name] = Conductances(pair[0], pair[1], self.last_clipped.get(name, 0), gain)
             copies.append(out)
         biases = {k: np.asarray(v) for k, v in params.items() if k not in self.couplings}
         layers = range(len(self.model.sizes))
