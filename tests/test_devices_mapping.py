@@ -4,6 +4,7 @@ that finds stuck devices; fault-aware pair mapping around them. Fast: numpy only
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,53 @@ def test_bad_drift_values_are_config_errors_naming_the_key(tiny):
     for key in ("drift_nu", "time_since_programming"):
         with pytest.raises(ConfigError, match=key):
             spec.replace(devices={"preset": "pcm", key: -0.1})
+
+
+# --- presets, hardware-aware training --------------------------------------------------------------
+
+
+def test_presets_combine_and_build_on_each_other(tiny):
+    from analogep.config import with_devices
+
+    spec, _, _ = tiny
+    both = with_devices(spec, "rram+periphery").devices
+    rram = with_devices(spec, "rram").devices
+    assert both.preset == "rram+periphery" and (both.adc_bits, both.dac_bits) == (9, 7)
+    assert (both.variability, both.stuck_gmax, both.scale_fraction) == (rram.variability, rram.stuck_gmax, 0.6)
+    stress = with_devices(spec, "rram-stress").devices
+    assert (stress.stuck_gmin, stress.stuck_gmax) == (0.0175, 0.0904) and stress.bits == rram.bits
+    assert (rram.stuck_gmin, rram.stuck_gmax) == (0.01, 0.01)
+    pcm = with_devices(spec, "pcm").devices
+    assert pcm.set_only and pcm.drift_nu > 0 and pcm.verified_writes
+    with pytest.raises(ConfigError, match="rram\\+nonesuch"):
+        spec.replace(devices={"preset": "rram+nonesuch"})
+
+
+def test_soft_bounds_steps_shrink_toward_the_edge_they_approach(tiny):
+    _, _, params = tiny
+    d = _devices(tiny, step_model="soft_bounds", up_down=0.2)
+    d.program({k: 0 * v for k, v in params.items()})  # every device at gmin
+    shape = params["W0"].shape
+    g0 = d.state["g/W0/0/plus"].copy()
+    d.apply_pulses("W0", "plus", np.ones(shape))
+    up_at_gmin = (d.state["g/W0/0/plus"] - g0) / d.step
+    assert np.allclose(up_at_gmin, 2.0 * 1.2)  # soft bounds: 2x at gmin; asymmetry: x 1.2 up
+    d.apply_pulses("W0", "plus", np.full(shape, 600))
+    g1 = d.state["g/W0/0/plus"].copy()
+    d.apply_pulses("W0", "plus", -np.ones(shape))
+    down = (g1 - d.state["g/W0/0/plus"]) / d.step
+    x = g1 / d.span
+    assert np.allclose(down, 2.0 * x * 0.8)
+
+
+def test_hardware_aware_training_sees_perturbed_weights_and_is_reproducible(tiny, tmp_path):
+    from analogep import api
+
+    spec, _, _ = tiny
+    spec = spec.replace(train={"steps": 2, "checkpoint_every": 2, "batch": 32})
+    losses = {}
+    for name, keys in (("clean", {}), ("hw1", {"weight_noise": 0.05, "weight_drop": 0.02}),
+                       ("hw2", {"weight_noise": 0.05, "weight_drop": 0.02})):
+        api.train(spec.replace(train=keys), tmp_path / name)
+        losses[name] = [json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    assert losses["hw1"] == losses["hw2"] and losses["hw1"] != losses["clean"]

@@ -124,7 +124,8 @@ def devices_option(f):
     """--devices PRESET|FILE.yaml: the crossbar devices to use instead of the config's."""
     return click.option(
         "--devices", "devices",
-        help="Non-ideal crossbar devices: a preset (ideal, rram, pcm) or a YAML file of devices keys "
+        help="Non-ideal crossbar devices: a preset (ideal, rram, rram-stress, pcm, periphery; combined with +, e.g. "
+             "rram+periphery) or a YAML file of devices keys "
              "(method.md section 7) [default: the config's devices section].",
     )(f)
 

@@ -66,7 +66,8 @@ class DevicesSpec:
     with its source); keys written beside it override the preset's. The default, `ideal`,
     has no device effect: the circuit of circuit.g0/gmin/gmax, exact."""
 
-    preset: str = field(default="ideal", metadata=meta("device preset (analogep/config/devices/<name>.yaml): ideal, rram, pcm"))
+    preset: str = field(default="ideal", metadata=meta("device preset (analogep/config/devices/<name>.yaml): ideal, rram, rram-stress, pcm, periphery; "
+                                                    "combined with +, e.g. rram+periphery"))
     gmin: float | None = field(
         default=None, metadata=meta("smallest device conductance (S); null: circuit.gmin", ge=0)
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from analogep.config.presets import device_presets
+from analogep.config.presets import device_presets, is_device_preset
 from analogep.config.schema import ConfigError, to_dict
 from analogep.config.spec import Spec, from_dict
 
@@ -132,7 +132,7 @@ def with_devices(spec: Spec, source: str) -> Spec:
             raise ConfigError(f"--devices: {source}: expected a mapping of device keys, got {type(data).__name__}")
         where = source
     else:
-        if source not in device_presets():
+        if not is_device_preset(source):
             raise ConfigError(
                 f"--devices: {source!r} is neither a preset ({', '.join(device_presets())}) nor a .yaml file"
             )

@@ -154,6 +154,16 @@ class TrainSpec:
     # flow matching's (objectives/flow.py reads it; the other objectives ignore it)
     ot_coupling: bool = field(default=True, metadata=meta("pair noise and data by exact minibatch OT"))
     seed: int = field(default=0, metadata=meta("seed of noise, times and batches", ge=0))
+    weight_noise: float = field(
+        default=0.0,
+        metadata=meta("hardware-aware training: each step's equilibria see the couplings plus Gaussian noise of this "
+                      "std relative to each coupling's max|W| (aihwkit weight modifier ADD_NORMAL)", ge=0),
+    )
+    weight_drop: float = field(
+        default=0.0,
+        metadata=meta("hardware-aware training: share of the weights set to 0 in each step's equilibria (stuck "
+                      "devices; aihwkit weight modifier pdrop)", ge=0, lt=1),
+    )
     checkpoint_every: int = field(default=100, metadata=meta("steps between checkpoints", ge=1))
     log_every: int = field(default=1, metadata=meta("steps between metrics.jsonl records", ge=1))
     threads: int = field(default=0, metadata=meta("BLAS threads (0: all available cores but one)", ge=0))

@@ -324,6 +324,25 @@ def _hardware_metrics(backend: EquilibriumBackend) -> dict:
     return {**({} if clipped is None else {"clipped": int(sum(clipped.values()))}), **backend.device_metrics()}
 
 
+def _hardware_aware(params: Params, model: EnergyModel, train, step: int) -> Params:
+    """The parameters one step's equilibria see in hardware-aware training (train.weight_noise,
+    weight_drop; aihwkit's weight modifiers, Joshi et al., Nat. Commun. 11, 2473 (2020)): the
+    couplings with Gaussian noise relative to their max|W| and a share of them at 0, drawn
+    from (train.seed, step), so a resumed run draws the same. The update is applied to the
+    clean parameters. Off (both 0): `params` themselves."""
+    if train.weight_noise == 0 and train.weight_drop == 0:
+        return params
+    rng = np.random.default_rng([train.seed, step, 0x4857])
+    out = dict(params)
+    for name, _, _ in model.circuit_rules().couplings:
+        w = params[name]
+        noisy = w + train.weight_noise * np.max(np.abs(w)) * rng.standard_normal(w.shape)
+        if train.weight_drop > 0:
+            noisy = np.where(rng.random(w.shape) < train.weight_drop, 0.0, noisy)
+        out[name] = noisy.astype(w.dtype)
+    return out
+
+
 class _Stepper:
     """Takes the training steps of one process and writes their records and checkpoints."""
 
@@ -342,7 +361,7 @@ class _Stepper:
         record and why training must stop (None: it goes on)."""
         step_start = time.perf_counter()
         batch = self.batches.next()
-        realised = self.backend.program(self.run.params)
+        realised = self.backend.program(_hardware_aware(self.run.params, self.model, self.spec.train, self.run.step))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # non-finite states: judged, not printed
             result = gradep_step(self.model, self.backend, realised, batch, self.objective, self.spec.gradep,
                                  self.spec.train)
