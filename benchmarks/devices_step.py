@@ -42,6 +42,14 @@ SETTINGS = {
         "write_noise": 1e-6, "read_noise": 1e-9, "driver_gain_sigma": 1e-6, "driver_offset_sigma": 1e-9,
         "copies": "mismatched",
     },
+    # The same plus the mapping and write models of issue 18 (scaling to the window, March
+    # test and fault-aware pairs, verified writes, set-only pairs with refresh, soft bounds).
+    "every effect + mapping, tiny": {
+        "preset": "ideal", "bits": 20, "w_max": 1.0, "gmin": 1e-6, "gmax": 1e-4, "variability": 1e-6,
+        "write_noise": 1e-6, "read_noise": 1e-9, "driver_gain_sigma": 1e-6, "driver_offset_sigma": 1e-9,
+        "copies": "mismatched", "scale_fraction": 0.6, "fault_aware": True, "verified_writes": True,
+        "set_only": True, "up_down": 1e-6,
+    },
     "mismatched 5%": {"preset": "ideal", "variability": 0.05, "copies": "mismatched"},
     "pcm": {"preset": "pcm", "wire_resistance": 0.0},
 }

@@ -88,15 +88,31 @@ def main() -> None:
     p.add_argument("--parts", nargs="+", default=["a", "b", "ablation", "c", "d", "e", "pcm-time"])
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--out", default="runs/devices_study")
+    p.add_argument("--paired", action="store_true",
+                   help="one device seed per training seed (seed s on device seed s) instead of every pair")
+    p.add_argument("--tag", default="", help="write OUT/study<-tag>.json (parallel processes: one tag each)")
     p.add_argument("--plot")
+    p.add_argument("--merge", action="store_true", help="only merge OUT/study*.json into OUT/study.json and plot")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table_path = out / "study.json"
+    if args.merge:
+        table: dict = {}
+        for part in sorted(out.glob("study-*.json")):
+            for k, v in json.loads(part.read_text()).items():
+                table[k] = {**table[k], **v} if isinstance(v, dict) and isinstance(table.get(k), dict) else v
+        (out / "study.json").write_text(json.dumps(table, indent=1))
+        if args.plot:
+            plot(table, args.plot)
+        return
+    table_path = out / (f"study-{args.tag}.json" if args.tag else "study.json")
     table = json.loads(table_path.read_text()) if table_path.is_file() else {}
     table.update({"config": args.config, "steps": args.steps, "finetune": args.finetune, "n": args.n,
-                  "seeds": args.seeds, "device_seeds": args.device_seeds})
+                  "seeds": args.seeds, "device_seeds": args.device_seeds, "paired": args.paired})
+
+    def pairs():
+        return [(s, s) for s in args.seeds] if args.paired else [(s, d) for s in args.seeds for d in args.device_seeds]
     base = load_spec(args.config)
 
     def save() -> None:
@@ -113,23 +129,22 @@ def main() -> None:
         put("ideal", "a", [frechet(ideal[s].spec, ideal[s].params, args.n) for s in args.seeds])
         print(f"[{time.time() - t0:.0f}s] (a) ideal {table['ideal']['a']}", flush=True)
     hw = {}
-    if "c" in args.parts:
+    if "c" in args.parts and args.presets:
         hw = {s: run(seeded(base, s, args.steps).replace(train=HW_AWARE), out / "c" / f"s{s}") for s in args.seeds}
     if "ablation" in args.parts:
         for name, keys in ABLATION.items():
-            values = [frechet(devices(ideal[s].spec, "rram", ds, **keys), ideal[s].params, args.n)
-                      for s in args.seeds for ds in args.device_seeds]
+            values = [frechet(devices(ideal[s].spec, "rram", ds, **keys), ideal[s].params, args.n) for s, ds in pairs()]
             put("ablation", name, values)
             print(f"[{time.time() - t0:.0f}s] ablation rram (b) {name}: {np.mean(values):.3g} +- {np.std(values):.2g}",
                   flush=True)
     for preset in args.presets:
         cell = table.setdefault(preset, {})
-        for arm in ("b", "c", "d", "e"):
+        for arm in ("b", "e", "d", "c"):
             if arm not in args.parts:
                 continue
             values, pulses = [], []
-            for s in args.seeds:
-                for ds in args.device_seeds:
+            for s, ds in pairs():
+                if True:
                     if arm == "b":
                         spec = devices(ideal[s].spec, preset, ds)
                         values.append(frechet(spec, ideal[s].params, args.n))
@@ -150,10 +165,10 @@ def main() -> None:
     if "pcm-time" in args.parts:
         for label, t in PCM_TIMES.items():
             row = {}
-            for arm in ("b", "d", "e"):
+            for arm in ("b", "e"):  # deployed against in situ (the fine-tuned arm follows in situ)
                 values = []
-                for s in args.seeds:
-                    for ds in args.device_seeds[:1]:  # one device seed per training seed: the time series is long
+                for s, ds in pairs():
+                    if True:
                         if arm == "b":
                             values.append(frechet(devices(ideal[s].spec, "pcm", ds), ideal[s].params, args.n, None, t))
                         else:
@@ -197,7 +212,7 @@ def plot(table: dict, path: str) -> None:
         ax = axes[0, 1]
         times = list(table["pcm_time"])
         tx = np.arange(len(times))
-        for arm in ("b", "d", "e"):
+        for arm in ("b", "e"):
             m = [np.mean(table["pcm_time"][t][arm]) for t in times]
             e = [np.std(table["pcm_time"][t][arm]) for t in times]
             ax.errorbar(tx, m, yerr=e, marker="o", capsize=2, label=labels[arm])
