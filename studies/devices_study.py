@@ -92,16 +92,21 @@ def main() -> None:
                    help="one device seed per training seed (seed s on device seed s) instead of every pair")
     p.add_argument("--tag", default="", help="write OUT/study<-tag>.json (parallel processes: one tag each)")
     p.add_argument("--plot")
+    p.add_argument("--time-arms", nargs="+", default=["b", "c", "d", "e"], help="arms of the PCM time series")
     p.add_argument("--merge", action="store_true", help="only merge OUT/study*.json into OUT/study.json and plot")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.merge:
+        def merge(into: dict, new: dict) -> dict:
+            for k, v in new.items():
+                into[k] = merge(into[k], v) if isinstance(v, dict) and isinstance(into.get(k), dict) else v
+            return into
+
         table: dict = {}
         for part in sorted(out.glob("study-*.json")):
-            for k, v in json.loads(part.read_text()).items():
-                table[k] = {**table[k], **v} if isinstance(v, dict) and isinstance(table.get(k), dict) else v
+            merge(table, json.loads(part.read_text()))
         (out / "study.json").write_text(json.dumps(table, indent=1))
         if args.plot:
             plot(table, args.plot)
@@ -129,7 +134,7 @@ def main() -> None:
         put("ideal", "a", [frechet(ideal[s].spec, ideal[s].params, args.n) for s in args.seeds])
         print(f"[{time.time() - t0:.0f}s] (a) ideal {table['ideal']['a']}", flush=True)
     hw = {}
-    if "c" in args.parts and args.presets:
+    if "c" in args.parts:
         hw = {s: run(seeded(base, s, args.steps).replace(train=HW_AWARE), out / "c" / f"s{s}") for s in args.seeds}
     if "ablation" in args.parts:
         for name, keys in ABLATION.items():
@@ -165,12 +170,13 @@ def main() -> None:
     if "pcm-time" in args.parts:
         for label, t in PCM_TIMES.items():
             row = {}
-            for arm in ("b", "e"):  # deployed against in situ (the fine-tuned arm follows in situ)
+            for arm in args.time_arms:
                 values = []
                 for s, ds in pairs():
                     if True:
-                        if arm == "b":
-                            values.append(frechet(devices(ideal[s].spec, "pcm", ds), ideal[s].params, args.n, None, t))
+                        if arm in "bc":
+                            trained = ideal if arm == "b" else hw
+                            values.append(frechet(devices(trained[s].spec, "pcm", ds), trained[s].params, args.n, None, t))
                         else:
                             ck = load_checkpoint(out / arm / "pcm" / f"s{s}d{ds}")
                             values.append(frechet(ck.spec, ck.params, args.n, ck.devices, t))
@@ -212,7 +218,7 @@ def plot(table: dict, path: str) -> None:
         ax = axes[0, 1]
         times = list(table["pcm_time"])
         tx = np.arange(len(times))
-        for arm in ("b", "e"):
+        for arm in [a for a in ("b", "c", "d", "e") if a in table["pcm_time"][times[0]]]:
             m = [np.mean(table["pcm_time"][t][arm]) for t in times]
             e = [np.std(table["pcm_time"][t][arm]) for t in times]
             ax.errorbar(tx, m, yerr=e, marker="o", capsize=2, label=labels[arm])
