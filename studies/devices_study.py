@@ -68,6 +68,14 @@ def frechet(spec, params, n: int, state=None, time_since: float | None = None) -
     return float(api.evaluate(x).frechet)
 
 
+def refreshed(ckpt) -> tuple[dict, dict]:
+    """An in-situ run's device state after one refresh of every pair (Devices.refresh_all)."""
+    d = Devices(ckpt.spec, build_energy(ckpt.spec.model))
+    d.load_state_dict(*ckpt.devices, where="study")
+    d.refresh_all()
+    return d.state_dict()
+
+
 def pulses_per_device(spec, ckpt) -> dict:
     """Write pulses per device of an in-situ run (mean and max over devices)."""
     model = build_energy(spec.model)
@@ -178,8 +186,9 @@ def main() -> None:
                             trained = ideal if arm == "b" else hw
                             values.append(frechet(devices(trained[s].spec, "pcm", ds), trained[s].params, args.n, None, t))
                         else:
-                            ck = load_checkpoint(out / arm / "pcm" / f"s{s}d{ds}")
-                            values.append(frechet(ck.spec, ck.params, args.n, ck.devices, t))
+                            ck = load_checkpoint(out / arm[0] / "pcm" / f"s{s}d{ds}")
+                            state = refreshed(ck) if arm.endswith("refresh") else ck.devices
+                            values.append(frechet(ck.spec, ck.params, args.n, state, t))
                 row[arm] = values
             put("pcm_time", label, row)
             print(f"[{time.time() - t0:.0f}s] pcm at {label}: " +
@@ -197,7 +206,7 @@ def plot(table: dict, path: str) -> None:
     presets = [p for p in ("rram", "pcm", "rram-stress") if p in table]
     arms = [a for a in ("b", "c", "d", "e") if any(a in table[p] for p in presets)]
     labels = {"b": "(b) deployed", "c": "(c) hardware-aware, deployed", "d": "(d) deployed + in-situ fine-tune",
-              "e": "(e) in situ"}
+              "e": "(e) in situ", "e-refresh": "(e) in situ, pairs refreshed before use"}
     ncol = 2 if "pcm_time" in table else 1
     fig, axes = plt.subplots(1, ncol, figsize=(5.5 * ncol, 3.8), squeeze=False)
     ax = axes[0, 0]
@@ -218,7 +227,7 @@ def plot(table: dict, path: str) -> None:
         ax = axes[0, 1]
         times = list(table["pcm_time"])
         tx = np.arange(len(times))
-        for arm in [a for a in ("b", "c", "d", "e") if a in table["pcm_time"][times[0]]]:
+        for arm in [a for a in ("b", "c", "d", "e", "e-refresh") if a in table["pcm_time"][times[0]]]:
             m = [np.mean(table["pcm_time"][t][arm]) for t in times]
             e = [np.std(table["pcm_time"][t][arm]) for t in times]
             ax.errorbar(tx, m, yerr=e, marker="o", capsize=2, label=labels[arm])

@@ -244,3 +244,22 @@ def test_hardware_aware_training_sees_perturbed_weights_and_is_reproducible(tiny
         api.train(spec.replace(train=keys), tmp_path / name)
         losses[name] = [json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
     assert losses["hw1"] == losses["hw2"] and losses["hw1"] != losses["clean"]
+
+
+def test_refresh_all_rewrites_set_only_pairs_without_their_common_conductance(tiny):
+    _, _, params = tiny
+    d = _devices(tiny, scale_fraction=0.6, set_only=True, bits=8)
+    d.program(params)
+    rng = np.random.default_rng(1)
+    p = dict(params)
+    for _ in range(40):
+        p = {k: v + 0.01 * np.max(np.abs(params[k])) * rng.standard_normal(v.shape) for k, v in p.items()}
+        d.program(p)
+    before = d.realise(p).forward["W0"]
+    common = np.mean(np.minimum(before.plus, before.minus) - d.gmin)
+    n = d.refresh_all()
+    after = d.realise(p).forward["W0"]
+    assert n == 4 * sum(np.size(params[k]) for k in d.couplings)
+    assert np.mean(np.minimum(after.plus, after.minus) - d.gmin) < 0.2 * common
+    level = d.step / d.unit("W0")
+    assert np.max(np.abs(d.realise(p).weight("W0") - np.clip(p["W0"], -d.span / d.unit("W0"), None))) <= 0.5 * level + 1e-9

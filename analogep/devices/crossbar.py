@@ -421,6 +421,21 @@ class Devices:
             pulses += self._refresh(name, due, tp, tm)
         return pulses
 
+    def refresh_all(self) -> int:
+        """Reset every pair and program-and-verify it to its current target (what a PCM chip
+        does before it is put to use after in-situ training: set-only pairs carry a common
+        conductance that drifts with the devices' spread of nu; Nandakumar et al. 2020).
+        Returns the pulses (counted)."""
+        if self.step is None or not self.state:
+            raise ValueError("refresh_all: needs programmed devices with levels (devices.bits)")
+        pulses = 0
+        for name in self.couplings:
+            tp, tm = self.state[f"target/{name}/plus"], self.state[f"target/{name}/minus"]
+            pulses += self._refresh(name, np.ones(np.shape(tp), dtype=bool), tp, tm)
+        self.last_pulses = pulses
+        self.total_pulses += pulses
+        return pulses
+
     def _refresh(self, name: str, due: np.ndarray, tp: np.ndarray, tm: np.ndarray) -> int:
         """Reset both devices of the pairs `due` and program-and-verify them to their targets
         (levels `tp`, `tm`; program noise): two pulses (reset, verified set) per device."""
@@ -436,7 +451,9 @@ class Devices:
                     g = g + d.program_noise * self.span * self.write_rng.standard_normal(g.shape)
                 key = f"g/{name}/{c}/{sign}"
                 self.state[key] = np.where(due, np.clip(g, 0.0, self.span), self.state[key])
-        acc = self.state[f"pacc/{name}"]
+        for sign, t in (("plus", tp), ("minus", tm)):
+            self.state[f"acc/{name}/{sign}"] = np.where(due, t - n[sign], self.state[f"acc/{name}/{sign}"])
+        acc = self.state.get(f"pacc/{name}", self.state[f"acc/{name}/plus"] - self.state[f"acc/{name}/minus"])
         self.state[f"pacc/{name}"] = np.where(due, (tp - n["plus"]) - (tm - n["minus"]), acc)
         self.refreshes = getattr(self, "refreshes", 0) + int(due.sum())
         return 4 * int(due.sum())
