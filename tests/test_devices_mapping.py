@@ -263,3 +263,19 @@ def test_refresh_all_rewrites_set_only_pairs_without_their_common_conductance(ti
     assert np.mean(np.minimum(after.plus, after.minus) - d.gmin) < 0.2 * common
     level = d.step / d.unit("W0")
     assert np.max(np.abs(d.realise(p).weight("W0") - np.clip(p["W0"], -d.span / d.unit("W0"), None))) <= 0.5 * level + 1e-9
+
+
+def test_the_decks_realise_the_read_gain_with_a_sense_amplifier_per_column(tiny):
+    from analogep.devices.programmed import program
+    from analogep.spice.compiler import crossbar_sections
+
+    spec, model, params = tiny
+    d = _devices(tiny, scale_fraction=0.6)
+    drawn = program(spec.replace(devices={**EXACT, "scale_fraction": 0.6}), model, params, d)
+    sections, _ = crossbar_sections(drawn.spec, model, drawn.params, drawn.copies)
+    elements = [e for _, els in sections for e in els]
+    amps = [e for e in elements if e.name.startswith("FW0f")]
+    assert len(amps) == model.sizes[1] and all(e.nodes[1].endswith("_s") for e in amps)
+    assert float(amps[0].value.split()[-1]) == pytest.approx(d.read_gain("W0"), rel=1e-6)
+    devices_f = [e for e in elements if e.name.startswith("RW0p_")]
+    assert devices_f and all(e.nodes[1].endswith("_W0fs") for e in devices_f)  # columns end on the amplifiers
