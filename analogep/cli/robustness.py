@@ -13,7 +13,7 @@ from analogep.cli.common import check_image_path, echo_json, report_then_save
 @click.command("robustness")
 @click.argument("source", type=click.Path())
 @click.option("--devices", "devices",
-              help="Base devices of every sweep: a preset (ideal, rram, pcm) or a devices YAML file "
+              help="Base devices of every sweep: a preset (ideal, rram, rram-stress, pcm, periphery, or a + combination) or a devices YAML file "
                    "[default: ideal with w_max 1].")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=v1,v2,...",
               help="A devices key and its values (YAML scalars: null, 8, 0.01); repeatable "

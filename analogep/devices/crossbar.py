@@ -17,8 +17,15 @@ the transposed read W^T a_post (`copies: mismatched`). Per device:
   Neurosci. 10, 333; Gupta et al. 2015, ICML); `nearest` rounds each update, so an
   update below half a level is lost (the naive rule, kept to show why not);
 - write noise per pulse (cycle to cycle), program noise of a full write;
-- a frozen device-to-device gain d (G = d G_programmed) and stuck-at-gmin/gmax faults (the
-  conductance effects, `EFFECTS`: each drawn per device and applied in `realise`);
+- a frozen device-to-device gain d (G = d G_programmed; with verified writes the spread of
+  each device's pulse step instead) and stuck-at-gmin/gmax faults (the conductance
+  effects, `EFFECTS`: each drawn per device and applied in `realise`);
+- scaling to the weights (`scale_fraction`: each coupling's max|W| at the first write onto
+  a share of the window, undone by a read gain) and fault-aware pairs (`fault_aware`: a
+  March test before the first write, devices/faults.py);
+- pulse physics (`_pulse`, public as `apply_pulses`): soft bounds and up/down asymmetry;
+  set-only pairs with refresh (PCM); drift and 1/f noise read at `time_since_programming`
+  with global drift compensation (devices/drift.py);
 - per neuron, activation-driver gain and offset: a = g rho(s) + o (frozen).
 
 The frozen draws, the programmed state and the noise streams are one seeded state
