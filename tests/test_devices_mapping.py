@@ -279,3 +279,13 @@ def test_the_decks_realise_the_read_gain_with_a_sense_amplifier_per_column(tiny)
     assert float(amps[0].value.split()[-1]) == pytest.approx(d.read_gain("W0"), rel=1e-6)
     devices_f = [e for e in elements if e.name.startswith("RW0p_")]
     assert devices_f and all(e.nodes[1].endswith("_W0fs") for e in devices_f)  # columns end on the amplifiers
+
+
+def test_an_in_situ_run_logs_the_pairs_it_cannot_write(tiny, tmp_path):
+    from analogep import api
+
+    spec, _, _ = tiny
+    spec = spec.replace(train={"steps": 1, "checkpoint_every": 1, "batch": 16},
+                        devices={"preset": "rram-stress", "wire_resistance": 0.0})
+    result = api.train(spec, tmp_path / "run")
+    assert result.records[-1]["both_stuck"] > 0

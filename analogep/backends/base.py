@@ -92,5 +92,8 @@ class EquilibriumBackend(ABC):
         if self.devices is None:
             return {}
         r = self.devices.readout
-        return {"pulses": self.devices.last_pulses, "pulses_total": self.devices.total_pulses,
-                "adc_clipped": r.adc_clipped, "dac_clipped": r.dac_clipped}
+        out = {"pulses": self.devices.last_pulses, "pulses_total": self.devices.total_pulses,
+               "adc_clipped": r.adc_clipped, "dac_clipped": r.dac_clipped}
+        if self.devices.d.fault_aware:  # pairs the fault-aware mapping cannot write (both devices stuck)
+            out["both_stuck"] = int(sum(self.devices.both_stuck.values()))
+        return out
