@@ -153,7 +153,6 @@ class TrainSpec:
     grad_clip: float = field(default=1.0, metadata=meta("global gradient-norm clip (0: off)", ge=0))
     # flow matching's (objectives/flow.py reads it; the other objectives ignore it)
     ot_coupling: bool = field(default=True, metadata=meta("pair noise and data by exact minibatch OT"))
-    seed: int = field(default=0, metadata=meta("seed of noise, times and batches", ge=0))
     weight_noise: float = field(
         default=0.0,
         metadata=meta("hardware-aware training: each step's equilibria see the couplings plus Gaussian noise of this "
@@ -164,6 +163,7 @@ class TrainSpec:
         metadata=meta("hardware-aware training: share of the weights set to 0 in each step's equilibria (stuck "
                       "devices; aihwkit weight modifier pdrop)", ge=0, lt=1),
     )
+    seed: int = field(default=0, metadata=meta("seed of noise, times and batches", ge=0))
     checkpoint_every: int = field(default=100, metadata=meta("steps between checkpoints", ge=1))
     log_every: int = field(default=1, metadata=meta("steps between metrics.jsonl records", ge=1))
     threads: int = field(default=0, metadata=meta("BLAS threads (0: all available cores but one)", ge=0))
