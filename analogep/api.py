@@ -25,7 +25,7 @@ import numpy as np
 from analogep.backends.spring import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.factory import make_backend
-from analogep.ep.levels import level_groups
+from analogep.objectives.dsm import first_level_code
 from analogep.spice.decks import DeckPoint, compile_decks
 from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import Programmed, program
@@ -243,9 +243,7 @@ def compile_circuit(
 def deck_level(spec: Spec) -> np.ndarray | None:
     """The level code of the decks' training point (draw 0 of train.seed), which every deck
     of a level-dependent energy is drawn at; None for an energy without one."""
-    data = load_dataset(spec.train.dataset, dtype=np.float64)
-    groups = level_groups(build_objective(spec).batch(data, 1, np.random.default_rng(spec.train.seed)))
-    return None if groups is None else groups[0][0]
+    return first_level_code(spec)
 
 
 def check_circuit(
