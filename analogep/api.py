@@ -198,7 +198,9 @@ def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> 
     data = load_dataset(spec.train.dataset, dtype=np.float64)
     objective = build_objective(spec)
     batch = objective.batch(data, 1, np.random.default_rng(spec.train.seed))
-    model.condition(deck_level(spec))  # a level-dependent energy: the training point's level
+    code = deck_level(spec)
+    if code is not None:  # a level-dependent energy (ideal devices only): the training point's level
+        model.condition(code)
     # No energy (devices: mismatched copies, drivers, wires): the circuit's own dynamics (Euler
     # steps on its KCL) reach its stable fixed points, where block descent can cycle.
     relax_spec = DECK_RELAX if drawn.has_energy else dataclasses.replace(NO_ENERGY_RELAX, tol=DECK_RELAX.tol)

@@ -179,8 +179,8 @@ class DenoisingScoreMatching:
     # conditioning of its batches, and its sampler, of which `analogep sample` sets these.
     sampler_options = {"sampler": "dsm.sampler", "steps_per_level": "dsm.steps_per_level", "ode_steps": "dsm.ode_steps",
                        "substeps": "dsm.substeps"}
-    sampling = ("annealed Langevin dynamics (--sampler langevin, --steps-per-level) or the probability-flow ODE "
-                "(--sampler ode, --ode-steps)")
+    sampling = ("annealed Langevin dynamics (--sampler langevin, --steps-per-level), the probability-flow ODE "
+                "(--sampler ode, --ode-steps) or the ancestral sampler (--sampler ancestral, --substeps)")
 
     def __init__(self, gradep: GradEPSpec, dsm: DSMSpec, batch_size: int):
         self.gradep, self.dsm, self.batch_size = gradep, dsm, batch_size
