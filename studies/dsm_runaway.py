@@ -6,7 +6,7 @@ first k levels draws the same noise in the same order), records the share of cha
 pixel beyond `--limit`, and at the end the free energy F(x) = min_h E(x, h) of the runaway
 and the other chains, the read-out norm |v(x)|, and the weight norms of the model.
 
-    .venv/bin/python studies/dsm_runaway.py RUN_DIR [--n 1000] [--steps-per-level 3] [--limit 1.5]
+    .venv/bin/python studies/dsm_runaway.py RUN_DIR [--n 1000] [--steps-per-level 3] [--limit 3]
 
 Results: docs/results/dsm.md.
 """
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--steps-per-level", type=int, default=3)
-    parser.add_argument("--limit", type=float, default=1.5, help="a chain with a pixel beyond this has run away")
+    parser.add_argument("--limit", type=float, default=3.0, help="a chain with a pixel beyond this has run away")
     args = parser.parse_args()
     ckpt = load_checkpoint(args.run)
     spec, params = ckpt.spec, ckpt.params
