@@ -27,7 +27,8 @@ class Interaction(ABC):
     name: str  # its parameter
     layers: tuple[int, ...]  # the layers its term touches
     # The circuit element realising it (network.circuit_rules): "crossbar" (a row with `pre` and
-    # `post` layers, read both ways), "bias" (a row with a `layer`: a current source), or None.
+    # `post` layers, read both ways), "bias" (a row with a `layer`: a current source),
+    # "level-bias" (a row with a `layer`: a current source set by the level code), or None.
     circuit: str | None = None
 
     @abstractmethod
