@@ -25,6 +25,7 @@ import numpy as np
 from analogep.backends.spring import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.factory import make_backend
+from analogep.objectives.dsm import first_level_code
 from analogep.spice.decks import DeckPoint, compile_decks
 from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import Programmed, program
@@ -199,6 +200,9 @@ def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> 
     data = load_dataset(spec.train.dataset, dtype=np.float64)
     objective = build_objective(spec)
     batch = objective.batch(data, 1, np.random.default_rng(spec.train.seed))
+    code = deck_level(spec)
+    if code is not None:  # a level-dependent energy (ideal devices only): the training point's level
+        model.condition(code)
     # No energy (devices: mismatched copies, drivers, wires): the circuit's own dynamics (Euler
     # steps on its KCL) reach its stable fixed points, where block descent can cycle.
     relax_spec = DECK_RELAX if drawn.has_energy else dataclasses.replace(NO_ENERGY_RELAX, tol=DECK_RELAX.tol)
@@ -236,7 +240,14 @@ def compile_circuit(
     checkpoint) on the devices it trained. Writes nothing."""
     ensure_finite(params, origin)
     drawn = programmed_circuit(spec, params, device_state)
-    return compile_decks(spec, params, origin, deck_points(spec, params, drawn), transient=transient, drawn=drawn)
+    return compile_decks(spec, params, origin, deck_points(spec, params, drawn), transient=transient, drawn=drawn,
+                         level_code=deck_level(spec))
+
+
+def deck_level(spec: Spec) -> np.ndarray | None:
+    """The level code of the decks' training point (draw 0 of train.seed), which every deck
+    of a level-dependent energy is drawn at; None for an energy without one."""
+    return first_level_code(spec)
 
 
 def check_circuit(

@@ -27,6 +27,7 @@ from analogep.config.spec import GradEPSpec, Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
 from analogep.model.energy import Params
+from analogep.objectives.dsm import first_level_code
 from analogep.objectives.factory import build_objective
 
 __all__ = ["EnergyError", "EnergyReport", "Estimate", "account", "format_report"]
@@ -99,6 +100,7 @@ def account(
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
     spec, model = circuit.spec, circuit.model  # on devices: the spec with their window's g0
+    model.condition(first_level_code(spec))  # a level-dependent energy: at its first training point's level
     p = spec.physics
     x_t, anchor = _training_points(spec, points, seed)
     phases = _step_phases(spec.gradep)

@@ -56,6 +56,12 @@ class EquilibriumBackend(ABC):
         """Hidden equilibrium with the visible units held at x (the inference circuit),
         relaxed from `hidden` (None: zeros), and dE/dx there (method.md section 2)."""
 
+    def condition(self, code: np.ndarray | None) -> None:
+        """Set the noise-level code (K,) that the level-bias rows of the energy take (a DAC
+        setting the code that drives their crossbars; method.md section 6.3): every
+        equilibrium after this is of that level's energy. None clears it."""
+        self.model.condition(code)
+
     def close(self) -> None:
         """Release what the backend holds (worker processes); a backend that holds nothing
         has nothing to do."""

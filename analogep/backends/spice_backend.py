@@ -184,6 +184,12 @@ class SpiceBackend(EquilibriumBackend):
             de_dx = readout.read(de_dx)
         return eq, de_dx.astype(self.model.dtype)
 
+    def condition(self, code: np.ndarray | None) -> None:
+        """The level code of both the solved model and its float64 twin (warm starts, residuals,
+        and the deck, whose level-bias current sources are drawn from it at each solve)."""
+        self.model.condition(code)
+        self.model64.condition(code)
+
     def close(self) -> None:
         self.pool.close()
 

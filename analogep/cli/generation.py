@@ -44,12 +44,15 @@ from analogep.registry import names
                    f"{MAX_GENERATE_STEPS:,} steps t1/dt [default: generate.dt].")
 @click.option("--mode", type=click.Choice(["energy", "spring"]), help="Velocity read-out [default: generate.mode].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
-@click.option("--sampler", type=click.Choice(["langevin", "ode"]),
-              help="Score-matching runs: annealed Langevin dynamics or the probability-flow ODE [default: dsm.sampler].")
+@click.option("--sampler", type=click.Choice(["langevin", "ode", "ancestral"]),
+              help="Score-matching runs: annealed Langevin dynamics, the probability-flow ODE or the ancestral "
+                   "reverse-SDE sampler [default: dsm.sampler].")
 @click.option("--steps-per-level", type=click.IntRange(min=1),
               help="Score-matching runs, Langevin: steps at each noise level [default: dsm.steps_per_level].")
 @click.option("--ode-steps", type=click.IntRange(min=1),
               help="Score-matching runs, ODE: Heun steps from sigma_max to sigma_min [default: dsm.ode_steps].")
+@click.option("--substeps", type=click.IntRange(min=1),
+              help="Score-matching runs, ancestral: reverse-SDE steps between adjacent levels [default: dsm.substeps].")
 @click.option("--out", "png", type=click.Path(dir_okay=False),
               help="Image grid of the first 100 samples; the extension picks the format [default: with --save, its name "
                    "as .png; else samples.png beside the checkpoint, or samples-SETTINGS.png when the settings are not "
@@ -64,7 +67,7 @@ from analogep.registry import names
 @devices_option
 @time_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, png, npy, backend, spice_runner,
+def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, substeps, png, npy, backend, spice_runner,
                scheduler, threads, devices, time_since, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
@@ -88,7 +91,8 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     ckpt = load_checkpoint(ckpt_path)
     spec, params = spec_with_devices(spec_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
     spec = spec_with_time(spec, time_since)
-    spec = spec_with_sampler_options(spec, t1=t1, dt=dt, sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps)
+    spec = spec_with_sampler_options(spec, t1=t1, dt=dt, sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps,
+                                     substeps=substeps)
     spec = spec.replace(generate={k: v for k, v in dict(mode=mode, seed=seed).items() if v is not None})
     objective = build_objective(spec)
     state = ckpt.devices if devices is None else None
@@ -123,8 +127,9 @@ EVALUATE_N = 1000
               help="Samples to generate from a run.")
 @click.option("--t1", type=click.FloatRange(min=0, min_open=True), help="Generation end time [default: the run's generate.t1].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
-@click.option("--sampler", type=click.Choice(["langevin", "ode"]),
-              help="Score-matching runs: annealed Langevin dynamics or the probability-flow ODE [default: dsm.sampler].")
+@click.option("--sampler", type=click.Choice(["langevin", "ode", "ancestral"]),
+              help="Score-matching runs: annealed Langevin dynamics, the probability-flow ODE or the ancestral "
+                   "reverse-SDE sampler [default: dsm.sampler].")
 @devices_option
 @time_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level confidence, classes_covered, frechet).")

@@ -30,17 +30,38 @@ class DSMSpec:
     )
     steps_per_level: int = field(default=10, metadata=meta("Langevin steps at each noise level", ge=1))
     denoise: bool = field(default=True, metadata=meta("end with one denoising step x + sigma_min^2 * score(x)"))
-    conditioning: Literal["none", "scale", "gain"] = field(
+    conditioning: Literal["none", "scale", "gain", "level-bias"] = field(
         default="none",
         metadata=meta(
             "none: the read-out is the score at every level; scale: the score is read-out / sigma; "
-            "gain: the score is read-out / sigma^2"
+            "gain: the score is read-out / sigma^2; level-bias: as scale, and every layer gets a bias that depends on "
+            "the noise level (a level code into a crossbar; method.md section 6.3)"
         ),
     )
+    level_code: Literal["onehot", "fourier"] = field(
+        default="onehot",
+        metadata=meta(
+            "level-bias: onehot, one bias vector per level (interpolated between levels); fourier, level_features "
+            "cosines of log sigma"
+        ),
+    )
+    level_features: int = field(
+        default=4, metadata=meta("level-bias with level_code fourier: cosine features of log sigma", ge=1)
+    )
 
-    sampler: Literal["langevin", "ode"] = field(
+    sampler: Literal["langevin", "ode", "ancestral"] = field(
         default="langevin",
-        metadata=meta("langevin: annealed Langevin dynamics; ode: the probability-flow ODE (Heun steps)"),
+        metadata=meta(
+            "langevin: annealed Langevin dynamics; ode: the probability-flow ODE (Heun steps); ancestral: the "
+            "reverse-SDE ancestral sampler with steps_per_level Langevin corrector steps per level"
+        ),
+    )
+    substeps: int = field(
+        default=1, metadata=meta("ancestral: reverse-SDE steps between two adjacent noise levels", ge=1)
+    )
+    final_sigma: float = field(
+        default=0.0,
+        metadata=meta("ancestral: the noise level the last step goes to from sigma_min (0: the Tweedie step)", ge=0),
     )
     ode_steps: int = field(
         default=50, metadata=meta("Heun steps of the probability-flow ODE, geometric from sigma_max to sigma_min", ge=1)
@@ -50,7 +71,25 @@ class DSMSpec:
     def gain_power(self) -> int:
         """p in score = read-out / sigma^p: 0 unconditioned, 1 scaled (Song & Ermon 2020), 2 with
         the read-out gain (the substrate learns the denoising displacement)."""
-        return {"none": 0, "scale": 1, "gain": 2}[self.conditioning]
+        return {"none": 0, "scale": 1, "gain": 2, "level-bias": 1}[self.conditioning]
+
+    @property
+    def code_size(self) -> int:
+        """The size of the level code the energy takes: 0 without level-bias, the number of
+        levels for a one-hot code, level_features for a Fourier one."""
+        if self.conditioning != "level-bias":
+            return 0
+        return self.levels if self.level_code == "onehot" else self.level_features
+
+    @property
+    def ancestral_sigmas(self) -> tuple[float, ...]:
+        """The ancestral sampler's grid: the levels with `substeps` geometric steps between
+        adjacent ones, then final_sigma."""
+        grid = [self.sigma_max]
+        levels = self.sigmas
+        for a, b in zip(levels, levels[1:]):
+            grid += [a * (b / a) ** (j / self.substeps) for j in range(1, self.substeps + 1)]
+        return tuple(grid) + (self.final_sigma,)
 
     @property
     def sigmas(self) -> tuple[float, ...]:

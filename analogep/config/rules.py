@@ -79,6 +79,10 @@ def check(spec: Spec) -> None:
     problem = schedule_problem(spec.dsm, g.alpha)
     if problem:
         raise ConfigError(f"dsm: {problem}")
+    want = spec.dsm.code_size if spec.train.objective == "dsm" else 0  # model.level_features (config/spec.py)
+    if want and not spec.devices.ideal:
+        raise ConfigError("dsm.conditioning: level-bias is built for ideal devices only; use devices: {preset: ideal} "
+                          "or another conditioning")
     c = spec.circuit
     if c.gmin >= c.gmax:
         raise ConfigError(f"circuit.gmin: {c.gmin:g} must be < circuit.gmax ({c.gmax:g})")
@@ -163,6 +167,16 @@ def schedule_problem(d: DSMSpec, alpha: float) -> str | None:
             f"ode_steps = {d.ode_steps} makes the probability-flow step {d.max_ode_factor:.3g} * read-out, not "
             f"below 2/alpha = {2.0 / alpha:g}: it overshoots (read-out curvature up to alpha); use more ode_steps"
         )
+    if d.sampler == "ancestral":
+        if d.final_sigma >= d.sigma_min:
+            return f"final_sigma = {d.final_sigma:g} must be below sigma_min = {d.sigma_min:g} (the ancestral chain ends there)"
+        grid = d.ancestral_sigmas
+        factor = max((a * a - b * b) / a**d.gain_power for a, b in zip(grid, grid[1:]))
+        if factor * alpha >= 2.0:
+            return (f"substeps = {d.substeps} makes the ancestral drift {factor:.3g} * read-out, not below 2/alpha = "
+                    f"{2.0 / alpha:g}: it overshoots (read-out curvature up to alpha); use more substeps")
+        if (len(grid) - 1) * (1 + d.steps_per_level) > MAX_GENERATE_STEPS:
+            return f"the ancestral sampler takes more than {MAX_GENERATE_STEPS:,} steps; lower substeps or steps_per_level"
     steps = d.levels * d.steps_per_level
     if steps > MAX_GENERATE_STEPS:
         return f"levels*steps_per_level = {steps:,} Langevin steps is more than {MAX_GENERATE_STEPS:,}; lower either"

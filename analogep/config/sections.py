@@ -44,6 +44,14 @@ class ModelSpec:
             ge=0,
         ),
     )
+    level_features: int = field(
+        default=0,
+        metadata=meta(
+            "size of the noise-level code that drives a level-bias crossbar into every layer (method.md section 6.3); "
+            "0: none; always set from the dsm section (dsm.conditioning level-bias), a value given is replaced",
+            ge=0,
+        ),
+    )
 
 
 @dataclass(frozen=True)

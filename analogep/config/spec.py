@@ -10,6 +10,7 @@ the rules across keys config/rules.py.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,16 @@ def _merge(base: dict, changes: dict) -> dict:
 
 def from_dict(data: Any) -> Spec:
     """Build and validate a Spec from a parsed YAML mapping."""
-    spec = build(Spec, data, "")
+    spec = _with_level_code(build(Spec, data, ""))
     rules.check(spec)
     return spec
+
+
+def _with_level_code(spec: Spec) -> Spec:
+    """model.level_features follows the dsm section, always (a value in the file is replaced,
+    so a spec changed by `replace` keeps them in step): a DSM run with level-bias conditioning
+    gets a level code of dsm.code_size features (method.md section 6.3), any other none."""
+    size = spec.dsm.code_size if spec.train.objective == "dsm" else 0
+    if spec.model.level_features == size:
+        return spec
+    return dataclasses.replace(spec, model=dataclasses.replace(spec.model, level_features=size))

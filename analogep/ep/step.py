@@ -11,8 +11,9 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.spring import velocity
 from analogep.config.sections import GradEPSpec, TrainSpec
-from analogep.ep.measurement import ep_gradient, read_phases
-from analogep.ep.phases import PhaseResult, run_phases
+from analogep.ep.levels import gradient_by_level, phases_by_level
+from analogep.ep.measurement import read_phases
+from analogep.ep.phases import PhaseResult
 from analogep.ep.trust import diagnose, trusted_points
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.tensors import params_norm
@@ -50,13 +51,13 @@ def gradep_step(
     max_residual, max_asymmetry, max_dropped = (
         (np.inf, 0.5, 1.0) if trust is None else (trust.max_residual, trust.max_asymmetry, trust.max_dropped)
     )
-    phases = run_phases(backend, batch.x_t, batch.target, gradep)
+    phases = phases_by_level(backend, batch, gradep)  # one pass, or level by level (ep/levels.py)
     # What the circuit's measurement chain reads (exact without devices); the trust checks
     # judge the equilibria themselves.
     seen, x_applied = read_phases(phases, batch.x_t, backend.readout)
     v = velocity(seen.free.state[0], x_applied, gradep)
     keep, asym = trusted_points(phases, max_residual, max_asymmetry)
-    grad = ep_gradient(model, params, seen, keep, batch.weight) if keep.any() else None
+    grad = gradient_by_level(model, params, seen, keep, batch, batch.weight) if keep.any() else None
     x_free = phases.free.state[0]
     dropped = int(keep.size - keep.sum())
     metrics = {

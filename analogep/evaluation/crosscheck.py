@@ -27,8 +27,7 @@ from analogep.config.sections import RelaxSpec
 from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.backends.spring import velocity
-from analogep.ep.measurement import ep_gradient
-from analogep.ep.phases import run_phases
+from analogep.ep.levels import gradient_by_level, phases_by_level
 from analogep.evaluation.gradcheck import REFERENCE_RELAX, as_float64
 from analogep.model.energy import Params
 from analogep.model.tensors import params_dot, params_norm
@@ -75,7 +74,7 @@ def crosscheck(spec: Spec, params: Params, *, n: int, seed: int = 0, runner: str
     try:
         t0 = time.perf_counter()
         spice.program(p64)
-        ps = run_phases(spice, batch.x_t, batch.target, spec.gradep)
+        ps = phases_by_level(spice, batch, spec.gradep)  # level by level with a level-dependent energy
         t_spice = time.perf_counter() - t0
     finally:
         spice.close()
@@ -84,7 +83,7 @@ def crosscheck(spec: Spec, params: Params, *, n: int, seed: int = 0, runner: str
     numpy.program(p64)
     if numpy.realisation is not None and not numpy.realisation.has_energy:
         numpy.relax_spec = NO_ENERGY_RELAX
-    pn = run_phases(numpy, batch.x_t, batch.target, spec.gradep)
+    pn = phases_by_level(numpy, batch, spec.gradep)
     t_numpy = time.perf_counter() - t0
 
     names = ["free", "plus", "minus"][: len(pn.all)]
@@ -99,7 +98,9 @@ def crosscheck(spec: Spec, params: Params, *, n: int, seed: int = 0, runner: str
     v_got = velocity(ps.free.state[0], batch.x_t, spec.gradep)
     v_abs = float(np.max(np.abs(v_got - v_ref)))
     weight = None if batch.weight is None else batch.weight.astype(np.float64)  # the objective's loss weights
-    g_ref, g_got = ep_gradient(model, p64, pn, weights=weight), ep_gradient(model, p64, ps, weights=weight)
+    every = np.ones(n, dtype=bool)
+    g_ref = gradient_by_level(model, p64, pn, every, batch, weight)
+    g_got = gradient_by_level(model, p64, ps, every, batch, weight)
     cos = params_dot(g_ref, g_got) / (params_norm(g_ref) * params_norm(g_got) + 1e-300)
     diff = {k: g_got[k] - g_ref[k] for k in g_ref}
     rel = max_abs / max(float(np.max(np.abs(ref))), 1e-30)

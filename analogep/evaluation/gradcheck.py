@@ -23,6 +23,7 @@ from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.spring import velocity
 from analogep.config.sections import GradEPSpec, RelaxSpec
 from analogep.config.spec import Spec
+from analogep.ep.levels import mean_by_level
 from analogep.ep.measurement import ep_gradient
 from analogep.ep.phases import run_phases
 from analogep.errors import AnalogepError
@@ -67,7 +68,12 @@ def loss_at(model, params, batch: TrainingBatch, gradep: GradEPSpec) -> float:
 
 
 def exact_gradient(model: EnergyModel, params: Params, batch: TrainingBatch, gradep: GradEPSpec) -> Params:
-    """dL/dtheta by implicit differentiation (float64 model and params expected)."""
+    """dL/dtheta by implicit differentiation (float64 model and params expected); with a
+    level-dependent energy, each level's points at that level (ep/levels.py)."""
+    return mean_by_level(model, batch, lambda part: _exact_gradient(model, params, part, gradep))
+
+
+def _exact_gradient(model: EnergyModel, params: Params, batch: TrainingBatch, gradep: GradEPSpec) -> Params:
     x_t = batch.x_t.astype(np.float64)
     eq = free_equilibrium(model, params, x_t, gradep)
     state, sizes = eq.state, model.sizes
@@ -101,7 +107,12 @@ def directional_fd(model, params, batch, gradep, direction: Params, eps: float =
 
 
 def ep_estimate(model, params, batch: TrainingBatch, gradep: GradEPSpec, relax_spec: RelaxSpec) -> Params:
-    """The EP gradient exactly as training measures it, for the given relaxation settings."""
+    """The EP gradient exactly as training measures it, for the given relaxation settings
+    (level by level with a level-dependent energy, as training does)."""
+    return mean_by_level(model, batch, lambda part: _ep_estimate(model, params, part, gradep, relax_spec))
+
+
+def _ep_estimate(model, params, batch: TrainingBatch, gradep: GradEPSpec, relax_spec: RelaxSpec) -> Params:
     backend = NumpyBackend(model, gradep, relax_spec)
     backend.program(params)
     x_t = batch.x_t.astype(model.dtype)

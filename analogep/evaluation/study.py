@@ -29,8 +29,8 @@ from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config.sections import GradEPSpec, RelaxSpec
 from analogep.config.spec import Spec
 from analogep.data import load_dataset
-from analogep.ep.measurement import ep_gradient
-from analogep.ep.phases import PhaseResult, run_phases
+from analogep.ep.levels import gradient_by_level, phases_by_level
+from analogep.ep.phases import PhaseResult
 from analogep.evaluation import gradcheck as gc
 from analogep.model.energy import Params
 from analogep.objectives.base import TrainingBatch
@@ -40,10 +40,13 @@ KINDS = {"one-sided": 2, "symmetric": 3}
 
 
 def param_groups(names) -> dict[str, list[str]]:
-    """Couplings (every tensor that multiplies two activities: W..., and any other matrix)
-    and biases (b...: linear in one activity)."""
+    """Couplings (every tensor that multiplies two activities: W..., and any other matrix),
+    biases (b...: linear in one activity) and, when the energy has them, the noise-level
+    biases (lb...: linear in one activity, gated by the level code; method.md 6.3)."""
     bias = [k for k in names if k.startswith("b")]
-    return {"coupling": [k for k in names if k not in bias], "bias": bias}
+    level = [k for k in names if k.startswith("lb")]
+    groups = {"coupling": [k for k in names if k not in bias and k not in level], "bias": bias}
+    return {**groups, "level-bias": level} if level else groups
 
 
 def group_stats(estimate: Params, exact: Params) -> dict[str, dict[str, float]]:
@@ -85,12 +88,12 @@ def _setup(spec: Spec, params: Params, batch: int, seed: int):
 def _phases(model, params, points: TrainingBatch, gradep: GradEPSpec, relax: RelaxSpec) -> PhaseResult:
     backend = NumpyBackend(model, gradep, relax)
     backend.program(params)
-    return run_phases(backend, points.x_t.astype(np.float64), points.target.astype(np.float64), gradep)
+    return phases_by_level(backend, points, gradep)  # float64 points (_setup); level by level with level-bias
 
 
 def _estimate(model, params, phases: PhaseResult, points: TrainingBatch) -> Params:
     weight = None if points.weight is None else points.weight.astype(np.float64)
-    return ep_gradient(model, params, phases, weights=weight)
+    return gradient_by_level(model, params, phases, np.ones(points.x_t.shape[0], dtype=bool), points, weight)
 
 
 def default_betas(gradep: GradEPSpec, n: int = 9) -> np.ndarray:

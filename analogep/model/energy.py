@@ -31,6 +31,9 @@ class CircuitRules:
     cells: tuple[tuple[str, dict[str, float]], ...]  # per layer: (subcircuit, extra parameters)
     couplings: tuple[tuple[str, int, int], ...]  # (parameter, pre layer, post layer); shape (n_post, n_pre)
     biases: tuple[tuple[str, int], ...]  # (parameter, layer)
+    # (parameter, layer, current): a noise-level bias whose current sources carry current(params),
+    # c^T B at the level code now applied (model/interactions.py LevelBias)
+    level_biases: tuple = ()
 
 
 class EnergyModel(LayeredField):
@@ -71,6 +74,16 @@ class EnergyModel(LayeredField):
     @abstractmethod
     def circuit_rules(self) -> CircuitRules:
         """How the compiler builds this energy as a circuit (method.md section 7)."""
+
+    @property
+    def level_features(self) -> int:
+        """The size of the noise-level code the energy takes (0: none; method.md section 6.3)."""
+        return 0
+
+    def condition(self, code: np.ndarray | None) -> None:
+        """Apply a noise-level code; an energy without level-bias rows takes none."""
+        if code is not None:
+            raise ValueError(f"{type(self).__name__} takes no level code")
 
     @property
     def n_params(self) -> int:

@@ -27,7 +27,8 @@ class Interaction(ABC):
     name: str  # its parameter
     layers: tuple[int, ...]  # the layers its term touches
     # The circuit element realising it (network.circuit_rules): "crossbar" (a row with `pre` and
-    # `post` layers, read both ways), "bias" (a row with a `layer`: a current source), or None.
+    # `post` layers, read both ways), "bias" (a row with a `layer`: a current source),
+    # "level-bias" (a row with a `layer`: a current source set by the level code), or None.
     circuit: str | None = None
 
     @abstractmethod
@@ -143,3 +144,56 @@ class Bias(Interaction):
 
     def param_term_jvp(self, acts, dacts, batch):
         return -dacts[self.layer].mean(axis=0)
+
+
+class LevelBias(Interaction):
+    """E = -a_l . (c^T B): a bias into one layer that depends on the noise level through a
+    clamped level code c (K,) driving a K x n_l crossbar B (method.md section 6.3; issue
+    20). With a one-hot code it is one bias vector per level, updated only while its level
+    is active; with a few Fourier features of log sigma it is defined between levels. The
+    code is not a state: the network is conditioned on one code at a time
+    (Network.condition; a training batch is solved level by level), so the term is a
+    plain bias c^T B while a code is set. The local term dE/dB = -c a_l^T is the bias
+    update gated by the code. Initialised at zero, as the biases."""
+
+    circuit = "level-bias"
+
+    def __init__(self, name: str, layer: int, features: int):
+        if features < 1:
+            raise ValueError(f"level bias {name}: the level code needs at least one feature, got {features}")
+        self.name, self.layer, self.features = name, layer, features
+        self.layers = (layer,)
+        self.code: np.ndarray | None = None  # the level code now applied (Network.condition)
+
+    def _code(self) -> np.ndarray:
+        if self.code is None:
+            raise ValueError(f"level bias {self.name}: no level code is set (condition the backend on a noise level)")
+        return self.code
+
+    def shape(self, sizes):
+        return (self.features, sizes[self.layer])
+
+    def init(self, rng, sizes, dtype):
+        return np.zeros(self.shape(sizes), dtype=dtype)
+
+    def current(self, params: Params) -> np.ndarray:
+        """The bias the code selects, c^T B (what a current source into the layer carries)."""
+        p = params[self.name]
+        return (self._code().astype(p.dtype) @ p).astype(p.dtype)
+
+    def energy(self, params, acts):
+        return -(acts[self.layer] @ self.current(params))
+
+    def drive(self, layer, params, acts, transposed=None):
+        return self.current(params)
+
+    def drive_jvp(self, layer, params, dacts):
+        return None
+
+    def param_term(self, acts, weights, batch):
+        a = acts[self.layer]
+        mean = a.mean(axis=0) if weights is None else (a * weights).sum(axis=0) / batch
+        return -np.outer(self._code().astype(a.dtype), mean)
+
+    def param_term_jvp(self, acts, dacts, batch):
+        return -np.outer(self._code().astype(dacts[self.layer].dtype), dacts[self.layer].mean(axis=0))

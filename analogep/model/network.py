@@ -23,7 +23,7 @@ import numpy as np
 
 from analogep.errors import CircuitError
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
-from analogep.model.interactions import Interaction
+from analogep.model.interactions import Interaction, LevelBias
 from analogep.model.layers import Layer
 
 
@@ -59,6 +59,25 @@ class Network(EnergyModel):
 
     def init_params(self, rng: np.random.Generator) -> Params:
         return {row.name: row.init(rng, self.sizes, self.dtype) for row in self.table}
+
+    # The noise-level code (level-bias rows) ---------------------------------------------------------
+
+    @property
+    def level_features(self) -> int:
+        """The size of the level code the level-bias rows take (0: the energy has none)."""
+        return max((row.features for row in self.table if isinstance(row, LevelBias)), default=0)
+
+    def condition(self, code: np.ndarray | None) -> None:
+        """Apply a noise-level code (K,) to every level-bias row: from now on the energy is
+        that level's (method.md section 6.3). None clears it."""
+        k = self.level_features
+        if code is not None:
+            code = np.asarray(code, dtype=np.float64)
+            if code.shape != (k,):
+                raise ValueError(f"level code of shape {code.shape}; this network takes ({k},)")
+        for row in self.table:
+            if isinstance(row, LevelBias):
+                row.code = None if code is None else code.copy()
 
     # The field the solvers relax ---------------------------------------------------------------------
 
@@ -144,7 +163,8 @@ class Network(EnergyModel):
 
     def circuit_rules(self) -> CircuitRules:
         """Each layer's unit cell, each crossbar row a coupling, each bias row a current source."""
-        unrealised = [f"{row.name} ({type(row).__name__})" for row in self.table if row.circuit not in ("crossbar", "bias")]
+        unrealised = [f"{row.name} ({type(row).__name__})" for row in self.table
+                      if row.circuit not in ("crossbar", "bias", "level-bias")]
         unrealised += [f"layer {l} ({type(layer).__name__})" for l, layer in enumerate(self.layers) if layer.cell is None]
         if unrealised:
             raise CircuitError(f"{type(self).__name__}: no circuit element realises {', '.join(unrealised)}")
@@ -152,7 +172,19 @@ class Network(EnergyModel):
             cells=tuple(layer.cell for layer in self.layers),
             couplings=tuple((row.name, row.pre, row.post) for row in self.table if row.circuit == "crossbar"),
             biases=tuple((row.name, row.layer) for row in self.table if row.circuit == "bias"),
+            level_biases=tuple((row.name, row.layer, self._level_current(row)) for row in self.table
+                               if row.circuit == "level-bias"),
         )
+
+    @staticmethod
+    def _level_current(row: LevelBias):
+        """The function of the parameters a level-bias row's current sources carry: c^T B at
+        the level code applied when the deck is drawn; one line if none is."""
+        def current(params: Params) -> np.ndarray:
+            if row.code is None:
+                raise CircuitError(f"{row.name}: a level-bias energy is drawn at one noise level; none is set")
+            return row.current(params)
+        return current
 
 
 def _activity_changes(direction: State, derivs: list) -> list[np.ndarray]:

@@ -6,7 +6,8 @@ z ~ N(0, I); then, optionally, one denoising step x <- x + sigma_min^2 s(x) (Twe
 formula for E[x_0 | x]; Song & Ermon 2020, Jolicoeur-Martineau et al. 2021). The score
 is read from the programmed backend exactly as generation reads the velocity
 (sampling.velocity_field), s(x) = v(x) / sigma_i^p (p = 0 unconditioned, 2 with the
-read-out gain; method.md section 6), so the same code samples the numpy model and the
+read-out gain; method.md section 6), at the level's energy when it depends on the level
+(`condition(sigma)`, method.md section 6.3), so the same code samples the numpy model and the
 circuit.
 """
 
@@ -35,6 +36,7 @@ def annealed_langevin(
     n: int,
     mode: str = "energy",
     seed: int = 0,
+    condition: Callable[[float], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -51,6 +53,8 @@ def annealed_langevin(
         for sigma in sigmas:
             eps = step * (sigma / sigma_min) ** 2
             drift = 0.5 * eps / sigma**gain_power  # eps/2 times the score's gain 1/sigma^p
+            if condition is not None:  # a level-dependent energy: the level's code (method.md 6.3)
+                condition(sigma)
             for _ in range(steps_per_level):
                 readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
                 noise = rng.standard_normal(x.shape)
@@ -59,6 +63,8 @@ def annealed_langevin(
                 if tick is not None:
                     tick(k)
         if denoise:
+            if condition is not None:
+                condition(sigma_min)
             readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
             x = (x + sigma_min ** (2 - gain_power) * readout).astype(model.dtype)
             if tick is not None:

@@ -37,6 +37,7 @@ def probability_flow(
     n: int,
     mode: str = "energy",
     seed: int = 0,
+    condition: Callable[[float], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -53,6 +54,8 @@ def probability_flow(
         def slope(y: np.ndarray, sigma: float) -> np.ndarray:
             """dx/dsigma = -sigma s(y, sigma) = -sigma^(1-p) v(y)."""
             nonlocal hidden, count
+            if condition is not None:  # a level-dependent energy: the code of this sigma (method.md 6.3)
+                condition(sigma)
             readout, hidden = velocity_field(backend, y, hidden, gradep, mode)
             count += 1
             if tick is not None:
@@ -64,6 +67,8 @@ def probability_flow(
             predictor = (x + (s_next - s_now) * d).astype(model.dtype)
             x = (x + (s_next - s_now) * 0.5 * (d + slope(predictor, s_next))).astype(model.dtype)
         if denoise:
+            if condition is not None:
+                condition(sigmas[-1])
             readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
             x = (x + sigmas[-1] ** (2 - gain_power) * readout).astype(model.dtype)
             if tick is not None:

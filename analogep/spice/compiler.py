@@ -216,6 +216,10 @@ def _biases(sizes: tuple[int, ...], rules: CircuitRules, params: Params, g0: flo
         for i, b in enumerate(np.asarray(params[name], dtype=np.float64)):
             if b != 0.0:
                 bias.append(Element(f"I{name.replace('_', '')}_{i}", ("0", f"{names[layer][i]}_s"), fmt(b * g0)))
+    for name, layer, current in rules.level_biases:  # the noise level's biases (c^T B at the level applied)
+        for i, b in enumerate(np.asarray(current(params), dtype=np.float64)):
+            if b != 0.0:
+                bias.append(Element(f"I{name.replace('_', '')}_{i}", ("0", f"{names[layer][i]}_s"), fmt(b * g0)))
     return (f"biases: current b*g0 into each neuron's sense line ({len(bias)} non-zero)", bias)
 
 

@@ -122,12 +122,14 @@ class DeckPoint:
 
 def compile_decks(
     spec: Spec, params: Params, origin: str, points: dict[str, DeckPoint], transient: bool = False,
-    drawn: Programmed | None = None,
+    drawn: Programmed | None = None, level_code: np.ndarray | None = None,
 ) -> tuple[dict[str, str], dict[str, int]]:
     """File name -> text of the four decks and the library copy (with `transient`, the four
     transient decks too), and the clip counts.
 
     `points` holds each phase's point (analogep.api.compile_circuit computes them).
+    `level_code`: with a level-dependent energy (dsm.conditioning: level-bias), the noise
+    level's code the decks carry as the level biases' current sources (api.deck_level).
     `drawn`: the programmed circuit (default: the ideal one of `params`); on devices, the
     decks are of the realised circuit (devices/programmed.py).
     Nothing is written here: a weight that does not fit, or a transient asked of a circuit
@@ -136,6 +138,7 @@ def compile_decks(
     if transient and spec.circuit.capacitance <= 0:
         raise CircuitError("compile --transient: circuit.capacitance is 0; set it > 0 (e.g. 1e-12 F) in the config")
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    model.condition(level_code)  # a level-dependent energy is drawn at one level (the points' own)
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     drawn = ideal(spec, model, p64) if drawn is None else drawn
     on_devices = not spec.devices.ideal

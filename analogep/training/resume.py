@@ -38,7 +38,8 @@ FIXED_ON_RESUME = {
 NEUTRAL_ON_RESUME = (
     "name", "train.steps", "train.threads", "train.checkpoint_every", "train.log_every", "train.max_bad_steps",
     "train.max_skipped_share", "circuit.timeout", "circuit.scheduler", "circuit.connect_timeout", "generate.",
-    "dsm.langevin_step", "dsm.steps_per_level", "dsm.denoise", "dsm.sampler", "dsm.ode_steps", "physics.",
+    "dsm.langevin_step", "dsm.steps_per_level", "dsm.denoise", "dsm.sampler", "dsm.ode_steps", "dsm.substeps",
+    "dsm.final_sigma", "physics.",
 )
 
 

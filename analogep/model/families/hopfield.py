@@ -15,13 +15,18 @@ so x and h_L interact through a rank-k channel with O((n_0 + n_L) k) couplings i
 the n_0 n_L of a full skip matrix (method.md section 1; De 2026, arXiv 2604.14332). The
 layer graph then has the cycle x - h_1 - ... - h_L - z - x; in the network's table the
 skip is three more rows (model/network.py).
+
+With `model.level_features` K > 0 (set by dsm.conditioning: level-bias) the biases
+depend on the noise level: a clamped level code c (K,) drives a K x n crossbar into x
+(lb_x) and into each hidden layer h_{l+1} (lb_l), E_level = -x . c^T lb_x - sum_l
+rho(s_{l+1}) . c^T lb_l (method.md section 6.3).
 """
 
 from __future__ import annotations
 
 from analogep.config.sections import ModelSpec
 from analogep.model.activations import Activation
-from analogep.model.interactions import Bias, Coupling, Interaction
+from analogep.model.interactions import Bias, Coupling, Interaction, LevelBias
 from analogep.model.layers import ActivationUnits, Layer, LinearUnits
 from analogep.model.network import Network
 
@@ -44,4 +49,7 @@ class HopfieldEnergy(Network):
             z = len(layers)
             layers.append(ActivationUnits(spec.skip_rank, self.rho))
             table += [Coupling("U", 0, z, gain), Coupling("V", chain, z, gain), Bias("b_z", z)]
+        if spec.level_features:  # noise-level biases into x and every hidden layer h_l (method.md 6.3)
+            table += [LevelBias("lb_x", 0, spec.level_features)]
+            table += [LevelBias(f"lb{l}", l + 1, spec.level_features) for l in range(chain)]
         super().__init__(layers, table, spec.dtype)
