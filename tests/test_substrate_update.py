@@ -145,3 +145,18 @@ def test_substrate_runs_on_a_preset(tiny, tmp_path):
     spec = with_devices(_substrate(tiny), "rram").replace(train={"steps": 2, "update": "substrate"})
     result = api.train(spec, tmp_path / "rram")
     assert result.step == 2 and all(np.isfinite(r["loss"]) for r in result.records)
+
+
+def test_energy_prices_the_substrate_update(tiny):
+    spec = _substrate(tiny).replace(train={"batch": 64})
+    params = build_energy(spec.model).init_params(np.random.default_rng(0))
+    report = api.energy(spec, params, points=4, samples=10, sample_points=1, measure_cpu=False)
+    a = report.training["analog"]
+    assert "device pulses (coincidences)" in a.breakdown and "pulse generation (line charging)" in a.breakdown
+    assert not {"ADC conversions", "digital update (accumulate, Adam)", "programming (write pulses)"} & set(a.breakdown)
+    sub = a.notes["substrate"]
+    assert sub["device_pulses"] > 0 and sub["coincidences_per_device_point"] > 0
+    assert np.isclose(a.breakdown["device pulses (coincidences)"], sub["device_pulses"] * spec.physics.write_energy)
+    row = a.notes["crossover"]["gpu_backprop"]
+    e10, e100 = row["write_energy_10x"], row["write_energy_100x"]
+    assert e10 is None or e100 is None or e10 > e100

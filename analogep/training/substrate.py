@@ -57,6 +57,50 @@ def slice_batch(batch, index: np.ndarray):
     return dataclasses.replace(batch, **changes)
 
 
+def activities(model: EnergyModel, state) -> list[np.ndarray]:
+    """Each layer's activity at an equilibrium (the state itself on a linear layer): what
+    its row and column pulse drivers encode."""
+    out = []
+    for layer, s in enumerate(state):
+        a = model.activity(layer, s, 0)
+        out.append(np.asarray(s if a is None else a[0], np.float64))
+    return out
+
+
+def coincidence_passes(model: EnergyModel, phases, difference: str) -> tuple[list[tuple[int, list, list]], float]:
+    """Per coincidence pass: (sign, the row factor's activities per layer, the column
+    factor's), and the span of the EP difference (2 beta, or beta for the one-sided form).
+    `two_trains`: (+1, plus, plus), (-1, other, other); `held`: the difference and the mean
+    of the phases, (+1, dx, mean), (+1, mean, dd), whose products add up to
+    x+ d+ - x- d- exactly."""
+    plus = activities(model, phases.plus.state)
+    if phases.minus is not None:
+        other, span = activities(model, phases.minus.state), 2.0 * phases.beta
+    else:
+        other, span = activities(model, phases.free.state), phases.beta
+    if difference == "two_trains":
+        return [(1, plus, plus), (-1, other, other)], span
+    diff = [a - b for a, b in zip(plus, other)]
+    mean = [(a + b) / 2 for a, b in zip(plus, other)]
+    return [(1, diff, mean), (1, mean, diff)], span
+
+
+def pulse_probabilities(x: np.ndarray, d: np.ndarray, eta: np.ndarray, bl: int, dw: float):
+    """Row (x: points x pre) and column (d: points x post) firing probabilities of one pass
+    so that the expected change BL p_x p_d dw is eta x d per point, the two scales balanced
+    by each point's largest row and column activity (aihwkit's update management), clipped
+    at 1; and how many were clipped."""
+    mx, md = np.abs(x).max(axis=1), np.abs(d).max(axis=1)
+    live = (mx > 0) & (md > 0)
+    k = eta / (bl * dw)  # C_x C_d per point
+    safe_x, safe_d = np.where(live, mx, 1.0), np.where(live, md, 1.0)
+    cx = np.where(live, np.sqrt(k * safe_d / safe_x), 0.0)
+    cd = np.where(live, np.sqrt(k * safe_x / safe_d), 0.0)
+    px, pd = cx[:, None] * np.abs(x), cd[:, None] * np.abs(d)
+    saturated = int(np.count_nonzero(px > 1) + np.count_nonzero(pd > 1))
+    return np.minimum(px, 1.0), np.minimum(pd, 1.0), saturated
+
+
 class SubstrateUpdate:
     """Writes each group's EP update onto `devices` by stochastic pulse coincidence."""
 
@@ -185,24 +229,10 @@ class SubstrateUpdate:
                 d.state[f"target/{name}/{sign}"] = d._levels(target)
                 d.state[f"acc/{name}/{sign}"] = np.zeros_like(target)
 
-    def _passes(self, result: StepResult) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], float]:
-        """Per coincidence pass: (sign, activities per layer of the first factor, of the
-        second), and the span of the EP difference (2 beta or beta)."""
-        model, ph = self.model, result.phases
-        acts = lambda eq: [s if a is None else a[0] for s, a in  # noqa: E731
-                           ((s, model.activity(l, s, 0)) for l, s in enumerate(eq.state))]
-        plus = acts(ph.plus)
-        other, span = (acts(ph.minus), 2.0 * ph.beta) if ph.minus is not None else (acts(ph.free), ph.beta)
-        if self.s.difference == "two_trains":
-            return [(1, plus, plus), (-1, other, other)], span
-        diff = [a - b for a, b in zip(plus, other)]
-        mean = [(a + b) / 2 for a, b in zip(plus, other)]
-        return [(1, diff, mean), (1, mean, diff)], span  # row factor from the first, column factor from the second
-
     def _write(self, result: StepResult, sub, n: int, params: Params, counts: dict) -> dict:
         """Fire the group's pulses and apply them; the expected weight change (for the record)."""
         keep = result.keep
-        passes, span = self._passes(result)
+        passes, span = coincidence_passes(self.model, result.phases, self.s.difference)
         weight = np.ones(keep.size) if sub.weight is None else np.asarray(sub.weight, np.float64)
         eta = self.s.lr * weight[keep] / (n * span)  # per point: the SGD step of its EP term
         counts["kept"] += int(keep.sum())
@@ -239,17 +269,9 @@ class SubstrateUpdate:
         """Coincidences of the row trains (x) and column trains (d) of P points: per device
         the pulses up (x_i d_j > 0) and down, and the expected weight change."""
         bl = self.s.bl
-        mx = np.abs(x).max(axis=1)
-        md = np.abs(d).max(axis=1)
-        live = (mx > 0) & (md > 0)
-        k = eta / (bl * self.dw)  # C_x C_d per point
-        safe_x, safe_d = np.where(live, mx, 1.0), np.where(live, md, 1.0)
-        cx = np.where(live, np.sqrt(k * safe_d / safe_x), 0.0)
-        cd = np.where(live, np.sqrt(k * safe_x / safe_d), 0.0)
-        px_raw, pd_raw = cx[:, None] * np.abs(x), cd[:, None] * np.abs(d)
-        counts["p_sat"] += int(np.count_nonzero(px_raw > 1) + np.count_nonzero(pd_raw > 1))
-        counts["p_count"] += px_raw.size + pd_raw.size
-        px, pd = np.minimum(px_raw, 1.0), np.minimum(pd_raw, 1.0)
+        px, pd, saturated = pulse_probabilities(x, d, eta, bl, self.dw)
+        counts["p_sat"] += saturated
+        counts["p_count"] += px.size + pd.size
         rows = self.rng.random((x.shape[0], x.shape[1], bl)) < px[:, :, None]  # (P, n_pre, BL)
         cols = self.rng.random((d.shape[0], d.shape[1], bl)) < pd[:, :, None]  # (P, n_post, BL)
         counts["drive_pulses"] += int(rows.sum() + cols.sum())
