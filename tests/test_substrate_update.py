@@ -49,12 +49,35 @@ def test_the_digital_default_writes_no_new_key(tiny):
     ({"train": {"update": "substrate", "substrate": {"bl": 0}}, "devices": FINITE}, "train.substrate.bl"),
     ({"train": {"update": "substrate", "batch": 16, "substrate": {"group_size": 32}}, "devices": FINITE},
      "train.substrate.group_size: 32 is above train.batch 16"),
-    ({"train": {"update": "substrate"}}, "devices section has none"),
-    ({"train": {"update": "substrate"}, "devices": {"preset": "ideal", "variability": 0.1}}, "needs a pulse step"),
 ])
 def test_bad_substrate_config_is_one_line(tiny, keys, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         tiny.replace(**keys)
+
+
+@pytest.mark.parametrize("keys, fragment", [
+    ({"train": {"update": "substrate"}}, "devices section has none"),
+    ({"train": {"update": "substrate"}, "devices": {"preset": "ideal", "variability": 0.1}}, "needs a pulse step"),
+])
+def test_substrate_without_a_pulse_step_is_refused_where_the_devices_are_final(tiny, tmp_path, keys, fragment):
+    """A config may name its devices on the command line (--devices): the devices are
+    judged when training or the accounting starts, before anything is written."""
+    spec = tiny.replace(**keys)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        api.train(spec, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        api.energy(spec, build_energy(spec.model).init_params(np.random.default_rng(0)), measure_cpu=False)
+
+
+def test_devices_flag_supplies_the_pulse_step(tmp_path):
+    cfg = tmp_path / "sub.yaml"
+    cfg.write_text("name: tiny\nmodel: {sizes: [64, 16, 16]}\n"
+                   "train: {update: substrate, steps: 1, batch: 16, substrate: {group_size: 8}}\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", str(cfg), "--devices", "pcm", "--out", str(out), "--no-samples"])
+    assert result.exit_code == 0, result.output
+    assert (out / "checkpoint.npz").is_file()
 
 
 def test_bad_substrate_input_exits_2_and_writes_nothing(tmp_path):

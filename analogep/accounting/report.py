@@ -23,6 +23,8 @@ from analogep.accounting.estimate import Estimate
 from analogep.accounting.flops import fast_sweeps, kernels_per_relax_step, relax_step_flops, update_flops
 from analogep.accounting.programming import EnergyError, capacitance, program_circuit
 from analogep.config.physics import physics_table
+from analogep.config.rules import substrate_problem
+from analogep.config.schema import ConfigError
 from analogep.config.spec import GradEPSpec, Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
@@ -96,6 +98,9 @@ def account(
     `progress(message)` hears what is being simulated (a slowly settling circuit takes
     minutes)."""
     say = progress or (lambda message: None)
+    problem = substrate_problem(spec)
+    if problem:
+        raise ConfigError(problem)
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
     spec, model = circuit.spec, circuit.model  # on devices: the spec with their window's g0

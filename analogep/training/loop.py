@@ -29,6 +29,8 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.factory import make_backend
 from analogep.config.load import dump_spec
+from analogep.config.rules import substrate_problem
+from analogep.config.schema import ConfigError
 from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.step import StepResult, gradep_step
@@ -248,6 +250,9 @@ def train(
     out = Path(out_dir)
     if backend_name is not None:
         spec = spec.replace(train={"backend": backend_name})
+    problem = substrate_problem(spec)
+    if problem:  # refused before the run folder is touched
+        raise ConfigError(problem)
     if resume == "auto":
         resume = (out / CHECKPOINT_NAME).is_file()
     elif resume not in (True, False):
