@@ -368,7 +368,10 @@ class _Stepper:
         for why in (_runaway(result), result.trouble and _budget_hint(self.spec, result.metrics)):
             if why and why not in result.trouble:
                 result.trouble.append(why)
-        record = _record(run, result, train.grad_clip, written=self.substrate is not None)
+        if self.substrate is None:
+            record = _record(run, result, train.grad_clip)
+        else:  # the devices wrote the update during the step
+            record = _record(run, result, train.grad_clip, written=True)
         record.update(_hardware_metrics(self.backend))
         record.update(self.hardware)
         changed, run.changed = run.changed, {}
