@@ -33,6 +33,8 @@ ARMS: dict[str, tuple[dict, dict, dict]] = {
     "digital (Adam, accumulate)": (DIGITAL, FINITE, {}),
     "substrate (held, group 8)": (SUB, FINITE, {}),
     "substrate two trains": ({**SUB, "substrate": {**SUB["substrate"], "difference": "two_trains"}}, FINITE, {}),
+    "substrate two trains beta x4": ({**SUB, "substrate": {**SUB["substrate"], "difference": "two_trains"}}, FINITE,
+                                     {"beta": 5e-3}),
     "substrate per point": ({**SUB, "substrate": {**SUB["substrate"], "group_size": 1}}, FINITE, {}),
     "substrate BL 1": ({**SUB, "substrate": {**SUB["substrate"], "bl": 1}}, FINITE, {}),
     "substrate BL 7": ({**SUB, "substrate": {**SUB["substrate"], "bl": 7}}, FINITE, {}),
