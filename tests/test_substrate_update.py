@@ -173,7 +173,7 @@ def test_substrate_runs_on_a_preset(tiny, tmp_path):
 def test_energy_prices_the_substrate_update(tiny):
     spec = _substrate(tiny).replace(train={"batch": 64})
     params = build_energy(spec.model).init_params(np.random.default_rng(0))
-    report = api.energy(spec, params, points=4, samples=10, sample_points=1, measure_cpu=False)
+    report = api.energy(spec, params, points=2, samples=10, sample_points=1, measure_cpu=False)
     a = report.training["analog"]
     assert "device pulses (coincidences)" in a.breakdown and "pulse generation (line charging)" in a.breakdown
     assert not {"ADC conversions", "digital update (accumulate, Adam)", "programming (write pulses)"} & set(a.breakdown)
