@@ -18,11 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.accounting import analog, baselines
+from analogep.accounting import analog, baselines, substrate
 from analogep.accounting.estimate import Estimate
 from analogep.accounting.flops import fast_sweeps, kernels_per_relax_step, relax_step_flops, update_flops
 from analogep.accounting.programming import EnergyError, capacitance, program_circuit
 from analogep.config.physics import physics_table
+from analogep.config.rules import substrate_problem
+from analogep.config.schema import ConfigError
 from analogep.config.spec import GradEPSpec, Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
@@ -97,6 +99,9 @@ def account(
     `progress(message)` hears what is being simulated (a slowly settling circuit takes
     minutes)."""
     say = progress or (lambda message: None)
+    problem = substrate_problem(spec)
+    if problem:
+        raise ConfigError(problem)
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
     spec, model = circuit.spec, circuit.model  # on devices: the spec with their window's g0
@@ -115,6 +120,9 @@ def account(
     kernels = kernels_per_relax_step(model)
     sweeps = fast_sweeps(model, circuit.params, spec.relax, spec.gradep, phases, x_t, anchor, settled.free_end)
     training |= baselines.gpu_training(spec, model, len(phases), relax_flops, kernels, step_flops, sweeps)
+    if spec.train.update == "substrate":  # the devices write the update (accounting/substrate.py)
+        training["analog"] = substrate.substrate_step(training["analog"], spec, circuit, x_t, anchor)
+        training["analog"].notes["crossover"] = substrate.crossovers(training)
     if measure_cpu:
         for solver in ("fast",) + (("euler",) if cpu_euler else ()):
             say(f"timing a training step on this CPU ({solver} solver)")
@@ -190,6 +198,29 @@ def format_report(report: EnergyReport) -> str:
             f"per device per step, {w['pulses_per_step']:,.0f} per step over {w['devices']:,} devices (counted on Adam-sized "
             f"updates: an upper bound; train --devices logs the true count)"
         )
+    lines += _substrate_lines(a)
     lines += ["", "constants: config/physics.yaml (override them in model.yaml's physics: section; --json lists each with its source)"]
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)
+
+
+def _substrate_lines(a) -> list[str]:
+    """train.update: substrate: the pulses and the write energy per pulse at which the step
+    is 10x and 100x cheaper than each GPU baseline."""
+    sub, cross = a.notes.get("substrate"), a.notes.get("crossover")
+    if not sub:
+        return []
+    lines = [
+        (f"  update written on the substrate ({sub['difference']}, BL {sub['bl']}, group {sub['group_size']}): "
+         f"{sub['coincidences_per_device_point']:.3g} coincidences per device per point, {sub['device_pulses']:,.0f} "
+         f"device pulses per step; digital state {sub['digital_state_bits']} bits (bias registers); no ADC, no Adam"),
+    ]
+    for key, row in (cross or {}).items():
+        def energy(e):
+            return "never (the rest of the step is above it)" if e is None else _si(e, "J")
+        lines.append(f"  vs {key} ({row['ratio']:,.3g}x the circuit now): write energy per pulse for 10x cheaper "
+                     f"{energy(row['write_energy_10x'])}, for 100x {energy(row['write_energy_100x'])}")
+        for factor in (10, 100):
+            techs = row[f"technologies_{factor}x"]
+            lines.append(f"    {factor}x: " + "; ".join(f"{name.split(' (')[0]} {side}" for name, side in techs.items()))
+    return lines

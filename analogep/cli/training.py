@@ -18,6 +18,8 @@ from analogep.cli.common import (
     spec_with_runner,
     write_run_samples,
 )
+from analogep.config.rules import substrate_problem
+from analogep.config.schema import ConfigError
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.registry import names
 
@@ -174,6 +176,9 @@ def _training_spec(config, out_dir, resume: bool, train_overrides: dict, solver,
         spec = spec.replace(relax={"solver": solver})
     spec = spec_with_runner(spec, spice_runner, scheduler)
     spec = spec_with_devices(spec, devices)
+    problem = substrate_problem(spec)  # the devices are final here (--devices applied)
+    if problem:
+        raise ConfigError(problem)
     out = Path(out_dir or Path("runs") / spec.name)
     if not resume and (out / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{out}: already holds a run ({CHECKPOINT_NAME}); use --resume or another --out")

@@ -87,6 +87,40 @@ def check(spec: Spec) -> None:
     if c.gmin >= c.gmax:
         raise ConfigError(f"circuit.gmin: {c.gmin:g} must be < circuit.gmax ({c.gmax:g})")
     check_devices(spec.devices, c)
+    t = spec.train
+    if t.update == "substrate" and t.substrate.group_size > t.batch:
+        raise ConfigError(substrate_problem(spec))
+
+
+def substrate_problem(spec: Spec) -> str | None:
+    """Why train.update: substrate cannot run with this config (None: it can): a group of
+    points cannot be larger than the batch, and the devices write the update, so there
+    must be devices with a pulse step (devices.bits). The devices part is judged where the
+    spec is final (--devices applied): at the start of training and of the energy
+    accounting (`check` judges the group size alone)."""
+    t = spec.train
+    if t.update != "substrate":
+        return None
+    if t.substrate.group_size > t.batch:
+        return (f"train.substrate.group_size: {t.substrate.group_size} is above train.batch {t.batch}; must be <= "
+                f"{t.batch}")
+    if spec.devices.ideal:
+        return ("train.update: substrate writes the update with the crossbar devices' own pulses, but the devices "
+                "section has none (devices.preset: ideal); give a preset (--devices rram) or devices.bits")
+    if spec.devices.bits is None:
+        return ("train.update: substrate needs a pulse step, devices.bits (levels per device); the devices are "
+                "continuous (devices.bits: null)")
+    return None
+    if spec.devices.ideal:
+        return ("train.update: substrate writes the update with the crossbar devices' own pulses, but the devices "
+                "section has none (devices.preset: ideal); give a preset (--devices rram) or devices.bits")
+    if spec.devices.bits is None:
+        return ("train.update: substrate needs a pulse step, devices.bits (levels per device); the devices are "
+                "continuous (devices.bits: null)")
+    if t.substrate.group_size > t.batch:
+        return (f"train.substrate.group_size: {t.substrate.group_size} is above train.batch {t.batch}; must be <= "
+                f"{t.batch}")
+    return None
 
 
 

@@ -35,7 +35,8 @@ def meta(help: str, **constraints: Any) -> dict:
     number, or of each item of a list); `len`, `min_len` (of a list); `pattern` and
     `pattern_help` (of a string); `registry` (a kind of analogep.registry whose names a string
     may take) and `also` (more names it may take); `yaml` (the YAML key when it differs from
-    the attribute)."""
+    the attribute); `omit_default` (`to_dict` leaves the key out at its default, so files
+    written before the key existed stay byte-identical)."""
     return {"help": help, **constraints}
 
 
@@ -193,12 +194,18 @@ def build(cls: type, data: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 def to_dict(tree: Any) -> dict:
     """A section (or the whole config) as plain YAML-ready data under its YAML keys (tuples
     become lists); `build` reads it back to an equal tree."""
     out = {}
     for f in dataclasses.fields(tree):
         value = getattr(tree, f.name)
+        if f.metadata.get("omit_default") and value == _default(f):
+            continue  # a later key at its default is not written: older runs' files stay byte-identical
         if dataclasses.is_dataclass(value):
             value = to_dict(value)
         elif isinstance(value, tuple):

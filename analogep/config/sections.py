@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from analogep.config.schema import meta
+from analogep.config.substrate import SubstrateSpec
 
 # Machine epsilon of each model.dtype (numpy.finfo(dtype).eps).
 DTYPE_EPS = {"float32": 2.0**-23, "float64": 2.0**-52}
@@ -159,6 +160,18 @@ class TrainSpec:
     batch: int = field(default=1797, metadata=meta("batch size (1797 = the full digits set)", ge=1))
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec, metadata=meta("optimizer settings"))
     grad_clip: float = field(default=1.0, metadata=meta("global gradient-norm clip (0: off)", ge=0))
+    update: Literal["digital", "substrate"] = field(
+        default="digital",
+        metadata=meta(
+            "digital: the measured EP gradient goes through the optimizer, then the devices are written; substrate: "
+            "the devices write their own update by stochastic pulse coincidence (train.substrate; needs devices.bits)",
+            omit_default=True,
+        ),
+    )
+    substrate: SubstrateSpec = field(
+        default_factory=SubstrateSpec,
+        metadata=meta("the on-substrate update (train.update: substrate)", omit_default=True),
+    )
     # flow matching's (objectives/flow.py reads it; the other objectives ignore it)
     ot_coupling: bool = field(default=True, metadata=meta("pair noise and data by exact minibatch OT"))
     weight_noise: float = field(

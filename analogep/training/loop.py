@@ -29,6 +29,8 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.backends.factory import make_backend
 from analogep.config.load import dump_spec
+from analogep.config.rules import substrate_problem
+from analogep.config.schema import ConfigError
 from analogep.config.spec import Spec
 from analogep.data import load_dataset
 from analogep.ep.step import StepResult, gradep_step
@@ -49,6 +51,7 @@ from analogep.training.lock import run_lock
 from analogep.training.optim import SGD, Adam, build_optimizer, clip_by_global_norm
 from analogep.training.resume import resume_changes
 from analogep.training.runlog import METRICS_NAME, RunLog, keep_aside, read_log
+from analogep.training.substrate import SubstrateUpdate
 
 CONFIG_NAME = "config.yaml"
 # What training writes through io.atomic_path: their temporary files are training's to remove.
@@ -147,14 +150,15 @@ def _writing(out: Path, name: str, call):
         raise _Unwritable(f"{out}: cannot write {name} ({exc.strerror or exc})") from None
 
 
-def _record(run: _Run, result: StepResult, grad_clip: float) -> dict:
-    """Apply a trusted step's update; the step's log record."""
+def _record(run: _Run, result: StepResult, grad_clip: float, written: bool = False) -> dict:
+    """Apply a trusted step's update (`written`: the devices wrote it during the step,
+    train.update: substrate); the step's log record."""
     record = {"step": run.step, **result.metrics}
     if result.trouble:
         run.bad_steps += 1
         run.skipped.append(run.step)
         run.last_trouble = record["skipped"] = "; ".join(result.trouble)
-    elif not _apply_update(run, result, grad_clip):
+    elif not written and not _apply_update(run, result, grad_clip):
         run.bad_steps += 1
         run.skipped.append(run.step)
         run.last_trouble = record["skipped"] = (
@@ -251,6 +255,9 @@ def train(
     out = Path(out_dir)
     if backend_name is not None:
         spec = spec.replace(train={"backend": backend_name})
+    problem = substrate_problem(spec)
+    if problem:  # refused before the run folder is touched
+        raise ConfigError(problem)
     if resume == "auto":
         resume = (out / CHECKPOINT_NAME).is_file()
     elif resume not in (True, False):
@@ -354,6 +361,11 @@ class _Stepper:
         self.rng_state = batches.rng_state  # the batch stream after run.step batches: what a checkpoint stores
         runner = backend.runner
         self.hardware = {"backend": spec.train.backend, **({"runner": runner} if runner else {})}  # in every record
+        self.substrate = None  # train.update: substrate: the devices write the update (training/substrate.py)
+        if spec.train.update == "substrate":
+            self.substrate = SubstrateUpdate(spec, model, backend.devices)
+            if run.devices is not None:
+                self.substrate.load_state_dict(run.devices[1].get("substrate"), str(out / CHECKPOINT_NAME))
 
     def step(self) -> tuple[dict, str | None]:
         """One step: the EP gradient of the next batch on the freshly programmed backend,
@@ -361,6 +373,12 @@ class _Stepper:
         record and why training must stop (None: it goes on)."""
         step_start = time.perf_counter()
         batch = self.batches.next()
+        if self.substrate is not None:
+            with self.guard.held():  # the devices change during the step: the step, record and checkpoint or none
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    result = self.substrate.step(self.backend, self.run.params, batch, self.objective,
+                                                 self.spec.gradep, self.spec.train)
+                return self._commit(result, step_start)
         realised = self.backend.program(_hardware_aware(self.run.params, self.model, self.spec.train, self.run.step))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # non-finite states: judged, not printed
             result = gradep_step(self.model, self.backend, realised, batch, self.objective, self.spec.gradep,
@@ -374,7 +392,10 @@ class _Stepper:
         for why in (_runaway(result), result.trouble and _budget_hint(self.spec, result.metrics)):
             if why and why not in result.trouble:
                 result.trouble.append(why)
-        record = _record(run, result, train.grad_clip)
+        if self.substrate is None:
+            record = _record(run, result, train.grad_clip)
+        else:  # the devices wrote the update during the step
+            record = _record(run, result, train.grad_clip, written=True)
         record.update(_hardware_metrics(self.backend))
         record.update(self.hardware)
         changed, run.changed = run.changed, {}
@@ -397,8 +418,11 @@ class _Stepper:
 
         def save() -> None:
             self.log.flush()
+            devices = _device_state(self.backend)
+            if self.substrate is not None:  # the pulse streams travel with the devices they write
+                devices = (devices[0], {**devices[1], "substrate": self.substrate.state_dict()})
             state = Checkpoint(run.params, run.optimizer.state_dict(), self.rng_state, run.step, self.spec, run.bad_steps,
-                               tuple(run.skipped), _device_state(self.backend))
+                               tuple(run.skipped), devices)
             save_checkpoint(self.out / CHECKPOINT_NAME, state)
 
         _writing(self.out, CHECKPOINT_NAME, save)
