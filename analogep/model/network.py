@@ -131,7 +131,7 @@ class Network(EnergyModel):
                 term = row.drive_jvp(l, params, dacts)
                 if term is not None:
                     dc = dc + term
-            out.append(layer.hessian_vector(direction[l], drives[l], derivs[l], dc))
+            out.append(layer.hessian_vector(state[l], direction[l], drives[l], derivs[l], dc))
         return out
 
     def param_terms_jvp(self, params: Params, state: State, direction: State) -> Params:
