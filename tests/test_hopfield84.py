@@ -27,12 +27,13 @@ def _model(dtype="float64"):
 
 
 def test_diode_units_are_the_shockley_law_of_the_node():
-    """dE_l/ds is the node's current balance over R_n: (s - c)/R_n + 2 I_s sinh(s / N V_T)."""
+    """dE_l/ds is the node's current balance times R_n / r: (s - r c)/R_n + 2 I_s sinh(s / N V_T)."""
     layer = h84.DiodeUnits(3)
     s = np.array([[-0.6, 0.05, 0.45]])
     c = np.array([[0.2, -0.1, 1.3]])
-    current = (s - c) / h84.R_NODE + 2 * h84.DIODE_IS * np.sinh(s / (h84.DIODE_N * h84.THERMAL_VOLTAGE))
-    np.testing.assert_allclose(layer.block_slope(s, c, None, None), current * h84.R_NODE, rtol=1e-12)
+    r = layer.r
+    current = (s - r * c) / h84.R_NODE + 2 * h84.DIODE_IS * np.sinh(s / (h84.DIODE_N * h84.THERMAL_VOLTAGE))
+    np.testing.assert_allclose(layer.block_slope(s, c, None, None), current * h84.R_NODE / r, rtol=1e-12)
     assert abs(h84.THERMAL_VOLTAGE - 0.025864) < 1e-6  # kT/q at 27 C
 
 
@@ -43,7 +44,7 @@ def test_transfer_solves_the_node_exactly_and_saturates():
     np.testing.assert_allclose(layer.inverse(s), c, rtol=1e-12, atol=1e-15)
     assert np.all(np.diff(s) > 0)  # strictly increasing, so g^{-1} exists (Hopfield's condition)
     assert np.all(np.abs(s) < 0.7)  # the diodes clamp the swing
-    assert abs(s[0, 5] - 0.3) > 1e-3  # already nonlinear at 0.3 V
+    assert abs(s[0, 6] - 1.0 * layer.r) > 0.05  # the diodes bend the curve at c = 1
 
 
 def test_hessian_is_the_energys():
@@ -83,3 +84,37 @@ def test_gradcheck_cosine():
     report = json.loads(result.stdout)
     assert report["cosine"] >= 0.999
     assert report["float64_tight"]["cosine"] >= 0.999
+
+
+def _deck_voltages(text: str) -> dict[str, float]:
+    import re
+
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"v\((\w+)\) = ([-\d.e+]+)", text)}
+
+
+def test_compiled_decks_are_physical_and_ngspice_solves_them(tmp_path):
+    """compile writes only R, C, D, independent sources, op-amp macromodels (linear E/G
+    sources) and cells; ngspice -b solves the free deck as it is, near numpy's equilibrium
+    (the .nodeset, 6 digits; the OPA241's finite gain moves it by ~1e-6)."""
+    import re
+    import subprocess
+
+    out = tmp_path / "decks"
+    result = CliRunner().invoke(main, ["compile", str(TINY), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    library = (out / "physical.lib").read_text()
+    assert not (out / "analogep.lib").exists()
+    decks = ["title\n" + library] + [(out / f"{p}.cir").read_text() for p in ("free", "nudge_plus", "nudge_minus", "generate")]
+    for text in decks:  # the first line of a deck is its title
+        body = [ln.strip() for ln in text.splitlines()[1:] if ln.strip() and not ln.lstrip().startswith(("*", "+", "."))]
+        kinds = {ln[0].upper() for ln in body if not ln.lower().startswith(("set ", "op", "print", "quit", "run", "let"))}
+        assert kinds <= set("RCDVIEGX"), kinds  # G: the nudge conductances and the op-amps' gain stage
+        assert not any(ln.upper().startswith("B") for ln in body)
+    deck = (out / "free.cir").read_text()
+    nodeset = {k: float(v) for k, v in re.findall(r"v\((\w+)\)=([-\d.e+]+)", deck)}
+    run = subprocess.run(["ngspice", "-b", "free.cir"], cwd=out, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    got = _deck_voltages(run.stdout)
+    assert set(got) >= {f"h2_{j}" for j in range(16)}
+    err = max(abs(got[k] - v) for k, v in nodeset.items() if k in got)
+    assert err < 2e-5, err

@@ -31,6 +31,9 @@ class CircuitRules:
     cells: tuple[tuple[str, dict[str, float]], ...]  # per layer: (subcircuit, extra parameters)
     couplings: tuple[tuple[str, int, int], ...]  # (parameter, pre layer, post layer); shape (n_post, n_pre)
     biases: tuple[tuple[str, int], ...]  # (parameter, layer)
+    library: str = "analogep.lib"  # the cell library (circuits/) the cells come from
+    supplies: tuple[tuple[str, float], ...] = ()  # global supply rails the cells use: (node, volts)
+    swing: float | None = None  # the largest |V| an amplifier of the cells holds (None: no rails)
 
 
 class EnergyModel(LayeredField):

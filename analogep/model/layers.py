@@ -56,6 +56,12 @@ class Layer(ABC):
         None: no cell realises these units (the family runs in numpy only)."""
         return None
 
+    def cell_nodeset(self, s: np.ndarray, drive: np.ndarray) -> dict[str, np.ndarray]:
+        """The cell's internal node voltages at state s with drive c (its name inside the
+        cell -> values like s): ngspice's initial guess for them besides the neuron node
+        (a cell with amplifiers starts its Newton iteration there); {} for none."""
+        return {}
+
 
 class LinearUnits(Layer):
     """Units with E_l = 1/2 |s|^2 - s . c: the visible layer (x enters linearly)."""

@@ -29,7 +29,13 @@ from analogep.model.layers import Layer
 
 class Network(EnergyModel):
     """The energy of `layers` (visible layer first) and the interactions of `table` (in
-    parameter order)."""
+    parameter order). `library`, `supplies` and `swing`: the cell library of the layers'
+    cells, the supply rails those cells take and the largest output their amplifiers hold
+    (circuits/; a family with its own cells sets them)."""
+
+    library = "analogep.lib"
+    supplies: tuple[tuple[str, float], ...] = ()
+    swing: float | None = None
 
     def __init__(self, layers: Sequence[Layer], table: Sequence[Interaction], dtype: str | np.dtype):
         self.layers = tuple(layers)
@@ -152,6 +158,9 @@ class Network(EnergyModel):
             cells=tuple(layer.cell for layer in self.layers),
             couplings=tuple((row.name, row.pre, row.post) for row in self.table if row.circuit == "crossbar"),
             biases=tuple((row.name, row.layer) for row in self.table if row.circuit == "bias"),
+            library=self.library,
+            supplies=self.supplies,
+            swing=self.swing,
         )
 
 
