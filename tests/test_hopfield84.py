@@ -118,3 +118,25 @@ def test_compiled_decks_are_physical_and_ngspice_solves_them(tmp_path):
     assert set(got) >= {f"h2_{j}" for j in range(16)}
     err = max(abs(got[k] - v) for k, v in nodeset.items() if k in got)
     assert err < 2e-5, err
+
+
+def test_check_agrees_with_ngspice(tmp_path):
+    """The OPA241's finite gain (128 dB) is the only element numpy idealises: node voltages
+    agree to 1e-6 full scale, the EP gradients' cosine to 1 - 1e-6."""
+    result = CliRunner().invoke(main, ["check", str(TINY), "--n", "2", "--workers", "1", "--json", "--plot", str(tmp_path / "check.png")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["max_rel_error"] <= 1e-6 and report["grad_cosine"] >= 1 - 1e-6 and report["passed"]
+
+
+def test_a_swing_beyond_the_rails_is_one_line(tmp_path):
+    """Weights whose equilibrium needs an op-amp output beyond +-4.7 V: one line, exit 2,
+    nothing written."""
+    config = tmp_path / "loud.yaml"
+    config.write_text(TINY.read_text().replace("seed: 0\n", "seed: 0\n  init_gain: 5.0\n", 1))
+    out = tmp_path / "decks"
+    result = CliRunner().invoke(main, ["compile", str(config), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the needed swing" in lines[0], result.stderr
+    assert not out.exists()

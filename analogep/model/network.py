@@ -36,6 +36,7 @@ class Network(EnergyModel):
     library = "analogep.lib"
     supplies: tuple[tuple[str, float], ...] = ()
     swing: float | None = None
+    klu = True
 
     def __init__(self, layers: Sequence[Layer], table: Sequence[Interaction], dtype: str | np.dtype):
         self.layers = tuple(layers)
@@ -161,6 +162,7 @@ class Network(EnergyModel):
             library=self.library,
             supplies=self.supplies,
             swing=self.swing,
+            klu=self.klu,
         )
 
 
