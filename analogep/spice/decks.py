@@ -164,6 +164,9 @@ def compile_decks(
         net.header = _header(drawn.spec, phase, origin, point.description, net.counts(), flat, clipped, net)
         if on_devices:
             net.header += _devices_header(spec, drawn)
+        if not model.circuit_rules().klu:
+            net.header = [ln.replace("add 'klu' to .options for a faster solve", "leave KLU off: with a .nodeset it "
+                                     "failed on these cells (docs/results/physical.md)") for ln in net.header]
         text = render(net)
         check_graph(text, f"{DECK_NAMES[phase]}")
         files[DECK_NAMES[phase]] = text

@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from analogep.config.sections import ModelSpec
+from analogep.errors import AnalogepError
 from analogep.model.interactions import Bias, Coupling, Interaction
 from analogep.model.layers import Layer, LinearUnits
 from analogep.model.network import Network
@@ -162,7 +163,7 @@ class Hopfield84Energy(Network):
 
     def __init__(self, spec: ModelSpec):
         if spec.skip_rank:
-            raise ValueError("family hopfield84 has no skip coupling (model.skip_rank must be 0)")
+            raise AnalogepError("model.skip_rank: family hopfield84 has no skip coupling (set it to 0)")
         gain, chain = spec.init_gain, len(spec.sizes) - 1
         layers: list[Layer] = [AmplifierVisible(spec.sizes[0])] + [DiodeUnits(n) for n in spec.sizes[1:]]
         table: list[Interaction] = [Bias("b_x", 0)]
