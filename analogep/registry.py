@@ -14,6 +14,7 @@ from typing import Any
 
 FAMILIES = {
     "hopfield": "analogep.model.families.hopfield:HopfieldEnergy",
+    "hopfield84": "analogep.model.families.hopfield84:Hopfield84Energy",
 }
 SOLVERS = {
     "euler": "analogep.solvers.euler:EulerSolver",

@@ -94,7 +94,7 @@ class TanhUnits(Layer):
         s -= omega * np.clip(slope / np.maximum(1.0 - derivs[2] * drive, 0.3), -2.0, 2.0)
         return slope
 
-    def hessian_vector(self, v, drive, derivs, dv_drive):
+    def hessian_vector(self, s, v, drive, derivs, dv_drive):
         return v - derivs[2] * v * drive - derivs[1] * dv_drive
 
 

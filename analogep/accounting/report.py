@@ -31,6 +31,8 @@ from analogep.ep.phases import nudge_anchor
 from analogep.model.energy import Params
 from analogep.objectives.dsm import first_level_code
 from analogep.objectives.factory import build_objective
+from analogep.model.factory import build_energy
+from analogep.spice.library import LIBRARY
 
 __all__ = ["EnergyError", "EnergyReport", "Estimate", "account", "format_report"]
 
@@ -102,6 +104,14 @@ def account(
     problem = substrate_problem(spec)
     if problem:
         raise ConfigError(problem)
+    library = build_energy(spec.model).circuit_rules().library
+    if library != LIBRARY:
+        # The power model (accounting/power.py) is of analogep.lib's cells: four ideal amplifiers
+        # per neuron. A family with its own cells would be priced as cells it does not have.
+        raise EnergyError(
+            f"analogep energy prices the cells of {LIBRARY}; family {spec.model.family!r} is built of {library}'s "
+            f"cells, not priced yet (its amplifiers' quiescent power: docs/results/physical.md)"
+        )
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
     spec, model = circuit.spec, circuit.model  # on devices: the spec with their window's g0

@@ -106,6 +106,7 @@ class SpiceBackend(EquilibriumBackend):
         self.devices = devices
         self.model64 = build_energy(dataclasses.replace(spec.model, dtype="float64"))
         self.klu = ngspice_info().klu
+        self._rules_klu = self.model64.circuit_rules().klu  # the family's cells may rule KLU out
         self._checked: set[str] = set()
         self.drawn: Programmed | None = None
         self._realised: Params | None = None
@@ -364,7 +365,7 @@ class SpiceBackend(EquilibriumBackend):
             self.drawn.spec, self.model64, self._realised, phase, anchors, sweep=sweep, nodeset=nodeset, beta=beta,
             crossbar=self._crossbar, betas=betas, drivers=self.drawn.drivers,
         )
-        if self.klu:
+        if self.klu and self._rules_klu:
             net.options["klu"] = None
         names = [n for layer in state_nodes(self.model.sizes) for n in layer]
         net.saves = [f"v({n})" for n in names]

@@ -34,6 +34,13 @@ class CircuitRules:
     # (parameter, layer, current): a noise-level bias whose current sources carry current(params),
     # c^T B at the level code now applied (model/interactions.py LevelBias)
     level_biases: tuple = ()
+    library: str = "analogep.lib"  # the cell library (circuits/) the cells come from
+    supplies: tuple[tuple[str, float], ...] = ()  # global supply rails the cells use: (node, volts)
+    swing: float | None = None  # the largest |V| an amplifier of the cells holds (None: no rails)
+    # Whether ngspice's KLU solver may take these decks: with the op-amp cells of physical.lib,
+    # KLU and a .nodeset failed every sweep point of the tiny model (ngspice-46; gmin and source
+    # stepping failed), the sparse solver converged on all (docs/results/physical.md).
+    klu: bool = True
 
 
 class EnergyModel(LayeredField):

@@ -43,8 +43,11 @@ class Layer(ABC):
         fresh array; with spring None, the layer's part of dE/ds."""
 
     @abstractmethod
-    def hessian_vector(self, v: np.ndarray, drive: np.ndarray, derivs: tuple | None, dv_drive: np.ndarray) -> np.ndarray:
-        """The layer's rows of d2E/ds2 . direction: `v` the direction on this layer,
+    def hessian_vector(
+        self, s: np.ndarray, v: np.ndarray, drive: np.ndarray, derivs: tuple | None, dv_drive: np.ndarray
+    ) -> np.ndarray:
+        """The layer's rows of d2E/ds2 . direction at state `s` (a leak that is not
+        quadratic needs it): `v` the direction on this layer,
         `dv_drive` the change of the drive along the direction, `derivs` order 2."""
 
     @property
@@ -52,6 +55,12 @@ class Layer(ABC):
         """The library cell of one unit (circuits/analogep.lib) and its extra parameters;
         None: no cell realises these units (the family runs in numpy only)."""
         return None
+
+    def cell_nodeset(self, s: np.ndarray, drive: np.ndarray) -> dict[str, np.ndarray]:
+        """The cell's internal node voltages at state s with drive c (its name inside the
+        cell -> values like s): ngspice's initial guess for them besides the neuron node
+        (a cell with amplifiers starts its Newton iteration there); {} for none."""
+        return {}
 
 
 class LinearUnits(Layer):
@@ -80,7 +89,7 @@ class LinearUnits(Layer):
             return s - drive
         return (1.0 + spring.stiffness) * s - (drive + spring.pull)
 
-    def hessian_vector(self, v, drive, derivs, dv_drive):
+    def hessian_vector(self, s, v, drive, derivs, dv_drive):
         return v - dv_drive
 
     @property
@@ -110,7 +119,7 @@ class ActivationUnits(Layer):
         np.subtract(s, slope, out=slope)
         return slope
 
-    def hessian_vector(self, v, drive, derivs, dv_drive):
+    def hessian_vector(self, s, v, drive, derivs, dv_drive):
         _, d1, d2 = derivs
         return v - d2 * v * drive - d1 * dv_drive
 

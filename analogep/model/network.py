@@ -29,7 +29,14 @@ from analogep.model.layers import Layer
 
 class Network(EnergyModel):
     """The energy of `layers` (visible layer first) and the interactions of `table` (in
-    parameter order)."""
+    parameter order). `library`, `supplies` and `swing`: the cell library of the layers'
+    cells, the supply rails those cells take and the largest output their amplifiers hold
+    (circuits/; a family with its own cells sets them)."""
+
+    library = "analogep.lib"
+    supplies: tuple[tuple[str, float], ...] = ()
+    swing: float | None = None
+    klu = True
 
     def __init__(self, layers: Sequence[Layer], table: Sequence[Interaction], dtype: str | np.dtype):
         self.layers = tuple(layers)
@@ -150,7 +157,7 @@ class Network(EnergyModel):
                 term = row.drive_jvp(l, params, dacts)
                 if term is not None:
                     dc = dc + term
-            out.append(layer.hessian_vector(direction[l], drives[l], derivs[l], dc))
+            out.append(layer.hessian_vector(state[l], direction[l], drives[l], derivs[l], dc))
         return out
 
     def param_terms_jvp(self, params: Params, state: State, direction: State) -> Params:
@@ -174,6 +181,10 @@ class Network(EnergyModel):
             biases=tuple((row.name, row.layer) for row in self.table if row.circuit == "bias"),
             level_biases=tuple((row.name, row.layer, self._level_current(row)) for row in self.table
                                if row.circuit == "level-bias"),
+            library=self.library,
+            supplies=self.supplies,
+            swing=self.swing,
+            klu=self.klu,
         )
 
     @staticmethod

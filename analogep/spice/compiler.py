@@ -35,7 +35,9 @@ from analogep.devices.programmed import Programmed
 from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS
 from analogep.spice.netlist import Element, Netlist, fmt
 from analogep.config.spec import Spec
+from analogep.errors import CircuitError
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
+from analogep.model.network import Network
 
 PHASES = ("free", "nudge_plus", "nudge_minus", "generate")
 # The SPICE backend's one-sweep circuit: every GradEP phase of each training point in turn.
@@ -128,6 +130,9 @@ def build_netlist(
         _biases(model.sizes, rules, params, c.g0),
     ]
     sections += crossbar if crossbar is not None else crossbar_sections(spec, model, params)[0]
+    if rules.supplies:
+        rails = [Element(f"V{name}", (name, "0"), fmt(volts)) for name, volts in rules.supplies]
+        sections.append((f"supply rails of the cells ({rules.library}): " + ", ".join(f"{n} {v:g} V" for n, v in rules.supplies), rails))
     if c.capacitance > 0:
         caps = [Element(f"C{n}", (n, "0"), fmt(c.capacitance)) for layer in state_nodes(model.sizes) for n in layer]
         sections.append((f"node capacitors {c.capacitance:g} F (time constant C/g0 = {c.capacitance / c.g0:g} s)", caps))
@@ -135,7 +140,10 @@ def build_netlist(
     analysis = f".dc Vidx 0 {points - 1} 1" if sweep else ".op"
     skip = f" + skip rank {spec.model.skip_rank}" if spec.model.skip_rank else ""
     title = f"analogep {spec.name} {'-'.join(map(str, spec.model.sizes))}{skip}: {phase}"
-    net = Netlist(title, header or [], net_params, sections, analysis, options, _nodeset(model.sizes, phase, nodeset))
+    guess = _nodeset(model, params, phase, nodeset)
+    if rules.swing is not None and guess:
+        _check_swing(guess, rules.swing)
+    net = Netlist(title, header or [], net_params, sections, analysis, options, guess, library=rules.library)
     if drivers is not None and any(g is not None or o is not None for g, o in drivers):
         net.extra_libraries = (DRIVERS,)
     return net
@@ -223,16 +231,40 @@ def _biases(sizes: tuple[int, ...], rules: CircuitRules, params: Params, g0: flo
     return (f"biases: current b*g0 into each neuron's sense line ({len(bias)} non-zero)", bias)
 
 
-def _nodeset(sizes: tuple[int, ...], phase: str, nodeset: State | None) -> dict[str, float]:
+def _check_swing(guess: dict[str, float], swing: float) -> None:
+    """Refuse a circuit whose equilibrium (numpy's, the .nodeset) needs an amplifier output
+    beyond what its rails let it hold."""
+    node, volts = max(guess.items(), key=lambda kv: abs(kv[1]))
+    if abs(volts) > swing:
+        over = sum(1 for v in guess.values() if abs(v) > swing)
+        raise CircuitError(
+            f"the amplifiers cannot reach the needed swing: node {node} needs {volts:.4g} V at the equilibrium, beyond "
+            f"the +-{swing:g} V the op-amps hold within their rails ({over} nodes over)"
+        )
+
+
+def _nodeset(model: EnergyModel, params: Params, phase: str, nodeset: State | None) -> dict[str, float]:
     """ngspice's initial guess from the first point of a state (hidden layers only when
-    the visible nodes are clamped)."""
+    the visible nodes are clamped), and the cells' internal nodes where a family's layers
+    name them (`Layer.cell_nodeset`, from the state and its drives)."""
     if nodeset is None:
         return {}
-    names = state_nodes(sizes)
-    layers, layer_names = (nodeset[1:], names[1:]) if phase == "generate" else (nodeset, names)
+    names = state_nodes(model.sizes)
+    first = [np.asarray(values, dtype=np.float64)[:1] for values in nodeset]
+    start = 1 if phase == "generate" else 0
     ns: dict[str, float] = {}
-    for lnames, values in zip(layer_names, layers):
-        ns.update({n: float(v) for n, v in zip(lnames, np.asarray(values)[0])})
+    for lnames, values in zip(names[start:], first[start:]):
+        ns.update({n: float(v) for n, v in zip(lnames, values[0])})
+    layers = model.layers if isinstance(model, Network) else ()
+    internal = [layer.cell_nodeset(first[l], np.zeros_like(first[l])) for l, layer in enumerate(layers)]
+    if any(internal):
+        p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        for l, layer in enumerate(layers):
+            if not internal[l]:
+                continue
+            drive = model.layer_drive(p64, first, l)
+            for inner, values in layer.cell_nodeset(first[l], drive).items():
+                ns.update({f"x{n}.{inner}": float(v) for n, v in zip(names[l], np.asarray(values)[0])})
     return ns
 
 

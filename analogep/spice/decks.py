@@ -17,7 +17,7 @@ import numpy as np
 
 from analogep.spice.compiler import PHASE_TITLES, PHASES, build_netlist, programmed_crossbar, state_nodes
 from analogep.spice.graph import check_graph, flatten
-from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, LIBRARY, library_text
+from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, library_text
 from analogep.spice.netlist import Netlist, render
 from analogep.devices.programmed import Programmed, ideal
 from analogep.spice.transient import (
@@ -97,7 +97,7 @@ def _header(
         f"  [gmin, gmax] = [{c.gmin:g}, {c.gmax:g}] S (|W| <= {(c.gmax - c.gmin) / c.g0:g}); zero-conductance devices are",
         "  left out; each crossbar is read forward (RW<l>p/m_<j>_<i>) and transposed (RW<l>pT/mT_<j>_<i>).",
         f"  Clipped weights: {', '.join(f'{k} {v}' for k, v in clipped.items())}. Node capacitance: {c.capacitance:g} F.",
-        f"Elements: {kinds} (X = neuron cells of {LIBRARY}); {flat} after expanding the cells.",
+        f"Elements: {kinds} (X = neuron cells of {net.library}); {flat} after expanding the cells.",
         *_skip_lines(spec, net),
         *read,
         "Run: ngspice -b THIS_FILE. On ngspice >= 42 built with KLU, add 'klu' to .options for a faster solve.",
@@ -167,13 +167,16 @@ def compile_decks(
         net.header = _header(drawn.spec, phase, origin, point.description, net.counts(), flat, clipped, net)
         if on_devices:
             net.header += _devices_header(spec, drawn)
+        if not model.circuit_rules().klu:
+            net.header = [ln.replace("add 'klu' to .options for a faster solve", "leave KLU off: with a .nodeset it "
+                                     "failed on these cells (docs/results/physical.md)") for ln in net.header]
         text = render(net)
         check_graph(text, f"{DECK_NAMES[phase]}")
         files[DECK_NAMES[phase]] = text
         if transient:
             tran[TRANSIENT_NAMES[phase]] = _transient_deck(spec, model, p64, phase, point, points["free"], origin)
     files.update(tran)
-    files[LIBRARY] = library_text()
+    files[net.library] = library_text(net.library)
     if drawn.drivers is not None:
         files[DRIVERS] = library_text(DRIVERS)
     return files, clipped
@@ -239,7 +242,7 @@ def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPo
         f"Linearised at the numpy equilibrium: smallest Hessian eigenvalue lambda_min = {lam[0]:.6g}, so the",
         f"  slowest mode decays with tau = C / (g0 lambda_min) = {tau[0]:.6g} s; the run lasts {SPAN_TAUS:g} tau = {stop:.6g} s",
         f"  (Gear integration, largest step {tmax:.6g} s), after which every node is settled to about exp(-{SPAN_TAUS:g}).",
-        f"Elements: {', '.join(f'{n} {k}' for k, n in counts.items())} (X = neuron cells of {LIBRARY}); {len(flatten(text))} after expanding the cells.",
+        f"Elements: {', '.join(f'{n} {k}' for k, n in counts.items())} (X = neuron cells of {net.library}); {len(flatten(text))} after expanding the cells.",
         "Result: the final node voltages V(node)[last], the equilibrium (state units)"
         + ("; I(Vclamp<i>)[last] = -g0 dE/dx_i." if phase == "generate" else "."),
         "Run: ngspice -b THIS_FILE. The waveform is the circuit's relaxation: settling time to a tolerance",

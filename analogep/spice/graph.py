@@ -25,7 +25,7 @@ GROUND = "0"
 _VOLTAGE_KINDS = set("VEHL")
 
 
-_TWO_NODE = set("RCLVIB")
+_TWO_NODE = set("RCLVIBD")
 
 
 _FOUR_NODE = set("EG")
@@ -74,6 +74,7 @@ class _Parsed:
     def __init__(self) -> None:
         self.subckts: dict[str, tuple[list[str], list[list[str]]]] = {}
         self.top: list[list[str]] = []
+        self.globals: set[str] = set()  # .global nodes: the same node in every subcircuit
 
 
 def _parse(text: str, parsed: _Parsed) -> None:
@@ -85,6 +86,8 @@ def _parse(text: str, parsed: _Parsed) -> None:
             ports = [t for t in tokens[2:] if "=" not in t and t.lower() != "params:"]
             current = (ports, [])
             parsed.subckts[tokens[1].lower()] = current
+        elif head == ".global":
+            parsed.globals.update(n.lower() for n in tokens[1:])
         elif head == ".ends":
             current = None
         elif head.startswith("."):
@@ -96,7 +99,7 @@ def _parse(text: str, parsed: _Parsed) -> None:
 def _expand(parsed: _Parsed, lines: list[list[str]], prefix: str, mapping: dict[str, str], out: list, depth: int = 0):
     for tokens in lines:
         kind, nodes, sub = _element(tokens)
-        nodes = [n if n == GROUND else mapping.get(n, prefix + n) for n in nodes]
+        nodes = [n if n == GROUND or n.lower() in parsed.globals else mapping.get(n, prefix + n) for n in nodes]
         name = prefix + tokens[0]
         if kind == "X":
             if sub not in parsed.subckts or depth > 20:
@@ -117,6 +120,7 @@ def flatten(deck: str, library: str | None = None) -> list[tuple[str, str, list[
     deck_parsed = _Parsed()
     _parse("\n".join(deck.splitlines()[1:]), deck_parsed)
     parsed.subckts.update(deck_parsed.subckts)
+    parsed.globals |= deck_parsed.globals
     out: list = []
     _expand(parsed, deck_parsed.top, "", {}, out)
     return out

@@ -40,8 +40,10 @@ class Netlist:
     ic: dict[str, float] = field(default_factory=dict)  # transient start (.ic), node -> volts
     saves: list[str] = field(default_factory=list)
     control: list[str] = field(default_factory=list)
-    # Libraries besides analogep.lib the deck's cells come from (drivers.lib: non-ideal drivers).
+    # Libraries besides `library` the deck's cells come from (drivers.lib: non-ideal drivers).
     extra_libraries: tuple[str, ...] = ()
+    # The cell library (circuits/): analogep.lib, or a family's own (physical.lib).
+    library: str = LIBRARY
 
     @property
     def elements(self) -> list[Element]:
@@ -67,13 +69,16 @@ def render(net: Netlist, include: str | None = LIBRARY) -> str:
     """SPICE text of a Netlist: header, library, params, options, elements, analysis, control.
 
     `include`: the subcircuit library's file name as the deck names it (the compiled
-    decks sit beside a copy of it); None embeds the library's text, so the deck is
-    self-contained and runs on any host (the backend's decks).
+    decks sit beside a copy of it; a family's own library is named as it is); None embeds
+    the library's text, so the deck is self-contained and runs on any host (the backend's
+    decks).
     """
+    if include == LIBRARY:
+        include = net.library
     out = [net.title]
     out += [f"* {h}" if h else "*" for h in net.header]
     if include is None:
-        for lib in (LIBRARY, *net.extra_libraries):
+        for lib in (net.library, *net.extra_libraries):
             out += ["* --- cell library (" + lib + ")", library_text(lib).rstrip(), "* --- end of cell library"]
     else:
         out.append(f".include {include}")

@@ -1,0 +1,172 @@
+"""A circuit someone could build: the continuous Hopfield network of op-amps, resistors and
+diodes (Hopfield 1984, PNAS 81, 3088), layered as the paper's model (method.md section 10).
+
+Each hidden neuron is a diode-limited amplifier (circuits/physical.lib, `hidden_diode`): a
+transimpedance amplifier turns the current its crossbar columns and bias deliver, g0 c,
+into the voltage r c (r = 1/2: the transimpedance gain that keeps it inside the rails);
+a resistor R_n from that voltage into the neuron node, with a pair of
+antiparallel diodes from the node to ground, sets the node voltage s by Kirchhoff's law
+
+    (r c - s) / R_n = I_D(s) = 2 I_s sinh(s / (N V_T))        (Shockley, both diodes)
+
+and buffers copy s and -s onto the crossbar rows (the inverted copy realises negative
+weights). So s = g(c), the saturating transfer curve of Hopfield's amplifiers, with
+g^{-1}(s) = (s + kappa sinh(s / u)) / r, kappa = 2 I_s R_n, u = N V_T. The fixed point of the
+whole circuit is the stationary point of Hopfield's energy in the amplifier outputs,
+
+    E(s) = sum_l sum_i L_l(s_i) - sum_l s_{l+1} . W_l s_l - b . s,
+    L(s) = integral_0^s g^{-1} = (s^2 / 2 + kappa u (cosh(s / u) - 1)) / r  (hidden units),
+    L(s) = s^2 / 2                                                     (visible units),
+
+since dE/ds_i = g^{-1}(s_i) - c_i is the current balance at the node (divided by 1/R_n).
+The interactions are the hopfield family's (Coupling, Bias: model/interactions.py); only
+the units differ. The activity is the state itself, so the EP term of W_l is the local
+product -s_{l+1} s_l^T of two amplifier outputs (Hopfield 1984, eq. 7) and no multiplier
+is needed; the nonlinearity sits in the leak, which is convex, while an indefinite W
+keeps E non-convex.
+
+Device constants (the .model card of circuits/physical.lib carries the same numbers, and
+tests/test_hopfield84.py checks they agree): 1N4148 small-signal diode, I_s = 2.52 nA,
+N = 1.752 (the manufacturer's SPICE model, onsemi/Fairchild 1N4148 `.model D1N4148 D
+(IS=2.52n RS=0.568 N=1.752 ...)`; the 0.568 ohm series resistance is left out: at the
+<= 0.1 mA a neuron carries it drops < 60 uV). V_T = k T / q at ngspice's default 27 C.
+R_n = 10 kOhm, a design choice (kappa = 5.04e-5: the curve is linear to about 0.2 V and
+saturates logarithmically near 0.5 V).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analogep.config.sections import ModelSpec
+from analogep.errors import AnalogepError
+from analogep.model.interactions import Bias, Coupling, Interaction
+from analogep.model.layers import Layer, LinearUnits
+from analogep.model.network import Network
+
+# 1N4148 (onsemi/Fairchild SPICE model card): saturation current (A) and emission coefficient.
+DIODE_IS = 2.52e-9
+DIODE_N = 1.752
+# Thermal voltage k T / q at 27 C (ngspice's default TEMP and TNOM), with ngspice's own
+# constants (src/include/ngspice/const.h: CONSTboltz, CHARGE, CONSTCtoK).
+BOLTZMANN = 1.38064852e-23
+CHARGE = 1.6021766208e-19
+TEMPERATURE_K = 27.0 + 273.15
+THERMAL_VOLTAGE = BOLTZMANN * TEMPERATURE_K / CHARGE
+# The resistor from the transimpedance output into the diode node (ohm): a design choice.
+R_NODE = 1.0e4
+# The op-amps' supply rails (V) and the largest output an op-amp holds exactly: the OPA241
+# swings to within 50 mV of its rails (datasheet SBOS075); the macromodel's rail clamps
+# pass < 1e-8 A below SWING_V, so an equilibrium needing more is refused.
+SUPPLY_V = 5.0
+SWING_V = 4.7
+# The hidden transimpedance gain r (its feedback resistor is r / g0): the amplifier holds
+# t = -r c, so a drive |c| up to SWING_V / r stays inside the rails (the trained tiny
+# model's first hidden layer needs |c| up to 3). A design choice; it scales the leak by 1/r.
+INPUT_GAIN = 0.5
+# Newton iterations of the exact per-unit solve g^{-1}(s) = c, started above the root
+# (converges monotonically from there: g^{-1} is convex for s > 0).
+_NEWTON_ITERATIONS = 40
+
+
+class DiodeUnits(Layer):
+    """Hidden neurons of diode-limited amplifiers: E_l = L(s) - s . c, L as above."""
+
+    def __init__(
+        self, size: int, kappa: float = 2.0 * DIODE_IS * R_NODE, u: float = DIODE_N * THERMAL_VOLTAGE, r: float = INPUT_GAIN
+    ):
+        self.size, self.kappa, self.u, self.r = size, kappa, u, r
+
+    def activity(self, s, order):
+        return None  # the amplifier output is the state itself
+
+    def inverse(self, s: np.ndarray) -> np.ndarray:
+        """g^{-1}(s) = (s + kappa sinh(s / u)) / r: the drive that holds the node at s."""
+        with np.errstate(over="ignore"):
+            return (s + self.kappa * np.sinh(s / self.u)) / self.r
+
+    def curvature(self, s: np.ndarray) -> np.ndarray:
+        """L''(s) = (1 + kappa / u cosh(s / u)) / r."""
+        with np.errstate(over="ignore"):
+            return (1.0 + (self.kappa / self.u) * np.cosh(s / self.u)) / self.r
+
+    def energy(self, s):
+        with np.errstate(over="ignore"):
+            leak = 0.5 * s * s + (self.kappa * self.u) * (np.cosh(s / self.u) - 1.0)
+        return np.sum(leak, axis=1) / self.r
+
+    def transfer(self, c: np.ndarray) -> np.ndarray:
+        """s = g(c), the root of g^{-1}(s) = c, per unit: Newton from the upper bound
+        min(|c|, u asinh(|c| / kappa)) of the root, where g^{-1} is convex, so every step
+        stays above the root and none overshoots."""
+        mag = np.abs(c) * self.r  # solve s + kappa sinh(s / u) = r |c|
+        s = np.minimum(mag, self.u * np.arcsinh(mag / self.kappa))
+        tol = 4.0 * np.finfo(c.dtype).eps
+        for _ in range(_NEWTON_ITERATIONS):
+            step = (self.r * self.inverse(s) - mag) / (self.r * self.curvature(s))
+            s = s - step
+            if not np.any(np.abs(step) > tol * (1.0 + np.abs(s))):
+                break
+        return np.copysign(s, c).astype(c.dtype, copy=False)
+
+    def block_update(self, s, drive, derivs, spring, omega):
+        """Given the drive, E_l is convex and separable: solved exactly per unit (s = g(c)),
+        then moved by omega towards it."""
+        slope = self.inverse(s) - drive
+        target = self.transfer(drive)
+        s += omega * (target - s) if not np.all(omega == 1.0) else target - s
+        return slope
+
+    def block_slope(self, s, drive, derivs, spring):
+        return self.inverse(s) - drive
+
+    def hessian_vector(self, s, v, drive, derivs, dv_drive):
+        return self.curvature(s) * v - dv_drive
+
+    @property
+    def cell(self):
+        return ("hidden_diode", {"r": self.r})
+
+    def cell_nodeset(self, s, drive):
+        """hidden_diode's nodes: t = -r c, k = -s, the inverter's input at 0. (Not the op-amps'
+        gain nodes: held there, the 2.5 GOhm nodes sent Newton astray on the tiny model's
+        decks, gmin and source stepping failing; measured, docs/results/physical.md.)"""
+        return {"t": -self.r * drive, "k": -s, "ia": 0.0 * s}
+
+
+class AmplifierVisible(LinearUnits):
+    """Visible neurons: the same transimpedance amplifier and buffers without the diodes
+    (linear, E_l = 1/2 x^2 - x . c: x enters linearly, as in the paper's model)."""
+
+    @property
+    def cell(self):
+        return ("visible_amp", {})
+
+    def cell_nodeset(self, s, drive):
+        """visible_amp's nodes: t = -c, u = c, the inverters' inputs at 0."""
+        zero = 0.0 * s
+        return {"t": -drive, "u": drive, "ia": zero, "ib": zero}
+
+
+class Hopfield84Energy(Network):
+    """The layered Hopfield (1984) circuit: linear visible amplifiers, diode-limited hidden
+    amplifiers, crossbars W_l between adjacent layers and biases (the hopfield family's
+    table; `model.activation` and `model.clamp` do not apply: the diodes are the
+    nonlinearity). Weights Xavier-normal with `model.init_gain`, biases zero. Its circuit
+    is in circuits/physical.lib."""
+
+    library = "physical.lib"
+    # The op-amps' rails (V): +-5 V, within the OPA241's +-18 V supply range (circuits/physical.lib).
+    supplies = (("vcc", SUPPLY_V), ("vee", -SUPPLY_V))
+    swing = SWING_V
+    klu = False  # KLU with a .nodeset failed on these cells in ngspice-46 (energy.CircuitRules.klu)
+
+    def __init__(self, spec: ModelSpec):
+        if spec.skip_rank:
+            raise AnalogepError("model.skip_rank: family hopfield84 has no skip coupling (set it to 0)")
+        gain, chain = spec.init_gain, len(spec.sizes) - 1
+        layers: list[Layer] = [AmplifierVisible(spec.sizes[0])] + [DiodeUnits(n) for n in spec.sizes[1:]]
+        table: list[Interaction] = [Bias("b_x", 0)]
+        for l in range(chain):
+            table += [Coupling(f"W{l}", l, l + 1, gain), Bias(f"b{l}", l + 1)]
+        super().__init__(layers, table, spec.dtype)
