@@ -51,17 +51,19 @@ from analogep.registry import names
               help="Image grid of the first 100 samples; the extension picks the format [default: with --save, its name "
                    "as .png; else samples.png beside the checkpoint, or samples-SETTINGS.png when the settings are not "
                    "the run's, so the run's own samples.png is not replaced by other samples].")
-@click.option("--save", "npy", type=click.Path(dir_okay=False), help="Save the samples as an N x 64 .npy in [-1, 1] scale (the name must end in .npy).")
+@click.option("--save", "npy", type=click.Path(dir_okay=False), help="Save the samples as an N x D .npy in model units (digits: [-1, 1]; the name must end in .npy).")
 @click.option("--backend", type=click.Choice(names("backend")), default="numpy", show_default=True,
               help="numpy relaxation, or the compiled inference circuit in ngspice.")
 @click.option("--spice-runner", type=click.Choice(runner_choices()),
               help="With --backend spice: ngspice in process (PySpice), ngspice -b, or on Dask workers [default: circuit.runner].")
 @click.option("--scheduler", help="With the dask runner: a running Dask cluster's scheduler, tcp://HOST:PORT [default: circuit.scheduler].")
 @click.option("--threads", type=click.IntRange(min=0), help="BLAS threads [default: the run's train.threads; 0 = auto].")
+@click.option("--data-units", is_flag=True,
+              help="With --save: map the saved samples back to the units of the run's data file (its scaling.json).")
 @devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, png, npy, backend, spice_runner,
-               scheduler, threads, devices, as_json):
+               scheduler, threads, data_units, devices, as_json):
     """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
 
     Flow matching: draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1,
@@ -80,6 +82,16 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     if npy:
         check_samples_path(npy)
     ckpt_path = resolve_checkpoint(source)
+    scaling = None
+    if data_units:
+        from analogep.data.scaling import SCALING_NAME, read_scaling
+
+        if not npy:
+            raise AnalogepError("--data-units: maps the samples saved with --save; give --save FILE.npy")
+        scaling = read_scaling(ckpt_path.parent)
+        if scaling is None:
+            raise AnalogepError(f"--data-units: {ckpt_path.parent / SCALING_NAME}: no such file "
+                                "(only a run on a data file has one; its samples are in the data's units already)")
     ckpt = load_checkpoint(ckpt_path)
     spec, params = spec_with_devices(spec_with_runner(ckpt.spec, None, scheduler), devices), ckpt.params
     spec = spec_with_sampler_options(spec, t1=t1, dt=dt, sampler=sampler, steps_per_level=steps_per_level, ode_steps=ode_steps)
@@ -97,7 +109,8 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     check_image_path(png)
     seconds = sample_to_files(spec, params, g, png, npy,
                               title=f"{ckpt_path.parent.name} step {ckpt.step}: {objective.sampler_label(g)}",
-                              threads=threads, backend=backend, spice_runner=spice_runner, device_state=state)
+                              threads=threads, backend=backend, spice_runner=spice_runner, device_state=state,
+                              data_units=scaling)
     summary = {"n": g.n, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy,
                **objective.sampler_summary(g)}
     if as_json:
@@ -140,7 +153,7 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
     from analogep.evaluation.quality import OUTSIDE_WARNING, RANGE_TOLERANCE
     from analogep.io import write_json
 
-    out_json = None
+    out_json, spec = None, None
     if source.endswith(".npy"):
         if sampler:
             raise AnalogepError(f"--sampler: {source} holds samples already; the option is for a run folder or checkpoint")
@@ -169,10 +182,11 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
         x = sample_with_progress(spec, ckpt.params, g, device_state=ckpt.devices if devices is None else None,
                                  label="evaluate: sampling")
     try:
-        report = api.evaluate(x)
+        report = api.evaluate(x, spec)
     except ValueError as exc:
         raise AnalogepError(f"{source}: {exc}") from None
-    if report.outside_range > OUTSIDE_WARNING:
+    digits = spec is None or spec.train.dataset == "digits"
+    if digits and report.outside_range > OUTSIDE_WARNING:
         click.echo(
             f"warning: {100 * report.outside_range:.0f}% of the samples have pixels beyond [-1, 1] by more than "
             f"{RANGE_TOLERANCE:g} (held-out real digits: none); samples must be on the data scale pixel/16*2 - 1",

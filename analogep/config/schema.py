@@ -35,7 +35,8 @@ def meta(help: str, **constraints: Any) -> dict:
     number, or of each item of a list); `len`, `min_len` (of a list); `pattern` and
     `pattern_help` (of a string); `registry` (a kind of analogep.registry whose names a string
     may take) and `also` (more names it may take); `yaml` (the YAML key when it differs from
-    the attribute)."""
+    the attribute); `dump_default=False` (`to_dict` leaves the field out while it holds its
+    default: a section added later keeps older configs' dumps as they were)."""
     return {"help": help, **constraints}
 
 
@@ -199,9 +200,15 @@ def to_dict(tree: Any) -> dict:
     out = {}
     for f in dataclasses.fields(tree):
         value = getattr(tree, f.name)
+        if f.metadata.get("dump_default", True) is False and value == _default(f):
+            continue
         if dataclasses.is_dataclass(value):
             value = to_dict(value)
         elif isinstance(value, tuple):
             value = list(value)
         out[yaml_key(f)] = value
     return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
