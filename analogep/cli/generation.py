@@ -64,7 +64,7 @@ from analogep.registry import names
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, png, npy, backend, spice_runner,
                scheduler, threads, data_units, devices, as_json):
-    """Generate digits from a trained model (RUN_DIR or CHECKPOINT).
+    """Generate samples (digits, or the run's data) from a trained model (RUN_DIR or CHECKPOINT).
 
     Flow matching: draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1,
     re-relaxing the hidden units at every step (method.md section 5). Score matching:
@@ -134,7 +134,12 @@ EVALUATE_N = 1000
 @devices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level confidence, classes_covered, frechet).")
 def evaluate_cmd(source, n, t1, seed, sampler, devices, as_json):
-    """Sample quality against the real digits.
+    """Sample quality against the real digits, or held-out data.
+
+    A run on other data than digits (a 2-D benchmark, a file) is judged with no
+    classifier: MMD, sliced Wasserstein, Frechet and nearest-train distances and the
+    share out of range, beside held-out data's, and the modes covered of the 8 Gaussians
+    and the checkerboard (docs/guide.md, evaluate). For digits:
 
     SOURCE is a run folder or checkpoint (N samples are generated) or an N x 64 .npy of
     floating-point samples in [-1, 1] scale (integer arrays are refused: they are raw
