@@ -143,8 +143,8 @@ def evaluate(samples: np.ndarray, spec: Spec | None = None) -> QualityReport | D
     train, held = reference_split(name, source)
     modes, radius = None, 0.0
     if name in MODES:
-        modes = MODES[name]()
-        radius = mode_radius(name, DEFAULT_NOISE[name] if source.noise is None else source.noise)
+        modes = source.scale * MODES[name]()
+        radius = source.scale * mode_radius(name, DEFAULT_NOISE[name] if source.noise is None else source.noise)
     return evaluate_data(samples, train, held, name, modes, radius)
 
 

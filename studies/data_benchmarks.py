@@ -8,7 +8,7 @@ Each run is examples/moons.yaml or examples/eight-gaussians.yaml with model.seed
 train.seed set to the seed (the data's own seed stays 0); the 16-D file is written here
 (MIXTURE_*), trained with examples/moons.yaml's settings at sizes [16, 64, 64], data.scaling
 minmax. Runs are resumed where a folder holds one, so the script can be run again.
-Prints a markdown table and writes summary.json.
+Prints a markdown table and writes summary-WHICH.json.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> None:
                    "modes": report["modes_covered"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
+    (args.out / f"summary-{args.which.replace(',', '+')}.json").write_text(json.dumps(rows, indent=2))
     print("| data | MMD ratio (mean ± sd) | SW ratio | Fréchet ratio | modes | seeds |")
     print("|---|---|---|---|---|---|")
     for which in dict.fromkeys(r["data"] for r in rows):

@@ -351,3 +351,12 @@ def test_api_replace_selects_a_dataset_and_the_circuit_has_d_visible_nodes(tmp_p
 def test_examples_load(example):
     spec = load_spec(ROOT / "examples" / example)
     assert spec.model.sizes[0] == 2 and spec.train.dataset in BENCHMARKS
+
+
+def test_scale_multiplies_a_benchmark_and_its_modes():
+    one = load_dataset("eight_gaussians", np.float64, source(size=300, seed=2))
+    two = load_dataset("eight_gaussians", np.float64, source(size=300, seed=2, scale=2.0))
+    np.testing.assert_allclose(two, 2.0 * one)
+    spec = Spec().replace(model={"sizes": [2, 8]}, train={"dataset": "eight_gaussians"}, data={"size": 600, "scale": 2.0})
+    report = api.evaluate(load_dataset("eight_gaussians", np.float64, source(size=400, seed=9, scale=2.0)), spec)
+    assert report.modes_covered == 8 and report.off_mode < 0.05

@@ -23,6 +23,10 @@ class DataSpec:
     noise: float | None = field(
         default=None, metadata=meta("standard deviation of a benchmark's noise, in model units (null: its own)", ge=0)
     )
+    scale: float = field(
+        default=1.0,
+        metadata=meta("a benchmark's points multiplied by this (1: within about [-1, 1]; noise included)", gt=0),
+    )
     seed: int = field(default=0, metadata=meta("seed of a benchmark's points (held-out: a separate draw)", ge=0))
     path: str | None = field(default=None, metadata=meta("a .npy or .npz of an N x D array (train.dataset: file)"))
     key: str | None = field(default=None, metadata=meta("the array's name in a .npz (null: its only array)"))

@@ -100,7 +100,7 @@ def load_dataset(name: str = "digits", dtype: np.dtype | type = np.float32, sour
         images, _ = digits()
         return images.astype(dtype, copy=True)
     if name in GENERATORS:
-        return generate(name, source.size, source.noise, source.seed).astype(dtype)
+        return generate(name, source.size, source.noise, source.seed, source.scale).astype(dtype)
     if name != "file":
         raise _unknown(name)
     f = _file(source)
@@ -120,8 +120,8 @@ def reference_split(name: str, source: "DataSpec | None", limit: int = 5000) -> 
     if name == "digits":
         raise ValueError("digits are judged by evaluation/quality.py")
     if name in GENERATORS:
-        train = generate(name, source.size, source.noise, source.seed)
-        held = generate(name, source.size, source.noise, source.seed + HELDOUT_SEED_OFFSET)
+        train = generate(name, source.size, source.noise, source.seed, source.scale)
+        held = generate(name, source.size, source.noise, source.seed + HELDOUT_SEED_OFFSET, source.scale)
     elif name == "file":
         f = _file(source)
         train_raw, held_raw = f.raw[: f.n_train], f.raw[f.n_train :]

@@ -4,9 +4,11 @@ The distributions torchcfm and most flow-matching papers start from (Tong et al.
 "Improving and generalizing flow-based generative models with minibatch optimal
 transport", section 5.1: 8 Gaussians, moons; Grathwohl et al. 2019, FFJORD, figure 2:
 checkerboard, circles, swiss roll). Each is scaled to lie within about [-1, 1], the
-range the visible nodes carry (method.md section 4). `noise` is the standard deviation
-of the Gaussian added to each point, in those units; the same `seed` gives the same
-points. scikit-learn's generators are used where they exist.
+range the visible nodes carry (method.md section 4), then multiplied by `scale`. `noise`
+is the standard deviation of the Gaussian added to each point, in the units before
+`scale`; the same `seed` gives the same points. How far the data lie from the noise
+N(0, I) sets how well a time-independent velocity can carry one to the other
+(docs/results/data.md): the 2-D examples use scale 2. scikit-learn's generators are used where they exist.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def mode_radius(name: str, noise: float) -> float:
     return CHECKER_HALF / 4 + noise
 
 
-def generate(name: str, n: int, noise: float | None, seed: int) -> np.ndarray:
-    """`n` points of benchmark `name` (float64, n x 2)."""
+def generate(name: str, n: int, noise: float | None, seed: int, scale: float = 1.0) -> np.ndarray:
+    """`n` points of benchmark `name` (float64, n x 2), multiplied by `scale` (noise included)."""
     level = DEFAULT_NOISE[name] if noise is None else noise
-    return np.ascontiguousarray(GENERATORS[name](n, level, seed), dtype=np.float64)
+    return np.ascontiguousarray(scale * GENERATORS[name](n, level, seed), dtype=np.float64)
