@@ -32,13 +32,14 @@ from analogep.devices.programmed import Programmed, program
 from analogep.config.load import load_spec
 from analogep.config.sections import RelaxSpec
 from analogep.config.spec import Spec
-from analogep.data import load_dataset
+from analogep.data import DEFAULT_NOISE, MODES, load_dataset, mode_radius, reference_split
 from analogep.ep.phases import nudge_anchor
 from analogep.evaluation import gradcheck as gc
 from analogep.evaluation.compare import compare_runs, load_run
 from analogep.evaluation.crosscheck import NO_ENERGY_RELAX, CheckReport, crosscheck
 from analogep.accounting.report import EnergyReport, account
 from analogep.evaluation.quality import QualityReport, evaluate_samples
+from analogep.evaluation.twosample import DataQuality, evaluate_data
 from analogep.evaluation.robustness import RobustnessReport
 from analogep.evaluation.robustness import robustness as run_robustness
 from analogep.model.energy import Params
@@ -133,10 +134,21 @@ def sample(
             hardware.close()
 
 
-def evaluate(samples: np.ndarray) -> QualityReport:
-    """Sample quality against the real digits (confidence, class shares, Frechet distance,
-    nearest-training-image distance), each beside the held-out real digits' figure."""
-    return evaluate_samples(samples)
+def evaluate(samples: np.ndarray, spec: Spec | None = None) -> QualityReport | DataQuality:
+    """Sample quality: against the real digits (confidence, class shares, Frechet distance,
+    nearest-training-image distance) when `spec` is None or trains on digits; else, with no
+    classifier, against the held-out part of spec's data (MMD, sliced Wasserstein,
+    Frechet, nearest-train distance, share out of range, and mode coverage of the 8
+    Gaussians and the checkerboard), each beside the held-out data's own figure."""
+    if spec is None or spec.train.dataset == "digits":
+        return evaluate_samples(samples)
+    name, source = spec.train.dataset, spec.data
+    train, held = reference_split(name, source)
+    modes, radius = None, 0.0
+    if name in MODES:
+        modes = source.scale * MODES[name]()
+        radius = source.scale * mode_radius(name, DEFAULT_NOISE[name] if source.noise is None else source.noise)
+    return evaluate_data(samples, train, held, name, modes, radius)
 
 
 def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, beta_sweep: np.ndarray | None = None) -> dict:
@@ -144,7 +156,7 @@ def gradcheck(spec: Spec, params: Params, *, batch: int = 32, seed: int = 0, bet
     against the exact gradient (implicit differentiation); with `beta_sweep` (betas), the
     relative error of two- and three-phase EP per beta."""
     ensure_finite(params, "params")
-    data = load_dataset(spec.train.dataset, dtype=np.float64)
+    data = load_dataset(spec.train.dataset, dtype=np.float64, source=spec.data)
     points = build_objective(spec).batch(data, batch, np.random.default_rng(seed))
     model64, params64 = gc.as_float64(spec, params)
     exact = gc.exact_gradient(model64, params64, points, spec.gradep)
@@ -197,7 +209,7 @@ def deck_points(spec: Spec, params: Params, drawn: Programmed | None = None) -> 
     model of the realised circuit, line resistance included (devices/wires.py)."""
     drawn = programmed_circuit(spec, params) if drawn is None else drawn
     model, realised = drawn.solver, drawn.params
-    data = load_dataset(spec.train.dataset, dtype=np.float64)
+    data = load_dataset(spec.train.dataset, dtype=np.float64, source=spec.data)
     objective = build_objective(spec)
     batch = objective.batch(data, 1, np.random.default_rng(spec.train.seed))
     code = deck_level(spec)

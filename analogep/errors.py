@@ -25,3 +25,8 @@ class AnalogepWarning(UserWarning):
 
 class CircuitError(AnalogepError):
     """A circuit that cannot be built or solved; the message names what and where."""
+
+
+class DataError(AnalogepError):
+    """Training data that cannot be used (a missing or unreadable file, a wrong shape,
+    non-finite values); the message names the file and the problem."""

@@ -119,7 +119,7 @@ def cpu_training_step(spec: Spec, params: Params, solver: str, seed: int) -> Est
         relax={"solver": solver, "tol": 0.0 if solver == "euler" else spec.relax.tol, "free_steps": 300, "nudge_steps": 300},
         train={"max_residual": 1e9, "max_asymmetry": 1.0, "max_dropped": 1.0})
     model = build_energy(s.model)
-    data = load_dataset(s.train.dataset)
+    data = load_dataset(s.train.dataset, source=s.data)
     objective = build_objective(s)
     batch = objective.batch(data, s.train.batch, np.random.default_rng(seed))
     backend = NumpyBackend(model, s.gradep, s.relax)

@@ -77,7 +77,7 @@ def _step_phases(gradep: GradEPSpec) -> list[tuple[str, float | None]]:
 def _training_points(spec: Spec, points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`points` training points of a real batch (float64): their x_t and nudge anchors."""
     batch_size = spec.train.batch
-    data = load_dataset(spec.train.dataset, dtype=np.float64)
+    data = load_dataset(spec.train.dataset, dtype=np.float64, source=spec.data)
     batch = build_objective(spec).batch(data, batch_size, np.random.default_rng(seed))
     pick = np.sort(np.random.default_rng(seed + 1).choice(batch_size, size=min(points, batch_size), replace=False))
     x_t, target = batch.x_t[pick], batch.target[pick]

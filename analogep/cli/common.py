@@ -262,11 +262,13 @@ def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
     return sum(int(np.count_nonzero(~np.isfinite(x[i : i + block]).all(axis=1))) for i in range(0, len(x), block))
 
 
-def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: str, **options) -> float:
+def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: str, data_units=None, **options) -> float:
     """Sample with settings `g`, plot the first samples to `png` and save all of them to
     `npy` (written as they come, into a temporary .npy renamed at the end: memory stays
     bounded for any n); the seconds spent sampling. Non-finite samples are refused:
-    nothing is written."""
+    nothing is written. `data_units` (a data.Scaling): the saved samples are mapped back
+    to the data's units through it."""
+    from analogep.evaluation.field2d import plot_data_samples
     from analogep.evaluation.plots import plot_samples
     from analogep.io import atomic_path, preallocate
 
@@ -281,7 +283,13 @@ def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: s
             raise AnalogepError(
                 f"sampling diverged: {bad} of {len(x)} samples are not finite (NaN or inf); nothing written"
             )
-        plot_samples(x, png, title=title)
+        if spec.train.dataset == "digits":
+            plot_samples(x, png, title=title)
+        else:
+            plot_data_samples(spec, params, x, png, title=title)
+        if data_units is not None:  # the saved samples in the data's units (the figure stays in model units)
+            for start in range(0, len(x), 65536):
+                x[start : start + 65536] = data_units.invert(x[start : start + 65536])
 
     shape, dtype = (g.n, spec.model.sizes[0]), np.dtype(spec.model.dtype)
     try:

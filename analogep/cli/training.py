@@ -113,7 +113,7 @@ def _batch_label(spec) -> str:
     """The batch training uses: train.batch, or the whole dataset when that is smaller."""
     from analogep.data import load_dataset
 
-    n = len(load_dataset(spec.train.dataset))
+    n = len(load_dataset(spec.train.dataset, source=spec.data))
     if spec.train.batch <= n:
         return f"batch {spec.train.batch}"
     return f"batch {n} (the whole {spec.train.dataset} set; train.batch {spec.train.batch} is larger)"

@@ -35,10 +35,12 @@ def check(spec: Spec) -> None:
     from analogep.data import dataset_dim
 
     m, g, r = spec.model, spec.gradep, spec.relax
-    dim = dataset_dim(spec.train.dataset)
+    dim = dataset_dim(spec.train.dataset, spec.data)
     if m.sizes[0] != dim:
+        what = "pixels" if spec.train.dataset == "digits" else "features"
+        source = f" ({spec.data.path})" if spec.train.dataset == "file" else ""
         raise ConfigError(
-            f"model.sizes[0]: {m.sizes[0]} visible units, but dataset {spec.train.dataset!r} has {dim} pixels; must be {dim}"
+            f"model.sizes[0]: {m.sizes[0]} visible units, but dataset {spec.train.dataset!r}{source} has {dim} {what}; must be {dim}"
         )
     rank_limit = min(m.sizes[0], m.sizes[-1])
     if m.skip_rank > rank_limit:

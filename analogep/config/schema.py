@@ -212,3 +212,7 @@ def to_dict(tree: Any) -> dict:
             value = list(value)
         out[yaml_key(f)] = value
     return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

@@ -143,7 +143,10 @@ class OptimizerSpec:
 class TrainSpec:
     """The GradEP training run (method.md sections 4 and 6)."""
 
-    dataset: Literal["digits"] = field(default="digits", metadata=meta("training data"))
+    dataset: Literal["digits", "eight_gaussians", "moons", "circles", "checkerboard", "swiss_roll", "file"] = field(
+        default="digits",
+        metadata=meta("training data: digits, a 2-D benchmark or file (a .npy/.npz; the data section says which)"),
+    )
     objective: str = field(
         default="flow",
         metadata=meta("what the equilibria learn: flow (flow matching) or dsm (denoising score matching)", registry="objective"),

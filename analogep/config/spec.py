@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analogep.config import rules
+from analogep.config.dataset import DataSpec
 from analogep.config.dsm import DSMSpec
 from analogep.config.hardware import CircuitSpec, DevicesSpec
 from analogep.config.physics import PhysicsSpec
@@ -35,6 +36,10 @@ class Spec:
     train: TrainSpec = field(default_factory=TrainSpec, metadata=meta("training run"))
     dsm: DSMSpec = field(default_factory=DSMSpec, metadata=meta("denoising score matching (train.objective: dsm)"))
     generate: GenerateSpec = field(default_factory=GenerateSpec, metadata=meta("sampling"))
+    data: DataSpec = field(
+        default_factory=DataSpec,
+        metadata=meta("a 2-D benchmark's or a file's settings (train.dataset)", omit_default=True),
+    )
     circuit: CircuitSpec = field(default_factory=CircuitSpec, metadata=meta("analog circuit (SPICE backend)"))
     devices: DevicesSpec = field(
         default_factory=DevicesSpec, metadata=meta("the non-ideal crossbar devices (both backends; default ideal)")

@@ -68,7 +68,7 @@ def crosscheck(spec: Spec, params: Params, *, n: int, seed: int = 0, runner: str
     """Solve n training points of the config's objective both ways; return (report, numpy
     volts, spice volts)."""
     model, p64 = as_float64(spec, params)
-    data = load_dataset(spec.train.dataset, dtype=np.float64)
+    data = load_dataset(spec.train.dataset, dtype=np.float64, source=spec.data)
     batch = build_objective(spec).batch(data, n, np.random.default_rng(seed))
     spice = make_backend(spec, model, "spice", runner=runner, workers=workers)
     try:

@@ -79,7 +79,7 @@ def fit_slope(x, y) -> tuple[float, float]:
 
 
 def _setup(spec: Spec, params: Params, batch: int, seed: int):
-    data = load_dataset(spec.train.dataset, dtype=np.float64)
+    data = load_dataset(spec.train.dataset, dtype=np.float64, source=spec.data)
     points = build_objective(spec).batch(data, batch, np.random.default_rng(seed))
     model, params64 = gc.as_float64(spec, params)
     return model, params64, points, gc.exact_gradient(model, params64, points, spec.gradep)

@@ -32,7 +32,8 @@ from analogep.config.load import dump_spec
 from analogep.config.rules import substrate_problem
 from analogep.config.schema import ConfigError
 from analogep.config.spec import Spec
-from analogep.data import load_dataset
+from analogep.data import data_scaling, load_dataset
+from analogep.data.scaling import SCALING_NAME, write_scaling
 from analogep.ep.step import StepResult, gradep_step
 from analogep.errors import AnalogepError, AnalogepWarning, CheckpointError
 from analogep.io import stale_temps, write_text
@@ -55,7 +56,7 @@ from analogep.training.substrate import SubstrateUpdate
 
 CONFIG_NAME = "config.yaml"
 # What training writes through io.atomic_path: their temporary files are training's to remove.
-RUN_FILES = [CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, "loss.png", "samples.npy", "samples.png"]
+RUN_FILES = [CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, "loss.png", "samples.npy", "samples.png", "scaling.json"]
 SKIP_WINDOW = 100  # train.max_skipped_share is the share of skipped steps among the last SKIP_WINDOW
 SKIP_MIN_STEPS = 20  # ... judged from this step on (and at the last step)
 
@@ -264,7 +265,7 @@ def train(
         raise ValueError(f"resume must be True, False or 'auto'; got {resume!r}")
     model = build_energy(spec.model)
     objective = build_objective(spec)
-    data = load_dataset(spec.train.dataset, dtype=model.dtype)
+    data = load_dataset(spec.train.dataset, dtype=model.dtype, source=spec.data)
     if resume:
         resolve_checkpoint(out)  # nothing to resume: refuse before touching the folder
     elif (out / CHECKPOINT_NAME).exists():
@@ -274,6 +275,9 @@ def train(
             temp.unlink(missing_ok=True)
         run = _start(spec, model, out, resume, init_params)
         _writing(out, CONFIG_NAME, lambda: write_text(out / CONFIG_NAME, dump_spec(spec)))
+        scaling = data_scaling(spec.train.dataset, spec.data)
+        if scaling is not None:  # how `sample --data-units` maps samples back to the file's units
+            _writing(out, SCALING_NAME, lambda: write_scaling(out, scaling, spec.data.path))
         log = _writing(out, METRICS_NAME, lambda: RunLog(out, run.records))
         own_backend = backend is None
         try:
