@@ -71,7 +71,7 @@ from analogep.registry import names
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, substeps, png, npy, backend, spice_runner,
                scheduler, threads, data_units, devices, time_since, as_json):
-    """Generate samples (digits, or the run's data) from a trained model (RUN_DIR or CHECKPOINT).
+    """Generate samples from a trained model (RUN_DIR or CHECKPOINT): digits, or the run's data.
 
     Flow matching: draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1,
     re-relaxing the hidden units at every step (method.md section 5). Score matching:
