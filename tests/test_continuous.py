@@ -138,3 +138,18 @@ def test_study_continuous_refuses_bad_input_in_one_line(flow_run, tmp_path, args
     plot = tmp_path / "c.png"
     assert_refused(invoke("study", "continuous", flow_run, *args, "--plot", plot), fragment)
     assert not plot.exists()
+
+
+def test_continuous_generation_on_devices_is_the_realised_circuits_flow(flow_run, tmp_path):
+    """Deployed on the pcm preset's devices, the same noise gives other (finite) samples than
+    on the ideal circuit: the flow is the realised conductances'."""
+    ideal, pcm = tmp_path / "ideal.npy", tmp_path / "pcm.npy"
+    for npy, extra in ((ideal, []), (pcm, ["--devices", "pcm"])):
+        assert_ok(invoke("sample", flow_run, "--mode", "continuous", "--ratio", 30, "--t1", 0.5, "--n", 4, "--save", npy,
+                         *extra))
+    a, b = np.load(ideal), np.load(pcm)
+    assert np.all(np.isfinite(b)) and np.abs(a - b).max() > 1e-3
+    png = tmp_path / "s.png"
+    assert_refused(invoke("sample", flow_run, "--mode", "continuous", "--backend", "spice", "--devices", "pcm",
+                          "--out", png), "--devices: continuous generation on devices runs with --backend numpy only")
+    assert not png.exists()

@@ -96,8 +96,8 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, seed, sampler, step
             raise AnalogepError(f"--spice-reltol: {spice_reltol:g} must be in (0, 1), with --backend spice")
         if dt is not None:
             raise AnalogepError("--dt: continuous generation takes no Euler steps")
-        if devices is not None:
-            raise AnalogepError("--devices: continuous generation runs on the ideal circuit only")
+        if devices is not None and backend == "spice":
+            raise AnalogepError("--devices: continuous generation on devices runs with --backend numpy only")
         mode = None
     refuse_empty(out=png, save=npy)
     if png:

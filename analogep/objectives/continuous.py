@@ -28,7 +28,10 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from analogep.config.spec import Spec
+from analogep.devices.crossbar import Devices
+from analogep.devices.programmed import program
 from analogep.model.energy import EnergyModel, Params, State
+from analogep.model.field import LayeredField
 from analogep.model.factory import build_energy
 from analogep.objectives.sampling import sample_in_chunks
 from analogep.spice.generation import physical_time
@@ -54,7 +57,7 @@ def _split(y: np.ndarray, sizes: tuple[int, ...], points: int) -> State:
 
 
 def flow(
-    model: EnergyModel,
+    model: LayeredField,
     params: Params,
     x0: np.ndarray,
     *,
@@ -88,8 +91,13 @@ def generate_continuous(
     spec: Spec, params: Params, *, n: int, t1: float, ratio: float, seed: int, rtol: float = RTOL
 ) -> np.ndarray:
     """n samples (n, D) of the circuit's continuous generation from the Euler sampler's
-    noise of the same seed (objectives/sampling.py), in the model's dtype."""
+    noise of the same seed (objectives/sampling.py), in the model's dtype. With non-ideal
+    spec.devices, `params` are programmed onto fresh devices and the flow is the realised
+    circuit's (its energy, or its Kirchhoff currents where it has none: devices/realised.py)."""
     model, p64 = float64_model(spec, params)
+    if not spec.devices.ideal:  # deployed on fresh devices: the realised circuit's flow
+        drawn = program(spec, model, p64, Devices(spec, model))
+        model, p64 = drawn.solver, drawn.params
     alpha = spec.gradep.alpha
     dtype = build_energy(spec.model).dtype
 
