@@ -30,8 +30,9 @@ from analogep.objectives.factory import build_objective
 from analogep.registry import names
 
 
-# Visible over hidden node capacitance of continuous generation: hidden lag is measured to
-# cost little Fréchet distance from 100 on (docs/results/generation.md).
+# Visible over hidden node capacitance of continuous generation. Measured (docs/results/
+# generation.md): on the tiny model the samples match the Euler sampler's from 30 on; on
+# the digits model hidden lag leaves the Fréchet distance 16% above it at 100, 5% at 300.
 DEFAULT_RATIO = 100.0
 
 
