@@ -82,7 +82,8 @@ def circuit_power(
     loads: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
 ) -> CircuitPower:
     """The power picture of one phase's circuit at `state` (float64 model and parameters;
-    `anchors` as for spice/compiler.build_netlist; `beta` signed, default +-gradep.beta)."""
+    `anchors` as for spice/compiler.build_netlist, none for "continuous", the unclamped
+    generation circuit; `beta` signed, default +-gradep.beta)."""
     g0, g, vs = spec.circuit.g0, spec.gradep, volts_per_unit
     plus, minus = loads if loads is not None else row_loads(spec, model, params)
     points = state[0].shape[0]
@@ -105,7 +106,11 @@ def circuit_power(
     spring = np.zeros(points)
     nudge = np.zeros(points)
     amplifiers = AMPLIFIERS_PER_NEURON * sum(model.sizes)
-    if phase == "generate":
+    if phase == "continuous":
+        # Continuous generation (objectives/continuous.py): the visible nodes are free (no
+        # clamp, no spring); their net current charges their capacitors.
+        currents["anchors"] = np.zeros(points)
+    elif phase == "generate":
         # The clamp sources hold x: each sources the node's net current, -g0 dE/dx.
         de_dx = model.state_grad(params, state)[0]
         currents["anchors"] = np.sum(np.abs(de_dx), axis=1) * g0 * vs

@@ -262,12 +262,14 @@ def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
     return sum(int(np.count_nonzero(~np.isfinite(x[i : i + block]).all(axis=1))) for i in range(0, len(x), block))
 
 
-def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: str, data_units=None, **options) -> float:
+def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: str, data_units=None,
+                    sampler=None, **options) -> float:
     """Sample with settings `g`, plot the first samples to `png` and save all of them to
     `npy` (written as they come, into a temporary .npy renamed at the end: memory stays
     bounded for any n); the seconds spent sampling. Non-finite samples are refused:
     nothing is written. `data_units` (a data.Scaling): the saved samples are mapped back
-    to the data's units through it."""
+    to the data's units through it. `sampler(out)`, when given, draws the samples (into
+    `out`, or a new array for None) instead of the objective's sampler."""
     from analogep.evaluation.field2d import plot_data_samples
     from analogep.evaluation.plots import plot_samples
     from analogep.io import atomic_path, preallocate
@@ -296,13 +298,13 @@ def sample_to_files(spec, params, g, png: Path, npy: str | Path | None, title: s
         if npy is None:
             ensure_fits_in_memory(g.n * shape[1] * dtype.itemsize, f"--n {g.n:,} samples held in memory",
                                   "write them to disk as they come with --save FILE.npy, or lower --n")
-            finish(sample_with_progress(spec, params, g, out=None, **options))
+            finish(sampler(None) if sampler else sample_with_progress(spec, params, g, out=None, **options))
             return seconds
         with atomic_path(npy) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             try:
                 preallocate(tmp, out.offset, out.offset + out.nbytes)  # a full disk: ENOSPC now, not SIGBUS later
-                finish(sample_with_progress(spec, params, g, out=out, **options))
+                finish(sampler(out) if sampler else sample_with_progress(spec, params, g, out=out, **options))
                 out.flush()
             finally:
                 del out  # unmap before the rename (or the removal on failure)

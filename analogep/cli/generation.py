@@ -33,6 +33,12 @@ from analogep.objectives.factory import build_objective
 from analogep.registry import names
 
 
+# Visible over hidden node capacitance of continuous generation. Measured (docs/results/
+# generation.md): on the tiny model the samples match the Euler sampler's from 30 on; on
+# the digits model hidden lag leaves the Fréchet distance 16% above it at 100, 5% at 300.
+DEFAULT_RATIO = 100.0
+
+
 @click.command("sample")
 @click.argument("source", type=click.Path(exists=False))
 @click.option("--n", type=click.IntRange(min=1),
@@ -42,7 +48,13 @@ from analogep.registry import names
 @click.option("--dt", type=click.FloatRange(min=0, min_open=True),
               help="Euler time step: at most t1, below 2/alpha (Euler is unstable beyond), and at most "
                    f"{MAX_GENERATE_STEPS:,} steps t1/dt [default: generate.dt].")
-@click.option("--mode", type=click.Choice(["energy", "spring"]), help="Velocity read-out [default: generate.mode].")
+@click.option("--mode", type=click.Choice(["energy", "spring", "continuous"]),
+              help="Velocity read-out of the Euler sampler (energy, spring), or continuous: no Euler steps, the "
+                   "circuit's own flow with the visible capacitance --ratio times the hidden one (objectives/continuous.py; "
+                   "--backend spice: ngspice transients) [default: generate.mode].")
+@click.option("--ratio", type=float, help=f"With --mode continuous: visible over hidden node capacitance, >= 1 [default: {DEFAULT_RATIO:g}].")
+@click.option("--spice-reltol", type=float,
+              help="With --mode continuous --backend spice: ngspice's reltol of the transient [default: 1e-6].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
 @click.option("--sampler", type=click.Choice(["langevin", "ode", "ancestral"]),
               help="Score-matching runs: annealed Langevin dynamics, the probability-flow ODE or the ancestral "
@@ -69,8 +81,8 @@ from analogep.registry import names
 @devices_option
 @time_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_steps, substeps, png, npy, backend, spice_runner,
-               scheduler, threads, data_units, devices, time_since, as_json):
+def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, seed, sampler, steps_per_level, ode_steps, substeps, png, npy,
+               backend, spice_runner, scheduler, threads, data_units, devices, time_since, as_json):
     """Generate samples from a trained model (RUN_DIR or CHECKPOINT): digits, or the run's data.
 
     Flow matching: draws x ~ N(0, I) and Euler-integrates dx/dt = v(x) from 0 to t1,
@@ -83,6 +95,20 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     """
     from analogep.training.checkpoint import load_checkpoint, resolve_checkpoint
 
+    continuous = mode == "continuous"
+    if not continuous and (ratio is not None or spice_reltol is not None):
+        raise AnalogepError(f"{'--ratio' if ratio is not None else '--spice-reltol'}: only with --mode continuous")
+    if continuous:
+        ratio = DEFAULT_RATIO if ratio is None else ratio
+        if not np.isfinite(ratio) or ratio < 1:
+            raise AnalogepError(f"--ratio: {ratio:g} is below 1; the visible nodes must be the slow ones (C_v >= C_h)")
+        if spice_reltol is not None and (backend != "spice" or not (np.isfinite(spice_reltol) and 0 < spice_reltol < 1)):
+            raise AnalogepError(f"--spice-reltol: {spice_reltol:g} must be in (0, 1), with --backend spice")
+        if dt is not None:
+            raise AnalogepError("--dt: continuous generation takes no Euler steps")
+        if devices is not None and backend == "spice":
+            raise AnalogepError("--devices: continuous generation on devices runs with --backend numpy only")
+        mode = None
     refuse_empty(out=png, save=npy)
     check_time(time_since)
     if png:
@@ -107,6 +133,12 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
                                      substeps=substeps)
     spec = spec.replace(generate={k: v for k, v in dict(mode=mode, seed=seed).items() if v is not None})
     objective = build_objective(spec)
+    if continuous and spec.train.objective != "flow":
+        raise AnalogepError(f"--mode continuous: {ckpt_path} is a {spec.train.objective} run; continuous generation "
+                            "is the flow-matching energy's gradient flow")
+    if continuous and ckpt.devices is not None:
+        raise AnalogepError(f"--mode continuous: {ckpt_path} was trained in situ on devices; continuous generation "
+                            "runs on the ideal circuit only")
     state = ckpt.devices if devices is None else None
     g = dataclasses.replace(spec.generate, n=spec.generate.n if n is None else n)
     if png:
@@ -116,18 +148,56 @@ def sample_cmd(source, n, t1, dt, mode, seed, sampler, steps_per_level, ode_step
     else:  # the run's samples.png only for the run's own settings (cli/outputs.py)
         settings = sampling_settings(ckpt.spec, spec, n=n, backend=backend, devices=devices)
         settings.update({} if time_since is None else {"t": time_since})
+        if continuous:
+            settings = {**settings, "mode": "continuous", "ratio": ratio}
         png = settings_name(ckpt_path.parent / "samples.png", settings)
     check_image_path(png)
-    seconds = sample_to_files(spec, params, g, png, npy,
-                              title=f"{ckpt_path.parent.name} step {ckpt.step}: {objective.sampler_label(g)}",
-                              threads=threads, backend=backend, spice_runner=spice_runner, device_state=state,
-                              data_units=scaling)
-    summary = {"n": g.n, "mode": g.mode, "seconds": round(seconds, 3), "png": str(png), "npy": npy,
-               **objective.sampler_summary(g)}
+    extra: dict = {}
+    if continuous:
+        label = f"t1={g.t1}, continuous, ratio {ratio:g}" + (", ngspice" if backend == "spice" else "")
+        draw, extra = _continuous_sampler(spec, params, g, ratio, backend, spice_reltol)
+        seconds = sample_to_files(spec, params, g, png, npy, title=f"{ckpt_path.parent.name} step {ckpt.step}: {label}",
+                                  data_units=scaling, sampler=draw)
+    else:
+        seconds = sample_to_files(spec, params, g, png, npy,
+                                  title=f"{ckpt_path.parent.name} step {ckpt.step}: {objective.sampler_label(g)}",
+                                  threads=threads, backend=backend, spice_runner=spice_runner, device_state=state,
+                                  data_units=scaling)
+    summary = {"n": g.n, "mode": "continuous" if continuous else g.mode, "seconds": round(seconds, 3), "png": str(png),
+               "npy": npy, **objective.sampler_summary(g), **extra}
+    if continuous:
+        summary.pop("dt", None)
     if as_json:
         echo_json(summary)
     else:
         click.echo(f"wrote {g.n} samples to {png}" + (f" and {npy}" if npy else "") + f" in {seconds:.1f} s")
+
+
+def _continuous_sampler(spec, params, g, ratio: float, backend: str, reltol: float | None):
+    """The continuous generation of `sample --mode continuous` as sample_to_files' sampler,
+    and what the summary adds (the circuit's seconds per sample)."""
+    from analogep.objectives.continuous import float64_model, generate_continuous, physical_time
+
+    c_h = spec.physics.capacitance if spec.circuit.capacitance <= 0 else spec.circuit.capacitance
+    extra = {"ratio": ratio, "backend": backend, "circuit_seconds_per_sample": physical_time(spec, g.t1, ratio, c_h),
+             "hidden_capacitance": c_h}
+
+    def draw(out):
+        if backend == "numpy":
+            x = generate_continuous(spec, params, n=g.n, t1=g.t1, ratio=ratio, seed=g.seed)
+        else:
+            from analogep.spice.generation import DEFAULT_RELTOL, generate_spice
+
+            model, p64 = float64_model(spec, params)
+            x0 = np.random.default_rng(g.seed).standard_normal((g.n, spec.model.sizes[0])).astype(spec.model.dtype)
+            x = generate_spice(spec, model, p64, x0.astype(np.float64), t1=g.t1, ratio=ratio, hidden_capacitance=c_h,
+                               reltol=reltol or DEFAULT_RELTOL).samples.astype(spec.model.dtype)
+        if out is None:
+            return x
+        out[...] = x
+        return out
+
+    return draw, extra
 
 
 # evaluate's standard sample count: the quality.json of a run is of this many samples.

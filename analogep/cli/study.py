@@ -30,7 +30,8 @@ def _source(source: str | None, plot: str):
 @click.group("study")
 def study_cmd() -> None:
     """The bias study of EP on the objective's gradient: one subcommand per claim of De 2026
-    (unbiasedness, relaxation budget, bias-variance), each with a figure.
+    (unbiasedness, relaxation budget, bias-variance), each with a figure; and the FlowEqProp
+    paper's generation claims (generation: quality against t1 and Euler steps).
 
     SOURCE is a CONFIG (initial weights) or a RUN_DIR/CHECKPOINT (trained weights), as for
     gradcheck; the objective is the config's (train.objective: dsm for the paper's claims).
@@ -145,6 +146,139 @@ def bias_variance_cmd(source, batch, seed, noise, repeats, adc_bits, plot, as_js
         if adc:
             click.echo(f"  {kind:9s} {adc[0]}-bit ADC alone: best beta {r['adc_best_beta']:.2e}")
     click.echo(f"figure -> {plot}")
+
+
+@study_cmd.command("generation")
+@_SOURCE
+@click.option("--t1-grid", help="Comma-separated end times t1 [default: 0.6,0.8,1,1.2,1.4,1.6,2].")
+@click.option("--steps-grid", help="Comma-separated Euler step counts over [0, --steps-t1] (dt = t1/steps); "
+                                   "none: the steps sweep is not run.")
+@click.option("--steps-t1", type=click.FloatRange(min=0, min_open=True), help="t1 of the steps sweep [default: generate.t1].")
+@click.option("--modes", default="energy,spring", show_default=True, help="Read-out modes of the t1 sweep (energy, spring).")
+@click.option("--seeds", default="1,2,3", show_default=True, help="Comma-separated noise seeds (mean and spread over them).")
+@click.option("--n", type=click.IntRange(min=2, max=4096), default=500, show_default=True, help="Samples per seed and point.")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), help="Euler step of the t1 sweep [default: generate.dt].")
+@_plot_option("generation.png")
+@_JSON
+def generation_cmd(source, t1_grid, steps_grid, steps_t1, modes, seeds, n, dt, plot, as_json):
+    """Sample quality against the end time t1 and the number of Euler steps (Gower 2026,
+    section 4: extended generation, its sweet spot, spring vs energy read-out).
+
+    Every `evaluate` figure (confidence, classes covered, Fréchet distance, nearest-train
+    distance, share outside [-1, 1]) at each t1 for each mode, mean and spread over the
+    seeds, and the t1 where each figure is best. SOURCE: a flow-matching RUN_DIR or
+    CHECKPOINT.
+    """
+    from analogep.config.rules import MAX_GENERATE_STEPS
+    from analogep.evaluation.generation import MODES, steps_sweep, t1_sweep
+
+    grid = _floats(t1_grid, "--t1-grid") or [0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0]
+    counts = _counts(steps_grid, "--steps-grid")
+    seed_list = sorted(set(_numbers(seeds, "--seeds", int)))
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = [m for m in mode_list if m not in MODES]
+    if bad or not mode_list:
+        raise AnalogepError(f"--modes: {modes!r}; allowed: {', '.join(MODES)}")
+    spec, params, origin = _source(source, plot)
+    if spec.train.objective != "flow":
+        raise AnalogepError(f"study generation: {origin} is a {spec.train.objective} run; the t1 and steps sweeps are of "
+                            "flow matching's Euler sampler")
+    alpha = spec.gradep.alpha
+    dt = spec.generate.dt if dt is None else dt
+    t1 = spec.generate.t1 if steps_t1 is None else steps_t1
+    if dt * alpha >= 2.0:
+        raise AnalogepError(f"--dt: {dt:g} is not below 2/alpha = {2 / alpha:g} (Euler overshoots)")
+    if min(grid) < dt:
+        raise AnalogepError(f"--t1-grid: {min(grid):g} is below the Euler step dt = {dt:g}")
+    if max(grid) / dt > MAX_GENERATE_STEPS:
+        raise AnalogepError(f"--t1-grid: {max(grid):g}/{dt:g} is more than {MAX_GENERATE_STEPS:,} Euler steps")
+    if counts and (t1 / min(counts)) * alpha >= 2.0:
+        raise AnalogepError(f"--steps-grid: {min(counts)} steps over t1 = {t1:g} is a step of {t1 / min(counts):g}, "
+                            f"not below 2/alpha = {2 / alpha:g}")
+    if counts and max(counts) > MAX_GENERATE_STEPS:
+        raise AnalogepError(f"--steps-grid: {max(counts)} is more than {MAX_GENERATE_STEPS:,} Euler steps")
+    say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
+    result: dict = {"source": origin}
+    result["t1"] = t1_sweep(spec, params, t1_grid=grid, seeds=seed_list, n=n, dt=dt, modes=tuple(mode_list), say=say)
+    if counts:
+        result["steps"] = steps_sweep(spec, params, steps_grid=counts, seeds=seed_list, n=n, t1=t1, say=say)
+    if _plotted(result, "plot_generation", plot, as_json):
+        return
+    click.echo(f"generation quality, {origin}: {n} samples, seeds {','.join(map(str, seed_list))} (mean ± sd)")
+    ref = result["t1"]["reference"]
+    _table("t1", result["t1"]["grid"], {m: v["figures"] for m, v in result["t1"]["modes"].items()}, ref)
+    for m, v in result["t1"]["modes"].items():
+        click.echo(f"  sweet spots ({m}): " + ", ".join(f"{f} at t1 = {s['at']:g}" for f, s in v["sweet_spot"].items()))
+    if counts:
+        _table("steps", counts, {"energy": result["steps"]["figures"]}, ref)
+    click.echo(f"figure -> {plot}")
+
+
+@study_cmd.command("continuous")
+@_SOURCE
+@click.option("--ratios", help="Comma-separated visible-to-hidden capacitance ratios, each >= 1 [default: 1,3,10,30,100,300].")
+@click.option("--seeds", default="1,2,3", show_default=True, help="Comma-separated noise seeds (mean and spread over them).")
+@click.option("--n", type=click.IntRange(min=2, max=4096), default=300, show_default=True, help="Samples per seed and ratio.")
+@click.option("--t1", type=float, help="Flow time of every sample, > 0 [default: generate.t1].")
+@click.option("--spice-samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Samples also generated by ngspice transients, compared with the numpy flow (0: none).")
+@click.option("--spice-ratio", type=float, default=10.0, show_default=True, help="Capacitance ratio of the ngspice transients.")
+@click.option("--spice-reltol", type=float, default=1e-6, show_default=True, help="ngspice's reltol of the transients.")
+@_plot_option("continuous.png")
+@_JSON
+def continuous_cmd(source, ratios, seeds, n, t1, spice_samples, spice_ratio, spice_reltol, plot, as_json):
+    """Continuous generation (the circuit's own flow, no Euler steps) against the capacitance
+    ratio: every `evaluate` figure beside the Euler sampler's at the same t1 from the same
+    noise, and the circuit's time and energy per sample beside the clamped loop's.
+    SOURCE: a flow-matching RUN_DIR or CHECKPOINT.
+    """
+    from analogep.evaluation.continuous import continuous_study
+
+    grid = _floats(ratios, "--ratios") or [1.0, 3.0, 10.0, 30.0, 100.0, 300.0]
+    if min(grid) < 1:
+        raise AnalogepError(f"--ratios: {min(grid):g} is below 1; the visible nodes must be the slow ones (C_v >= C_h)")
+    if not np.isfinite(spice_ratio) or spice_ratio < 1:
+        raise AnalogepError(f"--spice-ratio: {spice_ratio:g} is below 1; the visible nodes must be the slow ones")
+    if not (np.isfinite(spice_reltol) and 0 < spice_reltol < 1):
+        raise AnalogepError(f"--spice-reltol: {spice_reltol:g} must be in (0, 1)")
+    if t1 is not None and not (np.isfinite(t1) and t1 > 0):
+        raise AnalogepError(f"--t1: {t1:g} must be positive")
+    seed_list = sorted(set(_numbers(seeds, "--seeds", int)))
+    spec, params, origin = _source(source, plot)
+    if spec.train.objective != "flow":
+        raise AnalogepError(f"study continuous: {origin} is a {spec.train.objective} run; continuous generation is the "
+                            "flow-matching energy's gradient flow")
+    t1 = spec.generate.t1 if t1 is None else t1
+    say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
+    result = {"source": origin, **continuous_study(spec, params, ratios=grid, seeds=seed_list, n=n, t1=t1,
+                                                   spice_samples=spice_samples, spice_ratio=spice_ratio,
+                                                   spice_reltol=spice_reltol, say=say)}
+    if _plotted(result, "plot_continuous", plot, as_json):
+        return
+    click.echo(f"continuous generation, {origin}: t1 {t1:g}, {n} samples, seeds {','.join(map(str, seed_list))} (mean ± sd)")
+    _table("ratio", grid, {"continuous": result["figures"]}, result["reference"])
+    eu = result["euler"]
+    click.echo(f"  Euler dt {result['dt']:g}: " + ", ".join(f"{f} {eu[f]['mean']:.3f}±{eu[f]['std']:.3f}" for f in eu))
+    en = result["energy"]
+    for r, e in zip(grid, en["continuous"]):
+        click.echo(f"  ratio {r:g}: {e['seconds'] * 1e6:.3g} us, {e['joules'] * 1e9:.3g} nJ per sample")
+    c = en["clamped"]
+    click.echo(f"  clamped Euler loop: {c['seconds'] * 1e6:.3g} us, {c['joules'] * 1e9:.3g} nJ per sample")
+    if "agreement" in result:
+        a = result["agreement"]
+        click.echo(f"  ngspice vs numpy at ratio {a['ratio']:g}: max {max(a['spice_vs_numpy']):.2e} of full scale "
+                   f"({a['n']} samples; numpy vs Euler {max(a['numpy_vs_euler']):.2e})")
+    click.echo(f"figure -> {plot}")
+
+
+def _table(name: str, grid: list, series: dict, reference: dict) -> None:
+    from analogep.evaluation.generation import FIGURES
+
+    for label, figures in series.items():
+        click.echo(f"  {label}: {name:>5s} " + " ".join(f"{g:>13g}" for g in grid) + "   held-out real")
+        for f in FIGURES:
+            cells = " ".join(f"{m:6.3f}±{s:5.3f}" for m, s in zip(figures[f]["mean"], figures[f]["std"]))
+            click.echo(f"    {f[:10]:>10s} {cells}   {reference[f]:.3f}")
 
 
 def _plotted(result: dict, plotter: str, plot: str, as_json: bool) -> bool:

@@ -532,3 +532,80 @@ def plot_bias_variance(result: dict, path: str | os.PathLike) -> None:
         fig.suptitle(f"{_study_head(result)} with noisy read-outs: bias vs variance", fontsize=10)
         fig.tight_layout()
         _save(fig, path)
+
+
+_GEN_LABELS = {
+    "confidence": "confidence (mean max prob)",
+    "classes_covered": "classes covered",
+    "frechet": "Fréchet distance (pixels)",
+    "nearest_train_distance": "nearest-train distance",
+    "outside_range": "share outside [-1, 1]",
+}
+
+
+def _gen_row(axes, grid, series: dict[str, dict], reference: dict, xlabel: str, log_x: bool) -> None:
+    """One row of the generation study: a panel per figure, a line per series (mean with
+    the spread over seeds as error bars), the held-out real digits' figure dashed."""
+    for ax, f in zip(axes, _GEN_LABELS):
+        for label, figures in series.items():
+            ax.errorbar(grid, figures[f]["mean"], yerr=figures[f]["std"], fmt="o-", ms=3, capsize=2, label=label)
+        ax.axhline(reference[f], color="k", ls="--", lw=0.8, label="held-out real")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(_GEN_LABELS[f], fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+
+
+def plot_generation(result: dict, path: str | os.PathLike) -> None:
+    """The generation study (evaluation/generation.py): every evaluate figure against t1 per
+    read-out mode, and, when measured, against the number of Euler steps at a fixed t1."""
+    rows = [k for k in ("t1", "steps") if k in result]
+    with _figure(len(rows), len(_GEN_LABELS), figsize=(3.4 * len(_GEN_LABELS), 3.2 * len(rows)), squeeze=False) as (fig, axes):
+        for ax_row, kind in zip(axes, rows):
+            r = result[kind]
+            if kind == "t1":
+                series = {m: v["figures"] for m, v in r["modes"].items()}
+                _gen_row(ax_row, r["grid"], series, r["reference"], f"t1 (Euler dt {r['dt']:g})", False)
+            else:
+                _gen_row(ax_row, r["grid"], {r["mode"]: r["figures"]}, r["reference"], f"Euler steps to t1 = {r['t1']:g}", True)
+        seeds = len(result[rows[0]]["seeds"])
+        fig.suptitle(f"generation, {result['source']}: {result[rows[0]]['n']} samples, mean ± sd over {seeds} noise seeds",
+                     fontsize=10)
+        fig.tight_layout()
+        _save(fig, path)
+
+
+def plot_continuous(result: dict, path: str | os.PathLike) -> None:
+    """Continuous generation (evaluation/continuous.py): each evaluate figure against the
+    capacitance ratio with the Euler sampler's mean ± sd as a band; time and energy per
+    sample against the ratio with the clamped loop's as a line."""
+    ratios = result["ratios"]
+    with _figure(2, len(_GEN_LABELS), figsize=(3.4 * len(_GEN_LABELS), 6.4), squeeze=False) as (fig, axes):
+        _gen_row(axes[0], ratios, {"continuous": result["figures"]}, result["reference"], "C_visible / C_hidden", True)
+        for ax, f in zip(axes[0], _GEN_LABELS):
+            e = result["euler"][f]
+            ax.axhspan(e["mean"] - e["std"], e["mean"] + e["std"], color="C2", alpha=0.25)
+            ax.axhline(e["mean"], color="C2", lw=1, label=f"Euler dt {result['dt']:g}")
+        axes[0][0].legend(fontsize=7)
+        en = result["energy"]
+        for ax, key, unit, scale in ((axes[1][0], "seconds", "µs", 1e6), (axes[1][1], "joules", "nJ", 1e9)):
+            ax.plot(ratios, [e[key] * scale for e in en["continuous"]], "o-", ms=3, label="continuous")
+            ax.axhline(en["clamped"][key] * scale, color="C3", ls="--", label="clamped Euler loop")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("C_visible / C_hidden")
+            ax.set_title(f"{'time' if key == 'seconds' else 'energy'} per sample ({unit})", fontsize=9)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+        for ax in axes[1][2:]:
+            ax.axis("off")
+        if "agreement" in result:
+            a = result["agreement"]
+            axes[1][2].text(0.0, 0.8, f"ngspice vs numpy, ratio {a['ratio']:g}, {a['n']} samples:\n"
+                                      f"max {max(a['spice_vs_numpy']):.2e} of full scale", fontsize=9, va="top")
+        fig.suptitle(f"continuous generation, {result['source']}: t1 {result['t1']:g}, {result['n']} samples, "
+                     f"mean ± sd over {len(result['seeds'])} seeds", fontsize=10)
+        fig.tight_layout()
+        _save(fig, path)

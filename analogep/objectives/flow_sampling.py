@@ -16,7 +16,7 @@ import numpy as np
 from analogep.backends.base import EquilibriumBackend
 from analogep.config.sections import GradEPSpec
 from analogep.model.energy import EnergyModel
-from analogep.objectives.sampling import sample_in_chunks, velocity_field
+from analogep.objectives.sampling import SAMPLE_CHUNK, sample_in_chunks, velocity_field
 
 
 def generate(
@@ -63,14 +63,46 @@ def _integrate(
     dt: float,
     mode: str,
     on_step: Callable[[int], None] | None,
+    snapshot: Callable[[int, np.ndarray], None] | None = None,
 ) -> np.ndarray:
-    """`steps` Euler steps of one batch of samples from its noise `x`."""
+    """`steps` Euler steps of one batch of samples from its noise `x`; `snapshot(k, x)`
+    sees the samples after step k (each is what `steps=k` would return)."""
     hidden, previous = None, None
     for k in range(steps):
         start = hidden if previous is None else [2 * h - p for h, p in zip(hidden, previous)]
         previous = hidden
         v, hidden = velocity_field(backend, x, start, gradep, mode)
         x = x + np.asarray(dt, dtype=x.dtype) * v
+        if snapshot is not None:
+            snapshot(k + 1, x)
         if on_step is not None:
             on_step(k + 1)
     return x
+
+
+def generate_snapshots(
+    model: EnergyModel,
+    backend: EquilibriumBackend,
+    gradep: GradEPSpec,
+    *,
+    n: int,
+    steps: list[int],
+    dt: float,
+    mode: str = "energy",
+    seed: int = 0,
+) -> dict[int, np.ndarray]:
+    """The samples after each of `steps` Euler steps of one trajectory, {k: (n, D)}: one
+    integration to max(steps) instead of one per end time. Each is what `generate` gives
+    for t1 = k dt (same noise, same warm starts), for n up to SAMPLE_CHUNK (one batch)."""
+    if n > SAMPLE_CHUNK:
+        raise ValueError(f"snapshots are of one batch: n must be at most {SAMPLE_CHUNK}, got {n}")
+    wanted = set(steps)
+    shots: dict[int, np.ndarray] = {}
+
+    def keep(k: int, x: np.ndarray) -> None:
+        if k in wanted:
+            shots[k] = x.copy()
+
+    x0 = np.random.default_rng(seed).standard_normal((n, model.sizes[0])).astype(model.dtype)
+    _integrate(backend, x0, gradep, steps=max(wanted), dt=dt, mode=mode, on_step=None, snapshot=keep)
+    return shots
