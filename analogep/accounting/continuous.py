@@ -6,7 +6,9 @@ Continuous: the DACs set the visible nodes to the noise (one setting per visible
 the circuit runs unclamped for t1 alpha C_v / g0 seconds (C_v = ratio C_h, C_h the node
 capacitance of spec.physics or spec.circuit), the supply power along the way
 (accounting/power.py's amplifier model at each state of the flow, phase "continuous": no
-clamp sources) integrates to its energy, and the ADCs read the visible nodes once. The
+clamp sources) integrates to its energy, and the ADCs read the visible nodes once. A
+precharge (objectives/continuous.py) adds its hold, N C_h / g0 seconds, with the supply
+power along it. The
 clamped loop instead sets and reads the visible nodes at every Euler step and waits for
 the hidden layer to settle each time. Same physics constants (config/physics.yaml) for both.
 """
@@ -23,15 +25,18 @@ from analogep.accounting.power import circuit_power
 from analogep.accounting.programming import capacitance, program_circuit
 from analogep.config.spec import Spec
 from analogep.model.energy import Params
-from analogep.objectives.continuous import flow, physical_time
+from analogep.objectives.continuous import flow, physical_time, precharge_time
 
 # States of the flow at which the supply power is evaluated (trapezoid rule between them).
 POWER_POINTS = 201
 
 
-def continuous_sample(spec: Spec, params: Params, *, t1: float, ratio: float, points: int = 8, seed: int = 0) -> Estimate:
+def continuous_sample(
+    spec: Spec, params: Params, *, t1: float, ratio: float, points: int = 8, seed: int = 0, precharge: float = 0.0
+) -> Estimate:
     """Per sample, the circuit's seconds and joules of continuous generation, from `points`
-    samples' flows (the noise of `seed`)."""
+    samples' flows (the noise of `seed`), with a precharge of `precharge` hidden time
+    constants first."""
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
     spec, model = circuit.spec, circuit.model
@@ -39,17 +44,33 @@ def continuous_sample(spec: Spec, params: Params, *, t1: float, ratio: float, po
     c_h = capacitance(spec)
     seconds = physical_time(spec, t1, ratio, c_h)
     x0 = np.random.default_rng(seed).standard_normal((points, model.sizes[0]))
-    times, states = flow(model, circuit.params, x0, t1=t1, ratio=ratio, alpha=spec.gradep.alpha,
+    alpha = spec.gradep.alpha
+
+    def supply(times: np.ndarray, states: list, span: float) -> tuple[float, np.ndarray]:
+        """Joules along states at flow times `times` (span seconds in all), and the watts."""
+        watts = []
+        for state in states:
+            cp = circuit_power(spec, model, circuit.params, "continuous", state, {}, volts_per_unit=p.volts_per_unit,
+                               loads=circuit.loads)
+            amps = sum(cp.currents.get(g, np.zeros(points)) for g in SUPPLY_GROUPS) + cp.amplifiers * p.amp_quiescent_current
+            watts.append(p.supply_voltage * amps)
+        watts = np.array(watts)  # (times, points)
+        dt = np.diff(times * span / times[-1])
+        return float(np.mean(np.sum(0.5 * (watts[1:] + watts[:-1]) * dt[:, None], axis=0))), watts
+
+    hidden, hold_s, hold_j = None, 0.0, 0.0
+    if precharge > 0:  # the visible nodes held at the noise while the hidden layer relaxes
+        tau = precharge_time(precharge, ratio, alpha)
+        times, states = flow(model, circuit.params, x0, t1=tau, ratio=ratio, alpha=alpha, visible_held=True,
+                             times=np.linspace(0.0, tau, POWER_POINTS))
+        hold_s = precharge * c_h / spec.circuit.g0
+        hold_j, _ = supply(times, states, hold_s)
+        hidden = states[-1][1:]
+    times, states = flow(model, circuit.params, x0, t1=t1, ratio=ratio, alpha=alpha, hidden=hidden,
                          times=np.linspace(0.0, t1, POWER_POINTS))
-    watts = []
-    for state in states:
-        cp = circuit_power(spec, model, circuit.params, "continuous", state, {}, volts_per_unit=p.volts_per_unit,
-                           loads=circuit.loads)
-        supply = sum(cp.currents.get(g, np.zeros(points)) for g in SUPPLY_GROUPS) + cp.amplifiers * p.amp_quiescent_current
-        watts.append(p.supply_voltage * supply)
-    watts = np.array(watts)  # (times, points)
-    dt = np.diff(times * seconds / t1)
-    supply_j = float(np.mean(np.sum(0.5 * (watts[1:] + watts[:-1]) * dt[:, None], axis=0)))
+    supply_j, watts = supply(times, states, seconds)
+    supply_j += hold_j
+    seconds += hold_s
     n_vis, n_units = model.sizes[0], sum(model.sizes)
     t_read = readout_time(spec, n_vis, n_units)
     hold = float(np.mean(watts[-1])) * t_read  # the circuit holds while the ADCs convert
@@ -58,8 +79,9 @@ def continuous_sample(spec: Spec, params: Params, *, t1: float, ratio: float, po
         "ADC conversions (visible nodes, once)": n_vis * adc_energy(spec),
         "DAC settings (the noise, once)": n_vis * dac_energy(spec),
     }
-    return Estimate(f"the circuit, continuous (ratio {ratio:g}, t1 {t1:g})", seconds + t_read, sum(breakdown.values()),
-                    breakdown, {"flow_s": seconds, "readout_s": t_read, "hidden_capacitance_f": c_h,
+    label = f"the circuit, continuous (ratio {ratio:g}, t1 {t1:g}" + (f", precharge {precharge:g})" if precharge else ")")
+    return Estimate(label, seconds + t_read, sum(breakdown.values()),
+                    breakdown, {"flow_s": seconds - hold_s, "precharge_s": hold_s, "readout_s": t_read, "hidden_capacitance_f": c_h,
                                 "visible_capacitance_f": ratio * c_h, "mean_power_w": float(np.mean(watts))})
 
 

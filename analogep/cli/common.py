@@ -257,6 +257,12 @@ def ensure_fits_in_memory(n_bytes: float, what: str, hint: str) -> None:
         raise AnalogepError(f"{what} need {size_text(n_bytes)} of memory, more than the {size_text(free)} free; {hint}")
 
 
+def check_precharge(precharge: float | None) -> None:
+    """A precharge (hidden time constants the visible nodes are held first) is finite and >= 0."""
+    if precharge is not None and not (np.isfinite(precharge) and precharge >= 0):
+        raise AnalogepError(f"--precharge: {precharge:g} must be a finite number of hidden time constants >= 0")
+
+
 def _nonfinite_rows(x: np.ndarray, block: int = 65536) -> int:
     """Samples holding a NaN or an infinity, counted a block at a time (x may be a memmap)."""
     return sum(int(np.count_nonzero(~np.isfinite(x[i : i + block]).all(axis=1))) for i in range(0, len(x), block))

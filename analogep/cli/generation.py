@@ -12,6 +12,7 @@ from analogep import api
 from analogep.spice.run.runners import runner_choices
 from analogep.cli.common import (
     check_image_path,
+    check_precharge,
     check_samples_path,
     devices_option,
     echo_json,
@@ -55,6 +56,9 @@ DEFAULT_RATIO = 100.0
 @click.option("--ratio", type=float, help=f"With --mode continuous: visible over hidden node capacitance, >= 1 [default: {DEFAULT_RATIO:g}].")
 @click.option("--spice-reltol", type=float,
               help="With --mode continuous --backend spice: ngspice's reltol of the transient [default: 1e-6].")
+@click.option("--precharge", type=float,
+              help="With --mode continuous: hold the visible nodes at the noise for this many hidden time constants "
+                   "C_h/g0 before releasing them, so the hidden layer starts near its equilibrium [default: 0, none].")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the initial noise [default: generate.seed].")
 @click.option("--sampler", type=click.Choice(["langevin", "ode", "ancestral"]),
               help="Score-matching runs: annealed Langevin dynamics, the probability-flow ODE or the ancestral "
@@ -81,7 +85,7 @@ DEFAULT_RATIO = 100.0
 @devices_option
 @time_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, seed, sampler, steps_per_level, ode_steps, substeps, png, npy,
+def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, precharge, seed, sampler, steps_per_level, ode_steps, substeps, png, npy,
                backend, spice_runner, scheduler, threads, data_units, devices, time_since, as_json):
     """Generate samples from a trained model (RUN_DIR or CHECKPOINT): digits, or the run's data.
 
@@ -96,8 +100,12 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, seed, sampler, step
     from analogep.training.checkpoint import load_checkpoint, resolve_checkpoint
 
     continuous = mode == "continuous"
-    if not continuous and (ratio is not None or spice_reltol is not None):
-        raise AnalogepError(f"{'--ratio' if ratio is not None else '--spice-reltol'}: only with --mode continuous")
+    given = [name for name, v in (("--ratio", ratio), ("--spice-reltol", spice_reltol), ("--precharge", precharge))
+             if v is not None]
+    if not continuous and given:
+        raise AnalogepError(f"{given[0]}: only with --mode continuous")
+    check_precharge(precharge)
+    precharge = precharge or 0.0
     if continuous:
         ratio = DEFAULT_RATIO if ratio is None else ratio
         if not np.isfinite(ratio) or ratio < 1:
@@ -149,13 +157,14 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, seed, sampler, step
         settings = sampling_settings(ckpt.spec, spec, n=n, backend=backend, devices=devices)
         settings.update({} if time_since is None else {"t": time_since})
         if continuous:
-            settings = {**settings, "mode": "continuous", "ratio": ratio}
+            settings = {**settings, "mode": "continuous", "ratio": ratio, **({"precharge": precharge} if precharge else {})}
         png = settings_name(ckpt_path.parent / "samples.png", settings)
     check_image_path(png)
     extra: dict = {}
     if continuous:
-        label = f"t1={g.t1}, continuous, ratio {ratio:g}" + (", ngspice" if backend == "spice" else "")
-        draw, extra = _continuous_sampler(spec, params, g, ratio, backend, spice_reltol)
+        label = (f"t1={g.t1}, continuous, ratio {ratio:g}" + (f", precharge {precharge:g}" if precharge else "")
+                 + (", ngspice" if backend == "spice" else ""))
+        draw, extra = _continuous_sampler(spec, params, g, ratio, backend, spice_reltol, precharge)
         seconds = sample_to_files(spec, params, g, png, npy, title=f"{ckpt_path.parent.name} step {ckpt.step}: {label}",
                                   data_units=scaling, sampler=draw)
     else:
@@ -173,25 +182,26 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, seed, sampler, step
         click.echo(f"wrote {g.n} samples to {png}" + (f" and {npy}" if npy else "") + f" in {seconds:.1f} s")
 
 
-def _continuous_sampler(spec, params, g, ratio: float, backend: str, reltol: float | None):
+def _continuous_sampler(spec, params, g, ratio: float, backend: str, reltol: float | None, precharge: float):
     """The continuous generation of `sample --mode continuous` as sample_to_files' sampler,
     and what the summary adds (the circuit's seconds per sample)."""
     from analogep.objectives.continuous import float64_model, generate_continuous, physical_time
 
     c_h = spec.physics.capacitance if spec.circuit.capacitance <= 0 else spec.circuit.capacitance
-    extra = {"ratio": ratio, "backend": backend, "circuit_seconds_per_sample": physical_time(spec, g.t1, ratio, c_h),
+    extra = {"ratio": ratio, "precharge": precharge, "backend": backend,
+             "circuit_seconds_per_sample": physical_time(spec, g.t1, ratio, c_h) + precharge * c_h / spec.circuit.g0,
              "hidden_capacitance": c_h}
 
     def draw(out):
         if backend == "numpy":
-            x = generate_continuous(spec, params, n=g.n, t1=g.t1, ratio=ratio, seed=g.seed)
+            x = generate_continuous(spec, params, n=g.n, t1=g.t1, ratio=ratio, seed=g.seed, precharge=precharge)
         else:
             from analogep.spice.generation import DEFAULT_RELTOL, generate_spice
 
             model, p64 = float64_model(spec, params)
             x0 = np.random.default_rng(g.seed).standard_normal((g.n, spec.model.sizes[0])).astype(spec.model.dtype)
             x = generate_spice(spec, model, p64, x0.astype(np.float64), t1=g.t1, ratio=ratio, hidden_capacitance=c_h,
-                               reltol=reltol or DEFAULT_RELTOL).samples.astype(spec.model.dtype)
+                               reltol=reltol or DEFAULT_RELTOL, precharge=precharge).samples.astype(spec.model.dtype)
         if out is None:
             return x
         out[...] = x

@@ -7,6 +7,13 @@ transient starts (`.ic`) with the visible nodes at the sample's noise voltages a
 hidden nodes at 0 V. It runs for t1 alpha C_v / g0 seconds (flow time t1); the visible
 node voltages at the end are the sample (1 V = 1 state unit). One deck per sample, run as
 `ngspice -b` processes on a local pool of threads.
+
+With a precharge of N hidden time constants, each visible node is also wired to a DC source
+at its noise voltage (the DAC) through an analog switch, closed for N C_h / g0 seconds and
+then opened: the hidden layer relaxes towards its equilibrium at the noise before the
+visible nodes are released (objectives/continuous.py). The switch is ngspice's
+voltage-controlled switch with 1 mOhm on (1e-7 V across it at the network's 1e-4 A) and
+1e15 Ohm off (1e-15 A of leak at 1 V).
 """
 
 from __future__ import annotations
@@ -35,6 +42,16 @@ DEFAULT_RELTOL = 1e-6
 TIMEOUT_S = 600.0
 
 
+# The precharge switch (ngspice's SW element): on resistance, off resistance, and the
+# control edge that opens it, a fraction of the precharge: short, so where on the edge the
+# switch flips moves the release by under 1e-6 of the hold (at 1e-3 the flow's length
+# moved by 1e-4 and the samples by 7e-5 of full scale at ratio 10, hold 10 C_h / g0).
+SWITCH_MODEL = "SW(VT=0.5 VH=0.2 RON=1e-3 ROFF=1e15)"
+SWITCH_EDGE = 1e-6
+# The switch opens where the falling control crosses VT - VH = 0.3 V: 70% down the edge.
+SWITCH_OPENS = 0.7
+
+
 def physical_time(spec: Spec, t1: float, ratio: float, hidden_capacitance: float) -> float:
     """Seconds of the circuit for flow time t1 (objectives/continuous.py): t1 alpha C_v / g0
     with C_v = ratio C_h."""
@@ -43,9 +60,11 @@ def physical_time(spec: Spec, t1: float, ratio: float, hidden_capacitance: float
 
 def continuous_netlist(
     spec: Spec, model: EnergyModel, params: Params, x0: np.ndarray, *, t1: float, ratio: float, hidden_capacitance: float,
-    reltol: float = DEFAULT_RELTOL,
+    reltol: float = DEFAULT_RELTOL, precharge: float = 0.0,
 ) -> Netlist:
-    """One sample's generation circuit: free visible nodes at x0 (1, D) by `.ic`, hidden at 0 V."""
+    """One sample's generation circuit: free visible nodes at x0 (1, D) by `.ic`, hidden at 0 V;
+    with `precharge` N > 0 the visible nodes are held at x0 through switches for N C_h / g0
+    seconds first."""
     if ratio < 1:
         raise CircuitError(f"capacitance ratio {ratio:g} is below 1: the visible nodes must be the slow ones")
     net = build_netlist(spec.replace(circuit={"capacitance": 0.0}), model, params, "generate",
@@ -67,7 +86,16 @@ def continuous_netlist(
     net.options["reltol"] = fmt(reltol)
     if ngspice_info().klu:
         net.options["klu"] = None
-    stop = physical_time(spec, t1, ratio, hidden_capacitance)
+    hold = precharge * hidden_capacitance / spec.circuit.g0
+    if hold > 0:
+        ctl = "precharge_ctl"
+        switches = [Element(".model", ("SWPRE",), SWITCH_MODEL),
+                    Element("Vprecharge", (ctl, "0"), f"PWL(0 1 {fmt(hold)} 1 {fmt(hold * (1 + SWITCH_EDGE))} 0)")]
+        for i, (n, v) in enumerate(zip(names[0], x)):
+            switches += [Element(f"Vdac{i}", (f"dac{i}", "0"), f"DC {fmt(v)}"),
+                         Element(f"Sprecharge{i}", (n, f"dac{i}", ctl, "0"), "SWPRE")]
+        net.sections.append((f"precharge: the visible nodes held at the noise for {hold:g} s, then released", switches))
+    stop = hold * (1 + SWITCH_OPENS * SWITCH_EDGE) + physical_time(spec, t1, ratio, hidden_capacitance)
     step = stop / PRINT_POINTS
     net.analysis = f".tran {fmt(step)} {fmt(stop)} 0 {fmt(step)}"
     net.saves = [f"v({n})" for n in names[0]]
@@ -86,7 +114,7 @@ class SpiceGeneration:
 
 def generate_spice(
     spec: Spec, model: EnergyModel, params: Params, x0: np.ndarray, *, t1: float, ratio: float, hidden_capacitance: float,
-    reltol: float = DEFAULT_RELTOL, workers: int | None = None,
+    reltol: float = DEFAULT_RELTOL, workers: int | None = None, precharge: float = 0.0,
 ) -> SpiceGeneration:
     """The samples of continuous generation from noise x0 (n, D), one transient each."""
     names = state_nodes(model.sizes)[0]
@@ -97,7 +125,7 @@ def generate_spice(
 
     def one(i: int) -> tuple[np.ndarray, float]:
         net = continuous_netlist(spec, model, params, x0[i : i + 1], t1=t1, ratio=ratio,
-                                 hidden_capacitance=hidden_capacitance, reltol=reltol)
+                                 hidden_capacitance=hidden_capacitance, reltol=reltol, precharge=precharge)
         result = runner.run(render(net, include=None), TIMEOUT_S)
         if "time" not in result.vectors or any(n not in result.vectors for n in names):
             raise CircuitError(f"ngspice could not run the generation transient of sample {i}: {result.message or 'no waveform'}")
@@ -107,4 +135,5 @@ def generate_spice(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         done = list(pool.map(one, range(x0.shape[0])))
     samples = np.stack([d[0] for d in done])
-    return SpiceGeneration(samples, physical_time(spec, t1, ratio, hidden_capacitance), float(sum(d[1] for d in done)))
+    circuit_s = physical_time(spec, t1, ratio, hidden_capacitance) + precharge * hidden_capacitance / spec.circuit.g0
+    return SpiceGeneration(samples, circuit_s, float(sum(d[1] for d in done)))
