@@ -66,6 +66,24 @@ def test_the_hidden_layer_relaxes_ratio_times_faster_than_the_visible():
     assert np.abs(end[0] - x0).max() < 0.1 * np.abs(x0).max()
 
 
+def test_a_precharge_starts_the_flow_with_the_hidden_layer_at_its_equilibrium():
+    """Held at the noise for 20 hidden time constants, the hidden layer reaches h*(x0): its
+    gradient at release is a small fraction of the 0 V start's, and the visible nodes have
+    not moved."""
+    spec = load_spec(TINY)
+    model, params = float64_model(spec, build_energy(spec.model).init_params(np.random.default_rng(0)))
+    x0 = np.random.default_rng(1).standard_normal((2, 64))
+    start = [x0] + [np.zeros((2, k)) for k in model.sizes[1:]]
+    _, held = flow(model, params, x0, t1=20 / (spec.gradep.alpha * 10), ratio=10, alpha=spec.gradep.alpha, visible_held=True)
+    assert np.array_equal(held[-1][0], x0)
+    at_release = max(np.abs(g).max() for g in model.state_grad(params, held[-1])[1:])
+    assert at_release < 1e-3 * max(np.abs(g).max() for g in model.state_grad(params, start)[1:])
+    # The precharged flow is the flow from that hidden state.
+    _, a = flow(model, params, x0, t1=0.3, ratio=10, alpha=spec.gradep.alpha, precharge=20)
+    _, b = flow(model, params, x0, t1=0.3, ratio=10, alpha=spec.gradep.alpha, hidden=held[-1][1:])
+    assert np.allclose(a[-1][0], b[-1][0], atol=1e-9)
+
+
 def test_physical_time_is_t1_alpha_times_the_visible_time_constant():
     spec = load_spec(TINY)
     # alpha 2, C_v = 100 pF, g0 = 1e-4 S: C_v/g0 = 1 us, so t1 = 1 is 2 us.
@@ -91,8 +109,29 @@ def test_ngspice_transient_and_numpy_flow_give_the_same_sample(flow_run, tmp_pat
     assert np.abs(spice - noise).max() > 100 * np.abs(spice - numpy).max()
 
 
+def test_ngspice_precharge_switches_give_the_numpy_precharged_sample(flow_run, tmp_path):
+    """With a precharge the deck holds the visible nodes at the noise through switches, then
+    opens them; ngspice's sample is the numpy precharged flow's to 1e-4 of full scale, and
+    the precharge moved the sample (it is not the unprecharged one)."""
+    npy = tmp_path / "spice.npy"
+    result = invoke("sample", flow_run, "--mode", "continuous", "--backend", "spice", "--ratio", 10, "--t1", 0.5,
+                    "--precharge", 10, "--n", 1, "--seed", 4, "--save", npy, "--json")
+    assert_ok(result)
+    # 10 C_h / g0 = 100 ns of hold before the 100 ns flow.
+    assert json.loads(result.stdout)["circuit_seconds_per_sample"] == pytest.approx(2e-7)
+    spec, params, _ = analogep.load_model(flow_run)
+    numpy = generate_continuous(spec, params, n=1, t1=0.5, ratio=10, seed=4, precharge=10)
+    plain = generate_continuous(spec, params, n=1, t1=0.5, ratio=10, seed=4)
+    scale = np.abs(numpy).max()
+    gap = np.abs(np.load(npy) - numpy).max()
+    assert gap < 1e-4 * scale
+    assert np.abs(plain - numpy).max() > 100 * gap
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--mode", "continuous", "--ratio", "0.5"], "--ratio: 0.5 is below 1"),
+    (["--mode", "continuous", "--precharge", "-1"], "--precharge: -1 must be"),
+    (["--precharge", "5"], "--precharge: only with --mode continuous"),
     (["--mode", "continuous", "--ratio", "nan"], "--ratio: nan is below 1"),
     (["--ratio", "10"], "--ratio: only with --mode continuous"),
     (["--mode", "continuous", "--dt", "0.1"], "--dt: continuous generation takes no Euler steps"),
@@ -133,6 +172,7 @@ def test_study_continuous_puts_quality_time_and_energy_against_the_ratio(flow_ru
     (["--ratios", "0.5,10"], "--ratios: 0.5 is below 1"),
     (["--ratios", "-1"], "--ratios: '-1' must list positive numbers"),
     (["--t1", "0"], "--t1: 0 must be positive"),
+    (["--precharge", "inf"], "--precharge: inf must be"),
 ])
 def test_study_continuous_refuses_bad_input_in_one_line(flow_run, tmp_path, args, fragment):
     plot = tmp_path / "c.png"
