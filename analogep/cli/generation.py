@@ -144,10 +144,10 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, precharge, seed, sa
     if continuous and spec.train.objective != "flow":
         raise AnalogepError(f"--mode continuous: {ckpt_path} is a {spec.train.objective} run; continuous generation "
                             "is the flow-matching energy's gradient flow")
-    if continuous and ckpt.devices is not None:
-        raise AnalogepError(f"--mode continuous: {ckpt_path} was trained in situ on devices; continuous generation "
-                            "runs on the ideal circuit only")
     state = ckpt.devices if devices is None else None
+    if continuous and state is not None and backend == "spice":
+        raise AnalogepError(f"--mode continuous: {ckpt_path} was trained in situ on devices; its continuous generation "
+                            "runs with --backend numpy only")
     g = dataclasses.replace(spec.generate, n=spec.generate.n if n is None else n)
     if png:
         png = Path(png)
@@ -164,7 +164,7 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, precharge, seed, sa
     if continuous:
         label = (f"t1={g.t1}, continuous, ratio {ratio:g}" + (f", precharge {precharge:g}" if precharge else "")
                  + (", ngspice" if backend == "spice" else ""))
-        draw, extra = _continuous_sampler(spec, params, g, ratio, backend, spice_reltol, precharge)
+        draw, extra = _continuous_sampler(spec, params, g, ratio, backend, spice_reltol, precharge, state)
         seconds = sample_to_files(spec, params, g, png, npy, title=f"{ckpt_path.parent.name} step {ckpt.step}: {label}",
                                   data_units=scaling, sampler=draw)
     else:
@@ -182,7 +182,8 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, precharge, seed, sa
         click.echo(f"wrote {g.n} samples to {png}" + (f" and {npy}" if npy else "") + f" in {seconds:.1f} s")
 
 
-def _continuous_sampler(spec, params, g, ratio: float, backend: str, reltol: float | None, precharge: float):
+def _continuous_sampler(spec, params, g, ratio: float, backend: str, reltol: float | None, precharge: float,
+                        device_state=None):
     """The continuous generation of `sample --mode continuous` as sample_to_files' sampler,
     and what the summary adds (the circuit's seconds per sample)."""
     from analogep.objectives.continuous import float64_model, generate_continuous, physical_time
@@ -194,7 +195,8 @@ def _continuous_sampler(spec, params, g, ratio: float, backend: str, reltol: flo
 
     def draw(out):
         if backend == "numpy":
-            x = generate_continuous(spec, params, n=g.n, t1=g.t1, ratio=ratio, seed=g.seed, precharge=precharge)
+            x = generate_continuous(spec, params, n=g.n, t1=g.t1, ratio=ratio, seed=g.seed, precharge=precharge,
+                                   device_state=device_state)
         else:
             from analogep.spice.generation import DEFAULT_RELTOL, generate_spice
 

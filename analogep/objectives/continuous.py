@@ -107,16 +107,21 @@ def flow(
 
 
 def generate_continuous(
-    spec: Spec, params: Params, *, n: int, t1: float, ratio: float, seed: int, rtol: float = RTOL, precharge: float = 0.0
+    spec: Spec, params: Params, *, n: int, t1: float, ratio: float, seed: int, rtol: float = RTOL, precharge: float = 0.0,
+    device_state: tuple[dict, dict] | None = None,
 ) -> np.ndarray:
     """n samples (n, D) of the circuit's continuous generation from the Euler sampler's
     noise of the same seed (objectives/sampling.py), in the model's dtype. With non-ideal
     spec.devices, `params` are programmed onto fresh devices and the flow is the realised
     circuit's (its energy, or its Kirchhoff currents where it has none: devices/realised.py).
-    `precharge`: hidden time constants the visible nodes are held at the noise first."""
+    `precharge`: hidden time constants the visible nodes are held at the noise first.
+    `device_state` (an in-situ run's checkpoint): the devices it trained, not fresh ones."""
     model, p64 = float64_model(spec, params)
-    if not spec.devices.ideal:  # deployed on fresh devices: the realised circuit's flow
-        drawn = program(spec, model, p64, Devices(spec, model))
+    if not spec.devices.ideal:  # the realised circuit's flow: fresh devices, or the run's own
+        devices = Devices(spec, model)
+        if device_state is not None:
+            devices.load_state_dict(*device_state, where="the run's device state")
+        drawn = program(spec, model, p64, devices)
         model, p64 = drawn.solver, drawn.params
     alpha = spec.gradep.alpha
     dtype = build_energy(spec.model).dtype
