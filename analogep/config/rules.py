@@ -78,7 +78,9 @@ def check(spec: Spec) -> None:
     problem = integration_problem(spec.generate, g.alpha)
     if problem:
         raise ConfigError(f"generate: {problem}")
-    problem = schedule_problem(spec.dsm, g.alpha)
+    # The dsm section steers score matching only: a flow-matching run never reads it, so its
+    # defaults (Langevin step, levels) must not bound that run's gradep.alpha.
+    problem = schedule_problem(spec.dsm, g.alpha) if spec.train.objective == "dsm" else None
     if problem:
         raise ConfigError(f"dsm: {problem}")
     want = spec.dsm.code_size if spec.train.objective == "dsm" else 0  # model.level_features (config/spec.py)
