@@ -115,17 +115,6 @@ def substrate_problem(spec: Spec) -> str | None:
         return ("train.update: substrate needs a pulse step, devices.bits (levels per device); the devices are "
                 "continuous (devices.bits: null)")
     return None
-    if spec.devices.ideal:
-        return ("train.update: substrate writes the update with the crossbar devices' own pulses, but the devices "
-                "section has none (devices.preset: ideal); give a preset (--devices rram) or devices.bits")
-    if spec.devices.bits is None:
-        return ("train.update: substrate needs a pulse step, devices.bits (levels per device); the devices are "
-                "continuous (devices.bits: null)")
-    if t.substrate.group_size > t.batch:
-        return (f"train.substrate.group_size: {t.substrate.group_size} is above train.batch {t.batch}; must be <= "
-                f"{t.batch}")
-    return None
-
 
 
 def check_devices(d: DevicesSpec, c: CircuitSpec) -> None:
