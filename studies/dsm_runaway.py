@@ -23,6 +23,7 @@ from analogep.evaluation.quality import evaluate_samples
 from analogep.model.factory import build_energy
 from analogep.objectives.dsm import level_code
 from analogep.objectives.langevin import annealed_langevin
+from analogep.objectives.sampling import ScoreSampling
 from analogep.training.checkpoint import load_checkpoint
 
 
@@ -44,9 +45,10 @@ def main() -> None:
     x = None
     for k in range(1, d.levels + 1):
         last = k == d.levels
-        x = annealed_langevin(model, backend, spec.gradep, sigmas=d.sigmas[:k], step=d.langevin_step,
-                              steps_per_level=args.steps_per_level, denoise=last and d.denoise, gain_power=d.gain_power,
-                              n=args.n, mode=spec.generate.mode, seed=spec.generate.seed, condition=condition)
+        sampling = ScoreSampling(model, backend, spec.gradep, args.n, d.gain_power, spec.generate.mode,
+                                 spec.generate.seed, condition)
+        x = annealed_langevin(sampling, sigmas=d.sigmas[:k], step=d.langevin_step,
+                              steps_per_level=args.steps_per_level, denoise=last and d.denoise)
         away = np.max(np.abs(x), axis=1) > args.limit
         per_level.append({"sigma": round(d.sigmas[k - 1], 4), "runaway_share": float(away.mean()),
                           "max_abs": round(float(np.max(np.abs(x))), 2)})

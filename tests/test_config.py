@@ -240,3 +240,21 @@ def test_replace_revalidates():
         Spec().replace(train={"bogus": 1})
     assert Spec().replace(train={"steps": 5}).train.steps == 5
     assert Spec().replace(train={"steps": 5}).train.batch == 1797  # other keys kept
+
+
+def test_a_large_spring_is_judged_by_the_objective_that_samples():
+    # alpha 6 with the default dsm section: annealed Langevin's drift step 0.5 * read-out is
+    # not below 2/alpha = 0.33, so a dsm run is refused; flow matching never reads the dsm
+    # section (its Euler step dt*alpha = 0.06 < 2), so the same gradep trains.
+    gradep = {"alpha": 6.0, "beta": 1e-3}
+    assert from_dict({"gradep": gradep}).gradep.alpha == 6.0
+    with pytest.raises(ConfigError, match=r"^dsm: langevin_step = 0.01 makes the drift step 0.5 \* read-out"):
+        from_dict({"gradep": gradep, "train": {"objective": "dsm"}})
+
+
+def test_a_large_spring_trains_flow_matching_through_the_command_line(tmp_path):
+    cfg = tmp_path / "spring.yaml"
+    cfg.write_text("model:\n  sizes: [64, 4]\ngradep:\n  alpha: 6.0\n  beta: 1.0e-3\ntrain:\n  steps: 1\n  batch: 4\n")
+    result = CliRunner().invoke(main, ["train", str(cfg), "--out", str(tmp_path / "run"), "--no-samples"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "checkpoint.npz").exists()

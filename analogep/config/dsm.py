@@ -5,7 +5,8 @@ draws from the learned score. The schema and the schedule derived from it live h
 config layer, so that a file is checked when it is read whatever its train.objective; the
 objective that reads them is analogep/objectives/dsm.py, which also declares which of them
 `analogep sample` may set (its sampler_options). The rule on the sampler's step sizes is
-config/rules.py's schedule_problem.
+config/rules.py's schedule_problem, judged only when train.objective is dsm (a flow-matching
+run never reads this section, so its defaults must not bound that run's gradep.alpha).
 """
 
 from __future__ import annotations

@@ -78,7 +78,9 @@ def check(spec: Spec) -> None:
     problem = integration_problem(spec.generate, g.alpha)
     if problem:
         raise ConfigError(f"generate: {problem}")
-    problem = schedule_problem(spec.dsm, g.alpha)
+    # The dsm section steers score matching only: a flow-matching run never reads it, so its
+    # defaults (Langevin step, levels) must not bound that run's gradep.alpha.
+    problem = schedule_problem(spec.dsm, g.alpha) if spec.train.objective == "dsm" else None
     if problem:
         raise ConfigError(f"dsm: {problem}")
     want = spec.dsm.code_size if spec.train.objective == "dsm" else 0  # model.level_features (config/spec.py)
@@ -113,17 +115,6 @@ def substrate_problem(spec: Spec) -> str | None:
         return ("train.update: substrate needs a pulse step, devices.bits (levels per device); the devices are "
                 "continuous (devices.bits: null)")
     return None
-    if spec.devices.ideal:
-        return ("train.update: substrate writes the update with the crossbar devices' own pulses, but the devices "
-                "section has none (devices.preset: ideal); give a preset (--devices rram) or devices.bits")
-    if spec.devices.bits is None:
-        return ("train.update: substrate needs a pulse step, devices.bits (levels per device); the devices are "
-                "continuous (devices.bits: null)")
-    if t.substrate.group_size > t.batch:
-        return (f"train.substrate.group_size: {t.substrate.group_size} is above train.batch {t.batch}; must be <= "
-                f"{t.batch}")
-    return None
-
 
 
 def check_devices(d: DevicesSpec, c: CircuitSpec) -> None:

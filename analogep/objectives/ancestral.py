@@ -18,74 +18,48 @@ grid sigma before its score is read (`condition(sigma)`).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from analogep.backends.base import EquilibriumBackend
-from analogep.config.sections import GradEPSpec
-from analogep.model.energy import EnergyModel
-from analogep.objectives.sampling import sample_in_chunks, velocity_field
+from analogep.objectives.sampling import ReadOuts, ScoreSampling
 
 
 def ancestral(
-    model: EnergyModel,
-    backend: EquilibriumBackend,
-    gradep: GradEPSpec,
-    *,
-    grid: Sequence[float],
-    substeps: int,
-    step: float,
-    steps_per_level: int,
-    denoise: bool,
-    gain_power: int = 0,
-    n: int,
-    mode: str = "energy",
-    seed: int = 0,
-    condition: Callable[[float], None] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    out: np.ndarray | None = None,
+    sampling: ScoreSampling, *, grid: Sequence[float], substeps: int, step: float, steps_per_level: int, denoise: bool
 ) -> np.ndarray:
     """n samples, (n, D), from x ~ N(0, grid[0]^2 I) down the `grid` (largest first, its
     last entry the final sigma, possibly 0); every `substeps`-th grid point before the
     last is a level and gets `steps_per_level` Langevin corrector steps first. The score is
-    read-out / sigma^p. `on_step(done, total)` counts score evaluations over all chunks."""
+    read-out / sigma^p; on_step counts score evaluations over all chunks."""
     grid = [float(s) for s in grid]
     sigma_min = grid[-2]
     levels = range(0, len(grid) - 1, substeps)
     tweedie = denoise and grid[-1] > 0
     per_chunk = len(levels) * steps_per_level + len(grid) - 1 + int(tweedie)
+    dtype, gain_power = sampling.model.dtype, sampling.gain_power
 
-    def run(x: np.ndarray, rng: np.random.Generator, tick: Callable[[int], None] | None) -> np.ndarray:
-        hidden, k = None, 0
-
+    def chain(x: np.ndarray, rng: np.random.Generator, read: ReadOuts) -> np.ndarray:
         def score(y: np.ndarray, sigma: float) -> np.ndarray:
-            nonlocal hidden, k
-            readout, hidden = velocity_field(backend, y, hidden, gradep, mode)
-            k += 1
-            if tick is not None:
-                tick(k)
-            return readout.astype(np.float64) / sigma**gain_power
+            return read(y).astype(np.float64) / sigma**gain_power
 
         for i, (a, b) in enumerate(zip(grid, grid[1:])):
-            if condition is not None:
-                condition(a)
+            sampling.at_level(a)
             if i in levels:
                 eps = step * (a / sigma_min) ** 2
                 for _ in range(steps_per_level):
                     s = score(x, a)
-                    x = (x + 0.5 * eps * s + np.sqrt(eps) * rng.standard_normal(x.shape)).astype(model.dtype)
+                    x = (x + 0.5 * eps * s + np.sqrt(eps) * rng.standard_normal(x.shape)).astype(dtype)
             s = score(x, a)
             var = a * a - b * b
             x = x + var * s
             if b > 0:
                 x = x + np.sqrt(b * b * var / (a * a)) * rng.standard_normal(x.shape)
-            x = x.astype(model.dtype)
+            x = x.astype(dtype)
         if tweedie:
             last = grid[-1]
-            if condition is not None:
-                condition(last)
-            x = (x + last**2 * score(x, last)).astype(model.dtype)
+            sampling.at_level(last)
+            x = (x + last**2 * score(x, last)).astype(dtype)
         return x
 
-    return sample_in_chunks(model, n, seed, per_chunk, out, run, on_step, scale=grid[0])
+    return sampling.draw(per_chunk, grid[0], chain)

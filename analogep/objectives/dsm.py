@@ -32,6 +32,7 @@ from analogep.model.energy import EnergyModel
 from analogep.objectives.ancestral import ancestral
 from analogep.objectives.langevin import annealed_langevin
 from analogep.objectives.probability_flow import probability_flow
+from analogep.objectives.sampling import ScoreSampling
 
 
 @dataclass
@@ -216,22 +217,14 @@ class DenoisingScoreMatching:
         if d.code_size:  # the energy depends on the level: the backend takes each sigma's code
             def condition(sigma: float) -> None:
                 backend.condition(level_code(d, sigma))
+        sampling = ScoreSampling(model, backend, self.gradep, g.n, d.gain_power, g.mode, g.seed, condition, on_step, out)
         if d.sampler == "ode":
-            return probability_flow(
-                model, backend, self.gradep, sigmas=d.ode_sigmas, denoise=d.denoise, gain_power=d.gain_power,
-                n=g.n, mode=g.mode, seed=g.seed, condition=condition, on_step=on_step, out=out,
-            )
+            return probability_flow(sampling, sigmas=d.ode_sigmas, denoise=d.denoise)
         if d.sampler == "ancestral":
-            return ancestral(
-                model, backend, self.gradep, grid=d.ancestral_sigmas, substeps=d.substeps, step=d.langevin_step,
-                steps_per_level=d.steps_per_level, denoise=d.denoise, gain_power=d.gain_power, n=g.n, mode=g.mode,
-                seed=g.seed, condition=condition, on_step=on_step, out=out,
-            )
-        return annealed_langevin(
-            model, backend, self.gradep, sigmas=d.sigmas, step=d.langevin_step, steps_per_level=d.steps_per_level,
-            denoise=d.denoise, gain_power=d.gain_power, n=g.n, mode=g.mode, seed=g.seed, condition=condition,
-            on_step=on_step, out=out,
-        )
+            return ancestral(sampling, grid=d.ancestral_sigmas, substeps=d.substeps, step=d.langevin_step,
+                             steps_per_level=d.steps_per_level, denoise=d.denoise)
+        return annealed_langevin(sampling, sigmas=d.sigmas, step=d.langevin_step, steps_per_level=d.steps_per_level,
+                                 denoise=d.denoise)
 
     @property
     def sampler_choice(self) -> str:

@@ -13,62 +13,33 @@ circuit.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from analogep.backends.base import EquilibriumBackend
-from analogep.config.sections import GradEPSpec
-from analogep.model.energy import EnergyModel
-from analogep.objectives.sampling import sample_in_chunks, velocity_field
+from analogep.objectives.sampling import ReadOuts, ScoreSampling
 
 
 def annealed_langevin(
-    model: EnergyModel,
-    backend: EquilibriumBackend,
-    gradep: GradEPSpec,
-    *,
-    sigmas: Sequence[float],
-    step: float,
-    steps_per_level: int,
-    denoise: bool,
-    gain_power: int = 0,
-    n: int,
-    mode: str = "energy",
-    seed: int = 0,
-    condition: Callable[[float], None] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    out: np.ndarray | None = None,
+    sampling: ScoreSampling, *, sigmas: Sequence[float], step: float, steps_per_level: int, denoise: bool
 ) -> np.ndarray:
     """n samples, (n, D), from x ~ N(0, sigma_max^2 I) by annealed Langevin dynamics over
-    `sigmas` (largest first), SAMPLE_CHUNK samples at a time (`out` as in
-    flow_sampling.generate). One generator draws, chunk by chunk, the chunk's start and
-    then each step's noise; `on_step(done, total)` counts score evaluations over all chunks.
-    """
+    `sigmas` (largest first), SAMPLE_CHUNK samples at a time. One generator draws, chunk by
+    chunk, the chunk's start and then each step's noise; on_step counts score evaluations
+    over all chunks."""
     sigma_min = min(sigmas)
     per_chunk = len(sigmas) * steps_per_level + int(denoise)
+    dtype, gain_power = sampling.model.dtype, sampling.gain_power
 
-    def run(x: np.ndarray, rng: np.random.Generator, tick: Callable[[int], None] | None) -> np.ndarray:
-        hidden, k = None, 0
+    def chain(x: np.ndarray, rng: np.random.Generator, read: ReadOuts) -> np.ndarray:
         for sigma in sigmas:
             eps = step * (sigma / sigma_min) ** 2
             drift = 0.5 * eps / sigma**gain_power  # eps/2 times the score's gain 1/sigma^p
-            if condition is not None:  # a level-dependent energy: the level's code (method.md 6.3)
-                condition(sigma)
+            sampling.at_level(sigma)  # a level-dependent energy: the level's code (method.md 6.3)
             for _ in range(steps_per_level):
-                readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
+                readout = read(x)
                 noise = rng.standard_normal(x.shape)
-                x = (x + drift * readout + np.sqrt(eps) * noise).astype(model.dtype)
-                k += 1
-                if tick is not None:
-                    tick(k)
-        if denoise:
-            if condition is not None:
-                condition(sigma_min)
-            readout, hidden = velocity_field(backend, x, hidden, gradep, mode)
-            x = (x + sigma_min ** (2 - gain_power) * readout).astype(model.dtype)
-            if tick is not None:
-                tick(k + 1)
-        return x
+                x = (x + drift * readout + np.sqrt(eps) * noise).astype(dtype)
+        return sampling.denoised(x, sigma_min, read) if denoise else x
 
-    return sample_in_chunks(model, n, seed, per_chunk, out, run, on_step, scale=sigmas[0])
+    return sampling.draw(per_chunk, sigmas[0], chain)

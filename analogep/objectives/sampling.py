@@ -1,10 +1,13 @@
 """What every sampler shares (method.md sections 5 and 6): the velocity field read from a
 programmed backend, and n samples drawn in chunks of bounded memory. Flow matching's Euler
-sampler (flow_sampling.py), annealed Langevin (langevin.py) and the probability-flow ODE
-(probability_flow.py) are each a `run` of one chunk on top of these."""
+sampler (flow_sampling.py), annealed Langevin (langevin.py), the probability-flow ODE
+(probability_flow.py) and the ancestral sampler (ancestral.py) are each a `run` of one chunk
+on top of these; the three score samplers share their settings and read-out loop
+(ScoreSampling, ReadOuts)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -75,3 +78,69 @@ def sample_in_chunks(
             out = np.empty((n, dim), dtype=x.dtype)
         out[start : start + size] = x
     return out if out is not None else np.empty((0, dim), dtype=model.dtype)
+
+
+class ReadOuts:
+    """The read-outs of one chunk's chain, in order: each warm-starts the relaxation from the
+    previous hidden equilibrium (the chain moves x a little per step) and counts one step
+    for `tick` (progress over the chunk)."""
+
+    def __init__(self, sampling: ScoreSampling, tick: Callable[[int], None] | None):
+        self.sampling, self.tick = sampling, tick
+        self.hidden: list[np.ndarray] | None = None
+        self.count = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The read-out v(x) (sampling.velocity_field), after which the count advances."""
+        s = self.sampling
+        readout, self.hidden = velocity_field(s.backend, x, self.hidden, s.gradep, s.mode)
+        self.count += 1
+        if self.tick is not None:
+            self.tick(self.count)
+        return readout
+
+
+@dataclass(frozen=True)
+class ScoreSampling:
+    """How a score sampler (annealed Langevin, the probability-flow ODE, the ancestral
+    sampler; method.md section 6) reads s(x, sigma) = v(x) / sigma^p from a programmed
+    backend and draws its n samples: p = gain_power (dsm.conditioning), `mode` how v is
+    read, `condition(sigma)` the level's code for a level-dependent energy (method.md
+    6.3), `on_step(done, total)` progress over all chunks, `out` as in
+    flow_sampling.generate."""
+
+    model: EnergyModel
+    backend: EquilibriumBackend
+    gradep: GradEPSpec
+    n: int
+    gain_power: int = 0
+    mode: str = "energy"
+    seed: int = 0
+    condition: Callable[[float], None] | None = None
+    on_step: Callable[[int, int], None] | None = None
+    out: np.ndarray | None = None
+
+    def at_level(self, sigma: float) -> None:
+        """Condition the energy on sigma's level code, where it depends on the level."""
+        if self.condition is not None:
+            self.condition(sigma)
+
+    def denoised(self, x: np.ndarray, sigma: float, read: ReadOuts) -> np.ndarray:
+        """Tweedie's denoising step x + sigma^2 s(x, sigma) = x + sigma^(2-p) v(x) (Song &
+        Ermon 2020; Jolicoeur-Martineau et al. 2021), at sigma's level."""
+        self.at_level(sigma)
+        return (x + sigma ** (2 - self.gain_power) * read(x)).astype(self.model.dtype)
+
+    def draw(
+        self,
+        steps_per_chunk: int,
+        scale: float,
+        chain: Callable[[np.ndarray, np.random.Generator, ReadOuts], np.ndarray],
+    ) -> np.ndarray:
+        """n samples, each chunk started from scale * N(0, I) and carried by
+        `chain(x, rng, read)` (sample_in_chunks), which takes its read-outs from `read`."""
+
+        def run(x: np.ndarray, rng: np.random.Generator, tick: Callable[[int], None] | None) -> np.ndarray:
+            return chain(x, rng, ReadOuts(self, tick))
+
+        return sample_in_chunks(self.model, self.n, self.seed, steps_per_chunk, self.out, run, self.on_step, scale)
