@@ -10,11 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 
 import analogep.data as data_mod
 from analogep import api
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.config.load import dump_spec
 from analogep.config.schema import to_dict
@@ -25,22 +23,10 @@ from analogep.data.scaling import ScaledRows
 from analogep.errors import AnalogepError, DataError
 from analogep.evaluation.twosample import evaluate_data, mmd, mode_shares, outside_share, sliced_wasserstein
 
+from clirun import assert_one_line_error, invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 def tiny_2d(tmp_path: Path, dataset: str = "moons", sizes=(2, 8, 8), **data) -> Path:
