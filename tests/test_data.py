@@ -301,6 +301,18 @@ def test_train_sample_evaluate_a_2d_benchmark(tmp_path):
     assert report["reference"]["modes_covered"] == 8
     assert json.loads((out / "quality-n50.json").read_text())["step"] == 3
     assert_one_line_error(invoke("sample", out, "--save", tmp_path / "s.npy", "--data-units"), "scaling.json")
+    # the run's saved samples, as a .npy: judged against the run's held-out data with --run,
+    # refused (not judged as digits) without it
+    npy = out / "samples.npy"
+    assert_one_line_error(invoke("evaluate", npy), "samples of shape (40, 2) are not digits", "--run RUN_DIR")
+    ev = invoke("evaluate", npy, "--run", out, "--json")
+    assert ev.exit_code == 0, ev.output
+    direct = api.evaluate(np.load(npy), api.load_model(out)[0]).to_dict()
+    assert json.loads(ev.stdout) == json.loads(json.dumps(direct))
+    assert json.loads(ev.stdout)["reference"]["modes_covered"] == 8
+    np.save(tmp_path / "three.npy", np.zeros((5, 3)))
+    assert_one_line_error(invoke("evaluate", tmp_path / "three.npy", "--run", out), "need N x 2")
+    assert_one_line_error(invoke("evaluate", out, "--run", out), "--run:", "is a run")
 
 
 def test_file_run_saves_its_scaling_and_maps_samples_back(tmp_path):
