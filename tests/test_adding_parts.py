@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 
 import analogep
 import analogep.config.spec as spec_module
 from analogep import registry
 from analogep.backends import NumpyBackend
-from analogep.cli.app import main
 from analogep.config import ConfigError, Spec, load_spec, to_dict
 from analogep.config.schema import build, meta
 from analogep.devices import crossbar
@@ -38,12 +36,10 @@ from analogep.solvers.base import VisibleSpring, free_start, total_grad
 from analogep.solvers.factory import build_solver
 from analogep.training.checkpoint import load_checkpoint
 
+from clirun import invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def needs_ngspice():

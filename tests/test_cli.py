@@ -8,35 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.training.checkpoint import load_checkpoint
 from analogep.training.runlog import read_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
+from clirun import TINY, assert_ok, assert_one_line_error, invoke
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CORE_COMMANDS = ["train", "sample", "evaluate", "gradcheck", "compare"]
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def is_png(path: Path) -> bool:

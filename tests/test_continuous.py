@@ -8,37 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import analogep
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.model.factory import build_energy
 from analogep.objectives.continuous import flow, float64_model, generate_continuous, physical_time
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-
-
-def assert_refused(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+from clirun import TINY, assert_ok, assert_one_line_error, invoke, tiny_dsm_yaml, train_tiny
 
 
 @pytest.fixture(scope="module")
 def flow_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "flow"
-    assert_ok(invoke("train", TINY, "--out", out, "--steps", 3, "--no-samples"))
-    return out
+    return train_tiny(tmp_path_factory.mktemp("runs") / "flow", 3)
 
 
 def test_the_flow_tends_to_the_euler_samplers_as_the_hidden_layer_gets_faster():
@@ -139,17 +120,16 @@ def test_ngspice_precharge_switches_give_the_numpy_precharged_sample(flow_run, t
 ])
 def test_sample_continuous_refuses_bad_settings_in_one_line(flow_run, tmp_path, args, fragment):
     png = tmp_path / "s.png"
-    assert_refused(invoke("sample", flow_run, *args, "--out", png), fragment)
+    assert_one_line_error(invoke("sample", flow_run, *args, "--out", png), fragment)
     assert not png.exists()
 
 
 def test_sample_continuous_refuses_a_score_matching_run(tmp_path):
-    cfg = tmp_path / "dsm.yaml"
-    cfg.write_text(TINY.read_text().replace("train:\n", "train:\n  objective: dsm\n", 1))
+    cfg = tiny_dsm_yaml(tmp_path / "dsm.yaml")
     run = tmp_path / "dsm"
     assert_ok(invoke("train", cfg, "--out", run, "--steps", 1, "--no-samples"))
     png = tmp_path / "s.png"
-    assert_refused(invoke("sample", run, "--mode", "continuous", "--out", png), "is a dsm run")
+    assert_one_line_error(invoke("sample", run, "--mode", "continuous", "--out", png), "is a dsm run")
     assert not png.exists()
 
 
@@ -176,7 +156,7 @@ def test_study_continuous_puts_quality_time_and_energy_against_the_ratio(flow_ru
 ])
 def test_study_continuous_refuses_bad_input_in_one_line(flow_run, tmp_path, args, fragment):
     plot = tmp_path / "c.png"
-    assert_refused(invoke("study", "continuous", flow_run, *args, "--plot", plot), fragment)
+    assert_one_line_error(invoke("study", "continuous", flow_run, *args, "--plot", plot), fragment)
     assert not plot.exists()
 
 
@@ -190,7 +170,7 @@ def test_continuous_generation_on_devices_is_the_realised_circuits_flow(flow_run
     a, b = np.load(ideal), np.load(pcm)
     assert np.all(np.isfinite(b)) and np.abs(a - b).max() > 1e-3
     png = tmp_path / "s.png"
-    assert_refused(invoke("sample", flow_run, "--mode", "continuous", "--backend", "spice", "--devices", "pcm",
+    assert_one_line_error(invoke("sample", flow_run, "--mode", "continuous", "--backend", "spice", "--devices", "pcm",
                           "--out", png), "--devices: continuous generation on devices runs with --backend numpy only")
     assert not png.exists()
 

@@ -10,11 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 
 import analogep.data as data_mod
 from analogep import api
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.config.load import dump_spec
 from analogep.config.schema import to_dict
@@ -25,22 +23,10 @@ from analogep.data.scaling import ScaledRows
 from analogep.errors import AnalogepError, DataError
 from analogep.evaluation.twosample import evaluate_data, mmd, mode_shares, outside_share, sliced_wasserstein
 
+from clirun import assert_one_line_error, invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 def tiny_2d(tmp_path: Path, dataset: str = "moons", sizes=(2, 8, 8), **data) -> Path:
@@ -315,6 +301,18 @@ def test_train_sample_evaluate_a_2d_benchmark(tmp_path):
     assert report["reference"]["modes_covered"] == 8
     assert json.loads((out / "quality-n50.json").read_text())["step"] == 3
     assert_one_line_error(invoke("sample", out, "--save", tmp_path / "s.npy", "--data-units"), "scaling.json")
+    # the run's saved samples, as a .npy: judged against the run's held-out data with --run,
+    # refused (not judged as digits) without it
+    npy = out / "samples.npy"
+    assert_one_line_error(invoke("evaluate", npy), "samples of shape (40, 2) are not digits", "--run RUN_DIR")
+    ev = invoke("evaluate", npy, "--run", out, "--json")
+    assert ev.exit_code == 0, ev.output
+    direct = api.evaluate(np.load(npy), api.load_model(out)[0]).to_dict()
+    assert json.loads(ev.stdout) == json.loads(json.dumps(direct))
+    assert json.loads(ev.stdout)["reference"]["modes_covered"] == 8
+    np.save(tmp_path / "three.npy", np.zeros((5, 3)))
+    assert_one_line_error(invoke("evaluate", tmp_path / "three.npy", "--run", out), "need N x 2")
+    assert_one_line_error(invoke("evaluate", out, "--run", out), "--run:", "is a run")
 
 
 def test_file_run_saves_its_scaling_and_maps_samples_back(tmp_path):

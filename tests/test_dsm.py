@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import analogep
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.evaluation import gradcheck as gc
@@ -22,16 +20,7 @@ from analogep.objectives.factory import build_objective
 from analogep.training.checkpoint import load_checkpoint
 from analogep.training.runlog import read_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+from clirun import TINY, assert_ok, assert_one_line_error, invoke, tiny_dsm_yaml
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +31,7 @@ def spec():
 @pytest.fixture
 def dsm_yaml(tmp_path) -> Path:
     """examples/tiny.yaml with train.objective: dsm."""
-    path = tmp_path / "tiny-dsm.yaml"
-    path.write_text(TINY.read_text().replace("train:\n", "train:\n  objective: dsm\n", 1))
-    return path
+    return tiny_dsm_yaml(tmp_path / "tiny-dsm.yaml")
 
 
 def test_the_schedule_is_geometric_from_sigma_max_to_sigma_min(spec):
@@ -186,7 +173,5 @@ def test_a_schedule_that_cannot_work_is_one_line_and_writes_nothing(dsm_yaml, tm
     bad.write_text(dsm_yaml.read_text() + f"\ndsm:\n  {dsm}\n")
     out = tmp_path / "run"
     result = invoke("train", bad, "--out", out)
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+    assert_one_line_error(result, fragment)
     assert not out.exists()

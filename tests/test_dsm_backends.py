@@ -9,34 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from analogep import api
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.model.factory import build_energy
 from analogep.model.tensors import params_dot, params_map, params_norm
 from analogep.training.checkpoint import load_checkpoint
 from analogep.training.runlog import read_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+from clirun import TINY, assert_ok, invoke, tiny_dsm_yaml
 
 
 @pytest.fixture
 def dsm_yaml(tmp_path) -> Path:
-    path = tmp_path / "tiny-dsm.yaml"
-    path.write_text(TINY.read_text().replace("train:\n", "train:\n  objective: dsm\n", 1)
-                    + "\ndsm:\n  conditioning: scale\n")
-    return path
+    return tiny_dsm_yaml(tmp_path / "tiny-dsm.yaml", "  conditioning: scale\n")
 
 
 @pytest.mark.spice

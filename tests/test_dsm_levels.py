@@ -11,11 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from analogep import api
 from analogep.backends.numpy_backend import NumpyBackend
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.ep.levels import level_groups, phases_by_level
@@ -27,16 +25,7 @@ from analogep.objectives.dsm import level_code
 from analogep.objectives.factory import build_objective
 from analogep.training.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+from clirun import TINY, assert_ok, assert_one_line_error, invoke, tiny_dsm_yaml
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +35,7 @@ def spec():
 
 @pytest.fixture
 def lb_yaml(tmp_path) -> Path:
-    path = tmp_path / "tiny-lb.yaml"
-    path.write_text(TINY.read_text().replace("train:\n", "train:\n  objective: dsm\n", 1)
-                    + "\ndsm:\n  conditioning: level-bias\n  steps_per_level: 2\n")
-    return path
+    return tiny_dsm_yaml(tmp_path / "tiny-lb.yaml", "  conditioning: level-bias\n  steps_per_level: 2\n")
 
 
 def random_level_params(spec, seed: int = 0):
@@ -191,9 +177,7 @@ def test_bad_level_settings_are_one_line_and_write_nothing(lb_yaml, tmp_path, ds
     bad.write_text(lb_yaml.read_text().split("\ndsm:")[0] + f"\ndsm:\n  {dsm}\n")
     out = tmp_path / "run"
     result = invoke("train", bad, "--out", out)
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+    assert_one_line_error(result, fragment)
     assert not out.exists()
 
 

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import analogep
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.data import load_dataset
 from analogep.evaluation import study
@@ -20,22 +18,7 @@ from analogep.model.factory import build_energy
 from analogep.objectives.dsm import dsm_loss
 from analogep.objectives.factory import build_objective
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-
-
-def assert_refused(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+from clirun import TINY, assert_ok, assert_one_line_error, invoke, tiny_dsm_yaml, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +33,7 @@ def params(spec):
 
 @pytest.fixture(scope="module")
 def dsm_yaml(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "tiny-dsm.yaml"
-    path.write_text(TINY.read_text().replace("train:\n", "train:\n  objective: dsm\n", 1))
-    return path
+    return tiny_dsm_yaml(tmp_path_factory.mktemp("cfg") / "tiny-dsm.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +45,7 @@ def dsm_run(dsm_yaml, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def flow_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "flow"
-    assert_ok(invoke("train", TINY, "--out", out, "--steps", 2, "--no-samples"))
-    return out
+    return train_tiny(tmp_path_factory.mktemp("runs") / "flow", 2)
 
 
 def test_the_scaled_read_out_asks_for_sigma_times_the_score_with_equal_weights(spec):
@@ -142,7 +121,7 @@ def test_a_sampler_option_that_cannot_work_is_one_line_and_writes_nothing(dsm_ru
 def test_evaluate_refuses_a_sampler_for_samples_given(tmp_path):
     npy = tmp_path / "x.npy"
     np.save(npy, np.zeros((4, 64), dtype=np.float32))
-    assert_refused(invoke("evaluate", npy, "--sampler", "ode"), "--sampler: " + str(npy) + " holds samples already")
+    assert_one_line_error(invoke("evaluate", npy, "--sampler", "ode"), "--sampler: " + str(npy) + " holds samples already")
 
 
 def test_evaluate_judges_a_dsm_run_with_either_sampler(dsm_run):
@@ -212,5 +191,5 @@ def test_a_study_option_that_cannot_work_is_one_line_and_writes_nothing(dsm_yaml
     png = tmp_path / "study.png"
     extra = [] if "--plot" in args else ["--plot", png]
     result = invoke("study", *args, dsm_yaml, *extra)
-    assert_refused(result, fragment)
+    assert_one_line_error(result, fragment)
     assert not png.exists()

@@ -11,20 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import analogep
 from analogep.cli import main
 from analogep.config import load_spec
 from analogep.evaluation import plots
 
+from clirun import invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
 README = (ROOT / "README.md").read_text()
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def code_blocks(language: str) -> list[str]:

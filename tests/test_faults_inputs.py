@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import analogep
 from analogep.cli import main
@@ -30,27 +29,7 @@ from analogep.backends.numpy_backend import NumpyBackend
 from analogep.training.checkpoint import Checkpoint, save_checkpoint
 from analogep.training.optim import build_optimizer
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
+from clirun import ROOT, TINY, assert_ok, assert_one_line_error, invoke
 
 
 def write_checkpoint(path: Path, spec, params) -> Path:

@@ -15,19 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import analogep
 from analogep.cli import main
 from analogep.config import load_spec
 
+from clirun import invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
 WAIT_S = 300  # a safety net against a hung child, never a timing assertion
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def one_line_error(result, *fragments: str) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from analogep import api
 from analogep.cli.app import main
@@ -34,6 +33,8 @@ from analogep.training.interrupts import TrainingInterrupted
 from analogep.training.lock import run_lock
 from analogep.training.loop import train
 from analogep.training.runlog import BAD_LINES_NAME, METRICS_NAME, RunLog, read_log, read_metrics
+
+from clirun import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
@@ -52,10 +53,6 @@ def config_file(folder: Path, spec, name: str = "run.yaml") -> Path:
     path = folder / name
     path.write_text(dump_spec(spec))
     return path
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def error_line(result) -> str:

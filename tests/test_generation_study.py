@@ -8,38 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from analogep.cli.app import main
 from analogep.config import load_spec
 from analogep.evaluation.generation import FIGURES, sweet_spots
 from analogep.model.factory import build_energy
 from analogep.backends.factory import make_backend
 from analogep.objectives.flow_sampling import generate, generate_snapshots
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-
-
-def assert_refused(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+from clirun import TINY, assert_ok, assert_one_line_error, invoke, tiny_dsm_yaml, train_tiny
 
 
 @pytest.fixture(scope="module")
 def flow_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "flow"
-    assert_ok(invoke("train", TINY, "--out", out, "--steps", 3, "--no-samples"))
-    return out
+    return train_tiny(tmp_path_factory.mktemp("runs") / "flow", 3)
 
 
 def test_snapshots_are_the_samples_of_a_run_to_that_t1():
@@ -98,13 +79,12 @@ def test_study_generation_measures_every_figure_per_mode_and_seed(flow_run, tmp_
 ])
 def test_study_generation_refuses_bad_grids_in_one_line(flow_run, tmp_path, args, fragment):
     plot = tmp_path / "gen.png"
-    assert_refused(invoke("study", "generation", flow_run, *args, "--plot", plot), fragment)
+    assert_one_line_error(invoke("study", "generation", flow_run, *args, "--plot", plot), fragment)
     assert not plot.exists()
 
 
 def test_study_generation_refuses_a_score_matching_run(tmp_path):
-    cfg = tmp_path / "dsm.yaml"
-    cfg.write_text(TINY.read_text().replace("train:\n", "train:\n  objective: dsm\n", 1))
+    cfg = tiny_dsm_yaml(tmp_path / "dsm.yaml")
     plot = tmp_path / "gen.png"
-    assert_refused(invoke("study", "generation", cfg, "--plot", plot), "is a dsm run")
+    assert_one_line_error(invoke("study", "generation", cfg, "--plot", plot), "is a dsm run")
     assert not plot.exists()

@@ -10,21 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from analogep import registry
-from analogep.cli.app import main
 from analogep.config import Spec, load_spec, to_dict
 from analogep.model.factory import build_energy
 from analogep.training.checkpoint import Checkpoint, save_checkpoint
 from analogep.training.optim import build_optimizer
 
+from clirun import invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.mark.parametrize("name", registry.names("objective"))

@@ -29,7 +29,8 @@ from analogep.cli.common import (
 )
 from analogep.cli.outputs import sampling_settings, settings_name
 from analogep.config.rules import MAX_GENERATE_STEPS
-from analogep.errors import AnalogepError
+from analogep.config.spec import Spec
+from analogep.errors import AnalogepError, CheckpointError
 from analogep.objectives.factory import build_objective
 from analogep.registry import names
 
@@ -227,8 +228,11 @@ EVALUATE_N = 1000
                    "reverse-SDE sampler [default: dsm.sampler].")
 @devices_option
 @time_option
+@click.option("--run", "data_of", type=click.Path(exists=False), metavar="RUN_DIR",
+              help="SOURCE is a .npy of samples of this run's data (a run folder or checkpoint): judge them "
+                   "against its held-out data [default: the digits].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (top-level confidence, classes_covered, frechet).")
-def evaluate_cmd(source, n, t1, seed, sampler, devices, time_since, as_json):
+def evaluate_cmd(source, n, t1, seed, sampler, devices, time_since, data_of, as_json):
     """Sample quality against the real digits, or held-out data.
 
     A run on other data than digits (a 2-D benchmark, a file) is judged with no
@@ -238,7 +242,8 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, time_since, as_json):
 
     SOURCE is a run folder or checkpoint (N samples are generated) or an N x 64 .npy of
     floating-point samples in [-1, 1] scale (integer arrays are refused: they are raw
-    pixels on another scale). Reports the mean confidence and class shares of a
+    pixels on another scale); a .npy of samples of other data is judged with --run, the
+    run whose data they are of. Reports the mean confidence and class shares of a
     classifier trained on real digits, the Fréchet distance to held-out digits, the
     mean distance to the nearest training image (memorisation) and the share of samples
     with a pixel beyond [-1, 1] by more than 1, each beside the same figure for held-out
@@ -262,7 +267,10 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, time_since, as_json):
             x = np.load(source, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise AnalogepError(f"{source}: cannot read samples ({exc})") from None
+        spec = _spec_of_samples(source, x, data_of)
     else:
+        if data_of is not None:
+            raise AnalogepError(f"--run: {source} is a run; the option names the run of a .npy of samples")
         from analogep.training.checkpoint import load_checkpoint, resolve_checkpoint
 
         ckpt_path = resolve_checkpoint(source)
@@ -313,6 +321,32 @@ def evaluate_cmd(source, n, t1, seed, sampler, devices, time_since, as_json):
                                 f"the report above was not saved") from None
         if not as_json:
             click.echo(f"report -> {out_json}")
+
+
+def _spec_of_samples(source: str, x: np.ndarray, data_of: str | None) -> Spec | None:
+    """The config whose data a .npy of samples is judged against: --run's (its dataset and
+    held-out split), or None, the digits. Samples with other than 64 features and no --run
+    are of other data: refused, naming the option, rather than judged as digits."""
+    from analogep.training.checkpoint import load_checkpoint
+
+    if data_of is None:
+        if x.ndim == 2 and x.shape[1] != 64:
+            raise AnalogepError(
+                f"{source}: samples of shape {x.shape} are not digits, (N, 64); to judge samples of a run's data "
+                f"(a 2-D benchmark, a file), name the run: --run RUN_DIR"
+            )
+        return None
+    try:
+        spec = load_checkpoint(data_of).spec
+    except CheckpointError as exc:
+        raise AnalogepError(f"--run: {exc}") from None
+    dim = spec.model.sizes[0]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise AnalogepError(
+            f"{source}: samples of shape {x.shape}, but run {data_of} models {dim} features "
+            f"(dataset {spec.train.dataset!r}); need N x {dim}"
+        )
+    return spec
 
 
 def _is_npy(path: Path) -> bool:
