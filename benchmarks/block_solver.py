@@ -24,6 +24,7 @@ import numpy as np
 
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config import load_spec
+from analogep.config.schema import to_dict
 from analogep.data import load_dataset
 from analogep.model.factory import build_energy
 from analogep.objectives.flow import sample_flow_batch
@@ -35,12 +36,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def family_backend(config: Path, checkpoint: str | None):
     spec = load_spec(config)
+    if checkpoint:  # the run's own model (its config), the paper's relaxation settings
+        ckpt = load_checkpoint(checkpoint)
+        spec = spec.replace(model=to_dict(ckpt.spec.model))
     model = build_energy(spec.model)
     if checkpoint:
-        ckpt = load_checkpoint(checkpoint)
         params, where = ckpt.params, f"{checkpoint} (step {ckpt.step})"
     else:
         params, where = model.init_params(np.random.default_rng(spec.model.seed)), "initial weights"
+    if spec.model.family == "hopfield84":
+        where += f", model.diodes {spec.model.diodes}"
     backend = NumpyBackend(model, spec.gradep, spec.relax)
     backend.program(params)
     return spec, model, backend, where

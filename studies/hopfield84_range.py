@@ -23,6 +23,7 @@ registers a subclass of Hopfield84Energy whose hidden units take the variant's n
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python studies/hopfield84_range.py \
         --root /work/wt/runs/phystrain/range --json docs/results/hopfield84-range.json
+    .venv/bin/python studies/hopfield84_range.py --measure RUN_DIR ...   # the same figures of trained runs
 """
 
 from __future__ import annotations
@@ -152,7 +153,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--n", type=int, default=200, help="samples evaluated per run")
     ap.add_argument("--json", type=Path, help="write the per-run figures here")
+    ap.add_argument("--measure", type=Path, nargs="*", help="only print the saturation of these run folders' checkpoints")
     args = ap.parse_args()
+    if args.measure:
+        for folder in args.measure:
+            ckpt = load_checkpoint(folder)
+            print(f"{folder} (step {ckpt.step}): {json.dumps(saturation(ckpt.spec, ckpt.params, batch=512))}")
+        return
     FAMILIES[FAMILY] = f"{__name__}:RangeVariant"
     seeds = [int(s) for s in args.seeds.split(",")]
     table = {}

@@ -73,9 +73,16 @@ class DiodeUnits(Layer):
     """Hidden neurons of diode-limited amplifiers: E_l = L(s) - s . c, L as above."""
 
     def __init__(
-        self, size: int, kappa: float = 2.0 * DIODE_IS * R_NODE, u: float = DIODE_N * THERMAL_VOLTAGE, r: float = INPUT_GAIN
+        self,
+        size: int,
+        kappa: float = 2.0 * DIODE_IS * R_NODE,
+        u: float = DIODE_N * THERMAL_VOLTAGE,
+        r: float = INPUT_GAIN,
+        diodes: int = 1,
     ):
-        self.size, self.kappa, self.u, self.r = size, kappa, u, r
+        """`diodes` in series per branch (model.diodes): the same current across n equal
+        diodes drops n times the voltage, so u = n N V_T (kappa unchanged); `u` is one diode's."""
+        self.size, self.kappa, self.u, self.r, self.diodes = size, kappa, diodes * u, r, diodes
 
     def activity(self, s, order):
         return None  # the amplifier output is the state itself
@@ -151,7 +158,7 @@ class DiodeUnits(Layer):
 
     @property
     def cell(self):
-        return ("hidden_diode", {"r": self.r})
+        return ("hidden_diode", {"r": self.r}) if self.diodes == 1 else ("hidden_diodes", {"r": self.r, "nd": self.diodes})
 
     def cell_nodeset(self, s, drive):
         """hidden_diode's nodes: t = -r c, k = -s, the inverter's input at 0. (Not the op-amps'
@@ -191,7 +198,7 @@ class Hopfield84Energy(Network):
         if spec.skip_rank:
             raise AnalogepError("model.skip_rank: family hopfield84 has no skip coupling (set it to 0)")
         gain, chain = spec.init_gain, len(spec.sizes) - 1
-        layers: list[Layer] = [AmplifierVisible(spec.sizes[0])] + [DiodeUnits(n) for n in spec.sizes[1:]]
+        layers: list[Layer] = [AmplifierVisible(spec.sizes[0])] + [DiodeUnits(n, diodes=spec.diodes) for n in spec.sizes[1:]]
         table: list[Interaction] = [Bias("b_x", 0)]
         for l in range(chain):
             table += [Coupling(f"W{l}", l, l + 1, gain), Bias(f"b{l}", l + 1)]
