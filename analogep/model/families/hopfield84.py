@@ -104,16 +104,18 @@ class DiodeUnits(Layer):
 
     def transfer(self, c: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
         """s = g(c), the root of g^{-1}(s) = c, per unit, by Newton on f(s) = s + kappa sinh(s / u)
-        - r |c| over [0, b], b = min(r |c|, u asinh(r |c| / kappa)) an upper bound of the root
-        (so sinh(s / u) <= r |c| / kappa never overflows). f is convex there, so a step from
-        above the root stays above it and one from below lands above it: clipped to [0, b]
-        after each step, Newton converges from any start in [0, b] with no overshoot, and
-        since f''/f' <= 1/u, a step delta leaves an error below delta^2 / (2u): it stops once
-        that is under 4 eps. `start`: a guess of s (the block solver's current state: near an
-        equilibrium one or two steps; benchmarks/block_solver.py); None: from b."""
+        - r |c| over [0, b], b = min(r |c|, u log(1 + 2 r |c| / kappa)), an upper bound of the
+        root (above u asinh(r |c| / kappa); sinh(s / u) <= r |c| / kappa + 1/2 cannot overflow).
+        f is convex there, so a step from above the root stays above it and one from below
+        lands above it: clipped to [0, b] after each step, Newton converges from any start in
+        [0, b] with no overshoot, and since f''/f' <= 1/u, a step delta leaves an error below
+        delta^2 / (2u): it stops once that is under 4 eps. `start`: a guess of s (the block
+        solver's current state: near an equilibrium, two steps; benchmarks/block_solver.py);
+        None: from b."""
         mag = np.abs(c)
         mag *= self.r
-        bound = np.arcsinh(mag / self.kappa)
+        bound = np.multiply(mag, 2.0 / self.kappa)  # u log(1 + 2x) >= u asinh(x), x = r |c| / kappa
+        np.log1p(bound, out=bound)
         bound *= self.u
         np.minimum(bound, mag, out=bound)
         if start is None:
