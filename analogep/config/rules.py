@@ -48,6 +48,8 @@ def check(spec: Spec) -> None:
             f"model.skip_rank: {m.skip_rank} is above min(visible, top hidden) = min({m.sizes[0]}, {m.sizes[-1]}) = "
             f"{rank_limit}, the largest rank a coupling between those layers has; must be <= {rank_limit}"
         )
+    if m.diodes != 1 and m.family != "hopfield84":
+        raise ConfigError(f"model.diodes: {m.diodes} applies to family hopfield84 only (family {m.family!r}); must be 1")
     scale = g.alpha * g.lam
     if not 0.0 < scale * scale < math.inf:
         raise ConfigError(

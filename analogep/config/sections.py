@@ -45,6 +45,16 @@ class ModelSpec:
             ge=0,
         ),
     )
+    diodes: int = field(
+        default=1,
+        metadata=meta(
+            "family hopfield84: 1N4148 diodes in series in each branch of a hidden neuron's limiter; n sets the "
+            "output range (about n x 0.5 V; docs/results/physical.md); 1 for every other family",
+            ge=1,
+            le=8,
+            omit_default=True,
+        ),
+    )
     level_features: int = field(
         default=0,
         metadata=meta(

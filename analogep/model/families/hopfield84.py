@@ -73,9 +73,16 @@ class DiodeUnits(Layer):
     """Hidden neurons of diode-limited amplifiers: E_l = L(s) - s . c, L as above."""
 
     def __init__(
-        self, size: int, kappa: float = 2.0 * DIODE_IS * R_NODE, u: float = DIODE_N * THERMAL_VOLTAGE, r: float = INPUT_GAIN
+        self,
+        size: int,
+        kappa: float = 2.0 * DIODE_IS * R_NODE,
+        u: float = DIODE_N * THERMAL_VOLTAGE,
+        r: float = INPUT_GAIN,
+        diodes: int = 1,
     ):
-        self.size, self.kappa, self.u, self.r = size, kappa, u, r
+        """`diodes` in series per branch (model.diodes): the same current across n equal
+        diodes drops n times the voltage, so u = n N V_T (kappa unchanged); `u` is one diode's."""
+        self.size, self.kappa, self.u, self.r, self.diodes = size, kappa, diodes * u, r, diodes
 
     def activity(self, s, order):
         return None  # the amplifier output is the state itself
@@ -95,25 +102,53 @@ class DiodeUnits(Layer):
             leak = 0.5 * s * s + (self.kappa * self.u) * (np.cosh(s / self.u) - 1.0)
         return np.sum(leak, axis=1) / self.r
 
-    def transfer(self, c: np.ndarray) -> np.ndarray:
-        """s = g(c), the root of g^{-1}(s) = c, per unit: Newton from the upper bound
-        min(|c|, u asinh(|c| / kappa)) of the root, where g^{-1} is convex, so every step
-        stays above the root and none overshoots."""
-        mag = np.abs(c) * self.r  # solve s + kappa sinh(s / u) = r |c|
-        s = np.minimum(mag, self.u * np.arcsinh(mag / self.kappa))
-        tol = 4.0 * np.finfo(c.dtype).eps
+    def transfer(self, c: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+        """s = g(c), the root of g^{-1}(s) = c, per unit, by Newton on f(s) = s + kappa sinh(s / u)
+        - r |c| over [0, b], b = min(r |c|, u log(1 + 2 r |c| / kappa)), an upper bound of the
+        root (above u asinh(r |c| / kappa); sinh(s / u) <= r |c| / kappa + 1/2 cannot overflow).
+        f is convex there, so a step from above the root stays above it and one from below
+        lands above it: clipped to [0, b] after each step, Newton converges from any start in
+        [0, b] with no overshoot, and since f''/f' <= 1/u, a step delta leaves an error below
+        delta^2 / (2u): it stops once that is under 4 eps. `start`: a guess of s (the block
+        solver's current state: near an equilibrium, two steps; benchmarks/block_solver.py);
+        None: from b."""
+        mag = np.abs(c)
+        mag *= self.r
+        bound = np.multiply(mag, 2.0 / self.kappa)  # u log(1 + 2x) >= u asinh(x), x = r |c| / kappa
+        np.log1p(bound, out=bound)
+        bound *= self.u
+        np.minimum(bound, mag, out=bound)
+        if start is None:
+            s = bound.copy()
+        else:  # the guess's magnitude where its sign is c's, else 0; clipped into [0, b]
+            s = np.sign(c) * start
+            s = s.astype(c.dtype, copy=False)
+            np.maximum(s, 0.0, out=s)
+            np.minimum(s, bound, out=s)
+        done = np.sqrt(2.0 * self.u * 4.0 * np.finfo(c.dtype).eps)
+        step, slope = np.empty_like(s), np.empty_like(s)
         for _ in range(_NEWTON_ITERATIONS):
-            step = (self.r * self.inverse(s) - mag) / (self.r * self.curvature(s))
-            s = s - step
-            if not np.any(np.abs(step) > tol * (1.0 + np.abs(s))):
+            np.multiply(s, 1.0 / self.u, out=slope)
+            np.sinh(slope, out=step)
+            np.cosh(slope, out=slope)
+            step *= self.kappa  # f(s)
+            step += s
+            step -= mag
+            slope *= self.kappa / self.u  # f'(s)
+            slope += 1.0
+            step /= slope
+            s -= step
+            np.minimum(s, bound, out=s)
+            np.maximum(s, 0.0, out=s)
+            if max(-np.min(step), np.max(step)) <= done:
                 break
-        return np.copysign(s, c).astype(c.dtype, copy=False)
+        return np.copysign(s, c, out=s)
 
     def block_update(self, s, drive, derivs, spring, omega):
-        """Given the drive, E_l is convex and separable: solved exactly per unit (s = g(c)),
-        then moved by omega towards it."""
+        """Given the drive, E_l is convex and separable: solved exactly per unit (s = g(c),
+        Newton warm-started from the current s), then moved by omega towards it."""
         slope = self.inverse(s) - drive
-        target = self.transfer(drive)
+        target = self.transfer(drive, start=s)
         s += omega * (target - s) if not np.all(omega == 1.0) else target - s
         return slope
 
@@ -125,7 +160,7 @@ class DiodeUnits(Layer):
 
     @property
     def cell(self):
-        return ("hidden_diode", {"r": self.r})
+        return ("hidden_diode", {"r": self.r}) if self.diodes == 1 else ("hidden_diodes", {"r": self.r, "nd": self.diodes})
 
     def cell_nodeset(self, s, drive):
         """hidden_diode's nodes: t = -r c, k = -s, the inverter's input at 0. (Not the op-amps'
@@ -165,7 +200,7 @@ class Hopfield84Energy(Network):
         if spec.skip_rank:
             raise AnalogepError("model.skip_rank: family hopfield84 has no skip coupling (set it to 0)")
         gain, chain = spec.init_gain, len(spec.sizes) - 1
-        layers: list[Layer] = [AmplifierVisible(spec.sizes[0])] + [DiodeUnits(n) for n in spec.sizes[1:]]
+        layers: list[Layer] = [AmplifierVisible(spec.sizes[0])] + [DiodeUnits(n, diodes=spec.diodes) for n in spec.sizes[1:]]
         table: list[Interaction] = [Bias("b_x", 0)]
         for l in range(chain):
             table += [Coupling(f"W{l}", l, l + 1, gain), Bias(f"b{l}", l + 1)]
