@@ -140,11 +140,3 @@ def test_a_swing_beyond_the_rails_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the needed swing" in lines[0], result.stderr
     assert not out.exists()
-
-
-def test_energy_refuses_to_price_cells_it_does_not_model():
-    """analogep energy's power model is of analogep.lib's cells: on this family one line, exit 2."""
-    result = CliRunner().invoke(main, ["energy", str(TINY)])
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "physical.lib" in lines[0], result.stderr

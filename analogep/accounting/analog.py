@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analogep.accounting.amplified import settle_lagged
 from analogep.accounting.estimate import Estimate
 from analogep.accounting.power import circuit_power
 from analogep.accounting.programming import ProgrammedCircuit
@@ -63,18 +64,19 @@ class PhasePower:
 
     columns = SUPPLY_GROUPS + ("quiescent",) + PASSIVE
 
-    def __init__(self, spec, model, params, phase, anchors, beta, loads):
+    def __init__(self, spec, model, params, phase, anchors, beta, loads, supply):
         self.spec, self.model, self.params, self.phase, self.anchors, self.beta, self.loads = (
             spec, model, params, phase, anchors, beta, loads,
         )
+        self.supply = supply
 
     def __call__(self, state: State) -> np.ndarray:
-        p = self.spec.physics
+        v = self.supply
         cp = circuit_power(self.spec, self.model, self.params, self.phase, state, self.anchors, beta=self.beta,
-                           volts_per_unit=p.volts_per_unit, loads=self.loads)
+                           volts_per_unit=v.volts_per_unit, loads=self.loads)
         points = state[0].shape[0]
-        cols = [p.supply_voltage * cp.currents.get(g, np.zeros(points)) for g in SUPPLY_GROUPS]
-        cols.append(np.full(points, cp.amplifiers * p.supply_voltage * p.amp_quiescent_current))
+        cols = [v.signal_v * cp.currents.get(g, np.zeros(points)) for g in SUPPLY_GROUPS]
+        cols.append(np.full(points, cp.amplifiers * v.quiescent_v * v.quiescent_a))
         cols += [cp.crossbar, cp.leak, cp.spring, np.abs(cp.nudge)]
         return np.stack(cols, axis=1)
 
@@ -84,8 +86,12 @@ def _phase_settling(circuit: ProgrammedCircuit, phase, start, anchors, beta, cla
     spec, model, params, unit = circuit.spec, circuit.model, circuit.params, circuit.unit
     nudge = None if beta is None else Nudge(beta, anchors["a"])
     spring = None if clamp_visible else phase_spring(spec.gradep, anchors["xt"], nudge)
-    power = PhasePower(spec, model, params, phase, anchors, beta, circuit.loads)
-    s = settle(model, params, start, spring, tol=spec.physics.settle_tolerance, clamp_visible=clamp_visible, power=power)
+    power = PhasePower(spec, model, params, phase, anchors, beta, circuit.loads, circuit.supply)
+    tol = spec.physics.settle_tolerance
+    if circuit.lags is None:
+        s = settle(model, params, start, spring, tol=tol, clamp_visible=clamp_visible, power=power)
+    else:  # op-amp stages: each neuron's lag (accounting/amplified.py)
+        s = settle_lagged(model, params, start, spring, circuit.lags, tol=tol, clamp_visible=clamp_visible, power=power)
     k = 0.0 if spring is None else spring.stiffness
     lam = smallest_eigenvalues(model, params, s.end, k, clamp_visible=clamp_visible)
     return s.time * unit, s.energy * unit, power(s.end), lam, s.end
@@ -170,10 +176,11 @@ def training_step(circuit: ProgrammedCircuit, settled: StepSettling, n_phases: i
     dac_settings = 2 * sizes[0]  # x_t and the nudge anchor a (the -beta phase flips the nudge's sign)
     devices = 2 * circuit.n_weights  # one device of each differential pair, in the forward and the transposed array
     write_rows = 2 * sum(realised[name].shape[0] for name, _, _ in model.circuit_rules().couplings)
+    cells = circuit.lags is not None  # a family's op-amp cells (accounting/power.py)
     supply = {
         "row drivers (crossbar currents)": energy_cols[0],
         "sense amplifiers": energy_cols[1],
-        "injections into neuron nodes": energy_cols[2],
+        ("cell op-amps (inverters, leaks, diodes)" if cells else "injections into neuron nodes"): energy_cols[2],
         "anchor sources (springs)": energy_cols[3],
         "nudge sources": energy_cols[4],
         "bias current sources": energy_cols[5],

@@ -22,7 +22,7 @@ import numpy as np
 from analogep.accounting.analog import SUPPLY_GROUPS, adc_energy, dac_energy, generation, readout_time
 from analogep.accounting.estimate import Estimate
 from analogep.accounting.power import circuit_power
-from analogep.accounting.programming import capacitance, program_circuit
+from analogep.accounting.programming import EnergyError, capacitance, program_circuit
 from analogep.config.spec import Spec
 from analogep.model.energy import Params
 from analogep.objectives.continuous import flow, physical_time, precharge_time
@@ -39,6 +39,9 @@ def continuous_sample(
     constants first."""
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
+    if circuit.lags is not None:
+        raise EnergyError(f"continuous generation's time and energy: family {spec.model.family!r}'s op-amp cells have no "
+                          "node capacitance to set its flow (not modelled; analogep energy prices its clamped sampling)")
     spec, model = circuit.spec, circuit.model
     p = spec.physics
     c_h = capacitance(spec)

@@ -29,10 +29,40 @@ import numpy as np
 
 from analogep.devices.mapping import conductance_pairs
 from analogep.config.spec import Spec
-from analogep.model.energy import EnergyModel, Params, State
+from analogep.model.energy import CircuitRules, EnergyModel, Params, State
 
 # Active elements per neuron: the +a and -a row drivers, the sense amplifier, the injection.
 AMPLIFIERS_PER_NEURON = 4
+
+
+@dataclass(frozen=True)
+class Supply:
+    """How the amplifiers draw from the supply: an output current through `signal_v` (class-B:
+    from the rail of its sign), `quiescent_a` per amplifier through `quiescent_v`; node
+    voltages are the state times `volts_per_unit`."""
+
+    signal_v: float
+    quiescent_v: float
+    quiescent_a: float
+    volts_per_unit: float
+    swing: float  # node voltages beyond it are warned of (V)
+    label: str
+
+
+def supply_model(spec: Spec, rules: CircuitRules) -> Supply:
+    """analogep.lib's amplifiers: config/physics.yaml's supply, quiescent current and scale.
+    A family's datasheet op-amp (`rules.amplifier`): its quiescent current from rail to rail,
+    output currents from one rail, at the decks' 1 V per state unit."""
+    p = spec.physics
+    amp = rules.amplifier
+    if amp is None:
+        return Supply(p.supply_voltage, p.supply_voltage, p.amp_quiescent_current, p.volts_per_unit,
+                      p.supply_voltage / 2, f"{p.supply_voltage:g} V supply, {p.amp_quiescent_current:g} A per amplifier")
+    rails = [v for _, v in rules.supplies]
+    span = max(rails) - min(rails)
+    return Supply(max(abs(v) for v in rails), span, amp.quiescent_a, 1.0, rules.swing or max(rails),
+                  f"{amp.part} op-amps ({amp.source}): {amp.quiescent_a:g} A each between rails {min(rails):+g}/{max(rails):+g} V, "
+                  f"GBW {amp.gbw_hz:g} Hz, slew {amp.slew_v_per_s:g} V/s")
 
 
 @dataclass
@@ -94,18 +124,23 @@ def circuit_power(
         slopes.append(np.ones_like(s) if d is None else d[1])
     drives = [model.layer_drive(params, state, layer) for layer in range(len(state))]
     crossbar = sum(np.sum(a * a * (p + m), axis=1) for a, p, m in zip(acts, plus, minus)) * vs**2
-    leak = sum(np.sum(s * s, axis=1) for s in state) * g0 * vs**2
-    currents = {
-        "drivers": sum(np.sum(np.abs(a) * (p + m), axis=1) for a, p, m in zip(acts, plus, minus)) * vs,
-        "sense": sum(np.sum(np.abs(c), axis=1) for c in drives) * g0 * vs,
-        "injection": sum(np.sum(np.abs(d * c), axis=1) for d, c in zip(slopes, drives)) * g0 * vs,
-    }
+    currents = {"drivers": sum(np.sum(np.abs(a) * (p + m), axis=1) for a, p, m in zip(acts, plus, minus)) * vs}
+    if model.circuit_rules().amplifier is None:  # analogep.lib's cells
+        leak = sum(np.sum(s * s, axis=1) for s in state) * g0 * vs**2
+        currents["sense"] = sum(np.sum(np.abs(c), axis=1) for c in drives) * g0 * vs
+        currents["injection"] = sum(np.sum(np.abs(d * c), axis=1) for d, c in zip(slopes, drives)) * g0 * vs
+        amplifiers = AMPLIFIERS_PER_NEURON * sum(model.sizes)
+    else:  # the family's own cells: their sense amplifiers, other op-amps, resistors and diodes
+        cells = [layer.cell_supply(s, c, g0) for layer, s, c in zip(model.layers, state, drives)]
+        currents["sense"] = sum(c[0] for c in cells) * vs
+        currents["injection"] = sum(c[1] for c in cells) * vs
+        leak = sum(c[2] for c in cells) * vs**2
+        amplifiers = sum(layer.cell_amplifiers * layer.size for layer in model.layers)
     bias = sum(np.sum(np.abs(np.asarray(params[name], dtype=np.float64))) for name, _ in model.circuit_rules().biases)
     currents["biases"] = np.full(points, bias * g0 * vs)
     x = state[0]
     spring = np.zeros(points)
     nudge = np.zeros(points)
-    amplifiers = AMPLIFIERS_PER_NEURON * sum(model.sizes)
     if phase == "continuous":
         # Continuous generation (objectives/continuous.py): the visible nodes are free (no
         # clamp, no spring); their net current charges their capacitors.

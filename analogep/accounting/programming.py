@@ -1,6 +1,10 @@
 """The circuit the accounting simulates, programmed with the weights (method.md section 7):
 ideal (the weights clipped to the conductance range), or on spec.devices (the device
-window's g0, the weights the devices realise, and the write pulses of a training step)."""
+window's g0, the weights the devices realise, and the write pulses of a training step).
+Its supply (accounting/power.py `supply_model`) and its time scale: C / g0 for
+analogep.lib's cells, whose nodes carry C; for a family of datasheet op-amps, each
+neuron's lag from its stages' noise gains and the op-amp's gain-bandwidth
+(accounting/amplified.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.accounting.power import row_loads
+from analogep.accounting.power import Supply, row_loads, supply_model
 from analogep.config.spec import Spec
 from analogep.devices.crossbar import Devices
 from analogep.devices.mapping import effective_params
@@ -40,8 +44,10 @@ class ProgrammedCircuit:
     model: EnergyModel
     params: Params  # the weights the circuit realises
     loads: tuple[list[np.ndarray], list[np.ndarray]]  # accounting/power.py's row_loads
-    unit: float  # seconds per unit of the flow's time, C / g0
+    unit: float  # seconds per unit of the flow's time: C / g0, or the slowest op-amp lag
     writes: dict | None  # on devices: the write pulses of a step (see `_on_devices`)
+    supply: Supply | None = None  # how the amplifiers draw from the supply (accounting/power.py)
+    lags: list[np.ndarray] | None = None  # a family of datasheet op-amps: per layer, each neuron's lag (s)
 
     @property
     def n_weights(self) -> int:
@@ -62,7 +68,14 @@ def program_circuit(spec: Spec, params: Params, warnings: list[str]) -> Programm
         unit = capacitance(spec) / spec.circuit.g0
     if sum(clipped.values()):
         warnings.append(f"{sum(clipped.values())} weights clipped to the conductance range (circuit.clip)")
-    return ProgrammedCircuit(spec, model, realised, row_loads(spec, model, p64), unit, writes)
+    rules = model.circuit_rules()
+    loads = row_loads(spec, model, p64)
+    lags = None
+    if rules.amplifier is not None:  # the cells' op-amps set the time scale, not a node capacitance
+        omega = 2.0 * np.pi * rules.amplifier.gbw_hz
+        lags = [layer.cell_lag(spec.circuit.g0, p + m) / omega for layer, p, m in zip(model.layers, *loads)]
+        unit = max(float(np.max(t)) for t in lags)
+    return ProgrammedCircuit(spec, model, realised, loads, unit, writes, supply_model(spec, rules), lags)
 
 
 def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[str]):

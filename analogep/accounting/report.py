@@ -31,8 +31,6 @@ from analogep.ep.phases import nudge_anchor
 from analogep.model.energy import Params
 from analogep.objectives.dsm import first_level_code
 from analogep.objectives.factory import build_objective
-from analogep.model.factory import build_energy
-from analogep.spice.library import LIBRARY
 
 __all__ = ["EnergyError", "EnergyReport", "Estimate", "account", "format_report"]
 
@@ -55,6 +53,7 @@ class EnergyReport:
     dissipated: dict[str, float]
     warnings: list[str]
     constants: dict[str, dict]
+    circuit: str = ""  # what sets the circuit's time and power (`_circuit_line`)
 
     def ratio(self, key: str, table: str = "training") -> float:
         """Energy of a digital way over the circuit's."""
@@ -104,14 +103,6 @@ def account(
     problem = substrate_problem(spec)
     if problem:
         raise ConfigError(problem)
-    library = build_energy(spec.model).circuit_rules().library
-    if library != LIBRARY:
-        # The power model (accounting/power.py) is of analogep.lib's cells: four ideal amplifiers
-        # per neuron. A family with its own cells would be priced as cells it does not have.
-        raise EnergyError(
-            f"analogep energy prices the cells of {LIBRARY}; family {spec.model.family!r} is built of {library}'s "
-            f"cells, not priced yet (its amplifiers' quiescent power: docs/results/physical.md)"
-        )
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
     spec, model = circuit.spec, circuit.model  # on devices: the spec with their window's g0
@@ -148,10 +139,26 @@ def account(
 
     constants = {k: {"value": getattr(p, k), "unit": v["unit"], "source": " ".join(str(v["source"]).split())}
                  for k, v in physics_table().items()}
-    if p.volts_per_unit * max(float(np.max(np.abs(np.concatenate(settled.free_end, axis=1)))), 1e-12) > p.supply_voltage / 2:
-        warnings.append("the node voltages of the free phase swing past half the supply at physics.volts_per_unit")
+    v = circuit.supply
+    if v.volts_per_unit * max(float(np.max(np.abs(np.concatenate(settled.free_end, axis=1)))), 1e-12) > v.swing:
+        warnings.append("the node voltages of the free phase swing past half the supply at physics.volts_per_unit"
+                        if circuit.lags is None else f"the node voltages of the free phase swing past the op-amps' {v.swing:g} V")
     return EnergyReport(source, model.sizes, spec.train.batch, len(phases), x_t.shape[0], capacitance(spec), training,
-                        sampling, samples, settled.stats, settled.dissipated, warnings, constants)
+                        sampling, samples, settled.stats, settled.dissipated, warnings, constants,
+                        _circuit_line(circuit, c=capacitance(spec)))
+
+
+def _circuit_line(circuit, c: float) -> str:
+    """What sets the circuit's time and power: node capacitance and physics.yaml's amplifiers,
+    or a family's datasheet op-amps (their lags: accounting/amplified.py)."""
+    v, p = circuit.supply, circuit.spec.physics
+    if circuit.lags is None:
+        return (f"circuit: C = {c:g} F per node, {v.volts_per_unit:g} V per state unit, {v.label}; "
+                f"settled = within {p.settle_tolerance:g} state units")
+    lags = np.concatenate(circuit.lags)
+    return (f"circuit: {v.label}; {v.volts_per_unit:g} V per state unit; neuron lags (stages' noise gain / 2 pi GBW) "
+            f"{_si(float(np.min(lags)), 's')} to {_si(float(np.max(lags)), 's')}, no node capacitance; "
+            f"settled = within {p.settle_tolerance:g} state units")
 
 
 def _si(value: float, unit: str) -> str:
@@ -173,9 +180,7 @@ def format_report(report: EnergyReport) -> str:
     lines = [
         (f"analogep energy: {'-'.join(map(str, report.sizes))}, {report.source}; batch {report.batch}, "
          f"{report.phases} phases; settling simulated on {report.points} training points"),
-        (f"circuit: C = {report.capacitance:g} F per node, {c['volts_per_unit']['value']:g} V per state unit, "
-         f"{c['supply_voltage']['value']:g} V supply, {c['amp_quiescent_current']['value']:g} A per amplifier; "
-         f"settled = within {c['settle_tolerance']['value']:g} state units"),
+        report.circuit,
         "",
         (f"{'settling':12s} {'mean':>10s} {'median':>10s} {'max':>10s} {'unsettled':>9s} {'lambda_min':>10s} "
          f"{'tau median':>10s} {'tau max':>10s} {'J/point':>10s}"),

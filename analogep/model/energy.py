@@ -18,7 +18,20 @@ import numpy as np
 
 from analogep.model.field import LayeredField, Params, State
 
-__all__ = ["CircuitRules", "EnergyModel", "Params", "State"]
+__all__ = ["Amplifier", "CircuitRules", "EnergyModel", "Params", "State"]
+
+
+@dataclass(frozen=True)
+class Amplifier:
+    """The op-amp a family's cells are built of, as its datasheet gives it: what
+    `analogep energy` prices (the quiescent current between the rails) and times (the
+    gain-bandwidth product sets how fast each stage follows; the slew rate bounds it)."""
+
+    part: str
+    quiescent_a: float  # supply current of one amplifier at rest (A)
+    gbw_hz: float  # gain-bandwidth product (Hz)
+    slew_v_per_s: float  # slew rate (V/s)
+    source: str  # the datasheet
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,10 @@ class CircuitRules:
     # KLU and a .nodeset failed every sweep point of the tiny model (ngspice-46; gmin and source
     # stepping failed), the sparse solver converged on all (docs/results/physical.md).
     klu: bool = True
+    # The cells' own op-amp (a family with cells of datasheet parts, physical.lib): `analogep
+    # energy` then prices and times the cells the layers declare (model/layers.py `cell_supply`,
+    # `cell_lag`); None: analogep.lib's amplifiers, priced by config/physics.yaml.
+    amplifier: Amplifier | None = None
 
 
 class EnergyModel(LayeredField):

@@ -62,6 +62,22 @@ class Layer(ABC):
         (a cell with amplifiers starts its Newton iteration there); {} for none."""
         return {}
 
+    # A cell of datasheet op-amps (a family with `amplifier` set, model/energy.py): what
+    # `analogep energy` prices and times. analogep.lib's cells are priced by accounting/power.py.
+    cell_amplifiers = 0  # op-amps per unit
+
+    def cell_supply(self, s: np.ndarray, drive: np.ndarray, g0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per point at 1 V per state unit: the current the cells' sense amplifiers source,
+        the current their other op-amps source besides the crossbar rows, and the power the
+        cells' own resistors and diodes dissipate (A, A, W)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no cell supply")
+
+    def cell_lag(self, g0: float, column: np.ndarray) -> np.ndarray:
+        """Per unit, the lag from its drive to its rows in units of 1 / (2 pi GBW): the
+        noise gains of the op-amp stages on the way summed, with `column` (S) the crossbar
+        conductance on the unit's sense line."""
+        raise NotImplementedError(f"{type(self).__name__} declares no cell lag")
+
 
 class LinearUnits(Layer):
     """Units with E_l = 1/2 |s|^2 - s . c: the visible layer (x enters linearly)."""

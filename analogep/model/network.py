@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from analogep.errors import CircuitError
-from analogep.model.energy import CircuitRules, EnergyModel, Params, State
+from analogep.model.energy import Amplifier, CircuitRules, EnergyModel, Params, State
 from analogep.model.interactions import Interaction, LevelBias
 from analogep.model.layers import Layer
 
@@ -31,12 +31,14 @@ class Network(EnergyModel):
     """The energy of `layers` (visible layer first) and the interactions of `table` (in
     parameter order). `library`, `supplies` and `swing`: the cell library of the layers'
     cells, the supply rails those cells take and the largest output their amplifiers hold
-    (circuits/; a family with its own cells sets them)."""
+    (circuits/; a family with its own cells sets them); `amplifier`: the op-amp of those
+    cells, which `analogep energy` prices (model/energy.py `Amplifier`)."""
 
     library = "analogep.lib"
     supplies: tuple[tuple[str, float], ...] = ()
     swing: float | None = None
     klu = True
+    amplifier: Amplifier | None = None
 
     def __init__(self, layers: Sequence[Layer], table: Sequence[Interaction], dtype: str | np.dtype):
         self.layers = tuple(layers)
@@ -185,6 +187,7 @@ class Network(EnergyModel):
             supplies=self.supplies,
             swing=self.swing,
             klu=self.klu,
+            amplifier=self.amplifier,
         )
 
     @staticmethod

@@ -40,6 +40,7 @@ import numpy as np
 
 from analogep.config.sections import ModelSpec
 from analogep.errors import AnalogepError
+from analogep.model.energy import Amplifier
 from analogep.model.interactions import Bias, Coupling, Interaction
 from analogep.model.layers import Layer, LinearUnits
 from analogep.model.network import Network
@@ -64,6 +65,13 @@ SWING_V = 4.7
 # t = -r c, so a drive |c| up to SWING_V / r stays inside the rails (the trained tiny
 # model's first hidden layer needs |c| up to 3). A design choice; it scales the leak by 1/r.
 INPUT_GAIN = 0.5
+# The op-amp of every cell: TI/Burr-Brown OPA241 (datasheet SBOS075): quiescent current 25 uA
+# per amplifier, gain-bandwidth 35 kHz, slew rate 0.01 V/us (circuits/physical.lib's macromodel
+# carries the first two; its gain stage is linear, so it does not slew).
+OPA241 = Amplifier("OPA241", quiescent_a=25e-6, gbw_hz=35e3, slew_v_per_s=0.01e6,
+                   source="TI/Burr-Brown OPA241 datasheet SBOS075")
+# The inverters' and buffers' resistors of the cells (ohm): Ra, Rb, Rc, Rd of physical.lib.
+R_INVERTER = 1.0e5
 # Newton iterations of the exact per-unit solve g^{-1}(s) = c, started above the root
 # (converges monotonically from there: g^{-1} is convex for s > 0).
 _NEWTON_ITERATIONS = 40
@@ -168,6 +176,23 @@ class DiodeUnits(Layer):
         decks, gmin and source stepping failing; measured, docs/results/physical.md.)"""
         return {"t": -self.r * drive, "k": -s, "ia": 0.0 * s}
 
+    # hidden_diode: the transimpedance amplifier (t = -r c, feedback r/g0) sources the sense
+    # line's g0 c and the diode current (r c - s)/R_n; the follower (m = -s) and the inverter
+    # (n = +s) source their rows and R_INVERTER each.
+    cell_amplifiers = 3
+
+    def cell_supply(self, s, drive, g0):
+        diode = (self.r * drive - s) / R_NODE  # through R_n and the diode pair (same sign as s)
+        sense = g0 * np.sum(np.abs(drive), axis=1)
+        other = np.sum(np.abs(diode) + 2.0 * np.abs(s) / R_INVERTER, axis=1)
+        heat = g0 * self.r * drive * drive + diode * diode * R_NODE + s * diode + 2.0 * s * s / R_INVERTER
+        return sense, other, np.sum(heat, axis=1)
+
+    def cell_lag(self, g0, column):
+        """Transimpedance stage (noise gain 1 + r G / g0), then the rows: m through the
+        follower (1), p through the follower and the inverter (1 + 2); their mean, 2."""
+        return 1.0 + self.r * column / g0 + 2.0
+
 
 class AmplifierVisible(LinearUnits):
     """Visible neurons: the same transimpedance amplifier and buffers without the diodes
@@ -182,6 +207,26 @@ class AmplifierVisible(LinearUnits):
         zero = 0.0 * s
         return {"t": -drive, "u": drive, "ia": zero, "ib": zero}
 
+    # visible_amp: the transimpedance amplifier (t = -c) sources the sense line's g0 c and
+    # Ra; the inverter (u = c) Rb and the leak g0 (c - x); the follower (p = x) and the
+    # inverter (m = -x) their rows and Rc, Rd.
+    cell_amplifiers = 4
+
+    def cell_supply(self, s, drive, g0):
+        leak = g0 * (drive - s)
+        sense = g0 * np.sum(np.abs(drive), axis=1)
+        # The inverter's output current is Rb's and the leak's together (they may cancel).
+        inverter = np.abs(drive / R_INVERTER + leak)
+        other = np.sum(np.abs(drive) / R_INVERTER + inverter + 2.0 * np.abs(s) / R_INVERTER, axis=1)
+        heat = g0 * drive * drive + 2.0 * drive * drive / R_INVERTER + leak * (drive - s) + 2.0 * s * s / R_INVERTER
+        return sense, other, np.sum(heat, axis=1)
+
+    def cell_lag(self, g0, column):
+        """Transimpedance stage (noise gain 1 + G / g0), the inverter (2), the leak into x
+        (no capacitance), then the rows: p through the follower (1), m through the follower
+        and the inverter (1 + 2); their mean, 2."""
+        return 1.0 + column / g0 + 2.0 + 2.0
+
 
 class Hopfield84Energy(Network):
     """The layered Hopfield (1984) circuit: linear visible amplifiers, diode-limited hidden
@@ -194,6 +239,7 @@ class Hopfield84Energy(Network):
     # The op-amps' rails (V): +-5 V, within the OPA241's +-18 V supply range (circuits/physical.lib).
     supplies = (("vcc", SUPPLY_V), ("vee", -SUPPLY_V))
     swing = SWING_V
+    amplifier = OPA241
     klu = False  # KLU with a .nodeset failed on these cells in ngspice-46 (energy.CircuitRules.klu)
 
     def __init__(self, spec: ModelSpec):

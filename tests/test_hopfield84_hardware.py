@@ -1,0 +1,104 @@
+"""The hopfield84 family's hardware (issue 21): `analogep energy` prices physical.lib's own
+cells (OPA241 op-amps, resistors, diodes), checked against ngspice's currents at the
+operating point; its settling is the op-amps' lags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from analogep.accounting.power import circuit_power, supply_model
+from analogep.api import deck_points
+from analogep.cli.app import main
+from analogep.config import load_spec
+from analogep.model.factory import build_energy
+from analogep.model.families import hopfield84 as h84
+from analogep.spice.compiler import build_netlist, state_nodes
+from analogep.spice.netlist import render
+from analogep.spice.run.ngspice import SubprocessNgspice
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "examples" / "tiny-physical.yaml"
+# The op-amps of each cell (circuits/physical.lib) and the resistors that dissipate.
+VISIBLE_AMPS, HIDDEN_AMPS = ("xtia", "xinv", "xbuf", "xneg"), ("xtia", "xbuf", "xinv")
+VISIBLE_R, HIDDEN_R = ("rf", "ra", "rb", "rleak", "rc", "rd"), ("rf", "rn", "ra", "rb")
+
+
+def _tiny():
+    spec = load_spec(TINY)
+    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    params = {k: v.astype(np.float64) for k, v in build_energy(spec.model).init_params(np.random.default_rng(0)).items()}
+    return spec, model, params
+
+
+@pytest.mark.spice
+def test_cell_power_matches_ngspice_at_the_operating_point():
+    """At the free deck's operating point: the currents every op-amp output sources (ngspice's
+    current through each macromodel's output resistor) are the row, sense and cell currents
+    computed from the node voltages, and the cells' resistors and diodes dissipate what the
+    layers declare."""
+    spec, model, params = _tiny()
+    point = deck_points(spec, params)["free"]
+    net = build_netlist(spec, model, params, "free", point.anchors, sweep=False, nodeset=point.nodeset)
+    names = state_nodes(model.sizes)
+    amps = [f"{n}.{a}" for n in names[0] for a in VISIBLE_AMPS] + [f"{n}.{a}" for l in names[1:] for n in l for a in HIDDEN_AMPS]
+    cell_r = [f"r.x{n}.{r}" for n in names[0] for r in VISIBLE_R] + [f"r.x{n}.{r}" for l in names[1:] for n in l for r in HIDDEN_R]
+    hidden = [n for l in names[1:] for n in l]
+    net.saves = ([f"v({n})" for l in names for n in l] + [f"@r.x{a}.ro[i]" for a in amps]
+                 + [f"@{r}[p]" for r in cell_r]
+                 + [f"v(x{n}.{node})" for n in hidden for node in ("t", "k")])
+    res = SubprocessNgspice().run(render(net, include=None), 120)
+    state = [np.array([[res.vectors[n][0] for n in layer]]) for layer in names]
+    power = circuit_power(spec, model, params, "free", state, point.anchors)
+    sourced = sum(abs(res.vectors[f"@r.x{a}.ro[i]#branch"][0]) for a in amps)
+    ours = power.currents["drivers"][0] + power.currents["sense"][0] + power.currents["injection"][0]
+    assert ours == pytest.approx(sourced, rel=1e-4)
+    v = {key: res.vectors[key][0] for key in res.vectors if key.endswith((".t", ".k"))}
+    diodes = sum(v[f"x{n}.k"] * (v[f"x{n}.t"] - v[f"x{n}.k"]) / h84.R_NODE for n in hidden)  # the pair carries R_n's current
+    heat = sum(res.vectors[f"@{r}[p]"][0] for r in cell_r) + diodes
+    assert power.leak[0] == pytest.approx(heat, rel=1e-4)
+    assert power.amplifiers == 4 * 64 + 3 * 32 + 64  # the cells' op-amps and one buffer per spring anchor
+
+
+def test_supply_is_the_datasheet_op_amp_between_the_rails():
+    spec, model, _ = _tiny()
+    supply = supply_model(spec, model.circuit_rules())
+    assert supply.quiescent_v * supply.quiescent_a == pytest.approx(25e-6 * 10.0)  # OPA241: 0.25 mW
+    assert (supply.signal_v, supply.volts_per_unit, supply.swing) == (5.0, 1.0, h84.SWING_V)
+
+
+@pytest.fixture(scope="module")
+def report():
+    result = CliRunner().invoke(main, ["energy", str(TINY), "--points", "4", "--sample-points", "2", "--samples", "10",
+                                       "--no-cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_energy_prices_the_op_amps_on_the_settling_time(report):
+    """The quiescent energy of a step is the op-amps' 0.25 mW each over every phase's settling
+    and readout (the cells' 352 op-amps, a buffer per spring anchor, two per nudge source)."""
+    a = report["training"]["analog"]
+    per_phase = a["notes"]["per_phase_s"]
+    amps = {"free": 352 + 64, "nudge_plus": 352 + 3 * 64, "nudge_minus": 352 + 3 * 64}
+    expected = report["batch"] * sum(amps[p] * 0.25e-3 * t for p, t in per_phase.items())
+    assert a["breakdown"]["amplifier quiescent current"] == pytest.approx(expected, rel=1e-9)
+    assert "OPA241" in report["circuit"] and "no node capacitance" in report["circuit"]
+    assert "cell op-amps (inverters, leaks, diodes)" in a["breakdown"]
+    for phase in per_phase:
+        assert report["settling"][phase]["unsettled"] == 0
+        assert report["settling"][phase]["mean_s"] > 0
+
+
+def test_the_lags_grow_with_the_sense_lines_conductance():
+    """A hidden unit's transimpedance stage has noise gain 1 + r G / g0 (its followers add 2);
+    a visible unit's 1 + G / g0 (its inverter, follower and the inverted copy add 4)."""
+    h, v = h84.DiodeUnits(3), h84.AmplifierVisible(3)
+    g0, column = 1e-4, np.array([0.0, 1e-4, 1e-3])
+    assert np.allclose(h.cell_lag(g0, column), 3.0 + 0.5 * column / g0)
+    assert np.allclose(v.cell_lag(g0, column), 5.0 + column / g0)
