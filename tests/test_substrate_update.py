@@ -202,3 +202,31 @@ def test_spice_equilibria_write_the_same_pulses_as_numpy(tiny, tmp_path):
     levels = [k for k in a.files if k.startswith("device/state/level/")]
     assert levels and all(np.array_equal(a[k], b[k]) for k in levels)
     assert runs["spice"].records[0]["backend"] == "spice" and runs["spice"].records[0]["pulses"] > 0
+
+
+def test_the_energy_prices_a_pulse_as_the_scaled_devices_step_it(tiny):
+    """With devices.scale_fraction f each coupling's max|W| takes f of the window, so one
+    level moves the weight by step * max|W| / (f * span) instead of step / g0 (g0 = span
+    here: w_max 1), as the devices map it; at the same activities the expected
+    coincidences go as 1 / (pulse step): f / max|W| as many."""
+    import dataclasses
+
+    from analogep.accounting.programming import program_circuit
+    from analogep.accounting.substrate import substrate_update
+
+    spec = _substrate(tiny).replace(model={"sizes": [64, 8]}, train={"batch": 64})
+    params = build_energy(spec.model).init_params(np.random.default_rng(0))
+    (name,) = [n for n, _, _ in build_energy(spec.model).circuit_rules().couplings]
+    plain = program_circuit(spec, params, [])
+    scaled = program_circuit(spec.replace(devices={"scale_fraction": 0.5}), params, [])
+    top, (_, gmin, gmax) = float(np.max(np.abs(params[name]))), spec.devices.window(spec.circuit)
+    step = (gmax - gmin) / (spec.devices.levels - 1)
+    assert plain.pulse_steps[name] == pytest.approx(step / (gmax - gmin), rel=1e-12)
+    assert scaled.pulse_steps[name] == pytest.approx(step * top / (0.5 * (gmax - gmin)), rel=1e-12)
+    rng = np.random.default_rng(1)
+    x_t = rng.uniform(-1, 1, (4, 64))
+    anchor = x_t + 0.3 * rng.standard_normal((4, 64))
+    same_weights = dataclasses.replace(plain, pulse_steps=scaled.pulse_steps)
+    pulses = [substrate_update(c.spec, c, x_t, anchor)["device_pulses"] for c in (plain, same_weights)]
+    assert pulses[0] > 0 and top != 0.5
+    assert pulses[1] / pulses[0] == pytest.approx(0.5 / top, rel=1e-9)

@@ -48,6 +48,10 @@ class ProgrammedCircuit:
     writes: dict | None  # on devices: the write pulses of a step (see `_on_devices`)
     supply: Supply | None = None  # how the amplifiers draw from the supply (accounting/power.py)
     lags: list[np.ndarray] | None = None  # a family of datasheet op-amps: per layer, each neuron's lag (s)
+    # On devices with levels: per coupling, the weight one device pulse moves (one level over
+    # the coupling's unit: g0, or with devices.scale_fraction its max|W| mapped onto that share
+    # of the window), as Devices maps it and substrate training steps it (training/substrate.py).
+    pulse_steps: dict[str, float] | None = None
 
     @property
     def n_weights(self) -> int:
@@ -60,11 +64,11 @@ def program_circuit(spec: Spec, params: Params, warnings: list[str]) -> Programm
     unit = capacitance(spec) / spec.circuit.g0
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    writes = None
+    writes = steps = None
     if spec.devices.ideal:
         realised, clipped = effective_params(model, p64, spec)
     else:
-        spec, realised, clipped, writes = _on_devices(spec, model, p64, warnings)
+        spec, realised, clipped, writes, steps = _on_devices(spec, model, p64, warnings)
         unit = capacitance(spec) / spec.circuit.g0
     if sum(clipped.values()):
         warnings.append(f"{sum(clipped.values())} weights clipped to the conductance range (circuit.clip)")
@@ -75,7 +79,8 @@ def program_circuit(spec: Spec, params: Params, warnings: list[str]) -> Programm
         omega = 2.0 * np.pi * rules.amplifier.gbw_hz
         lags = [layer.cell_lag(spec.circuit.g0, p + m) / omega for layer, p, m in zip(model.layers, *loads)]
         unit = max(float(np.max(t)) for t in lags)
-    return ProgrammedCircuit(spec, model, realised, loads, unit, writes, supply_model(spec, rules), lags)
+    return ProgrammedCircuit(spec, model, realised, loads, unit, writes, supply=supply_model(spec, rules), lags=lags,
+                             pulse_steps=steps)
 
 
 def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[str]):
@@ -92,7 +97,8 @@ def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[s
     g0, gmin, gmax = d.window(spec.circuit)
     spec = spec.replace(circuit={"g0": g0, "gmin": gmin, "gmax": gmax})
     devices = Devices(spec, model)
-    realisation = devices.program(params)
+    realisation = devices.program(params)  # the first write: fixes each coupling's unit
+    steps = None if devices.step is None else {name: devices.step / devices.unit(name) for name in devices.couplings}
     if not realisation.has_energy:
         warnings.append("the devices' circuit has no energy (mismatched copies or driver mismatch): its settling is "
                         "simulated on the forward copy's weights read both ways")
@@ -110,4 +116,4 @@ def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[s
     per_device = float(np.mean(pulses)) / n_logical
     writes = {"preset": d.preset, "bits": d.bits, "write_rule": d.write_rule, "devices": physical,
               "pulses_per_device": per_device, "pulses_per_step": per_device * physical}
-    return spec, realised, realisation.clipped, writes
+    return spec, realised, realisation.clipped, writes, steps

@@ -56,8 +56,9 @@ def substrate_update(spec: Spec, circuit: ProgrammedCircuit, x_t: np.ndarray, an
     """Expected pulses and joules of writing one batch's update on the substrate, from the
     phases of the accounted points (`x_t`, nudge `anchor`) on the programmed circuit."""
     s, p, model = spec.train.substrate, spec.physics, circuit.model
-    g0, gmin, gmax = spec.devices.window(spec.circuit)
-    dw = (gmax - gmin) / (spec.devices.levels - 1) / g0  # one pulse, one level, in weight units
+    _, gmin, gmax = spec.devices.window(spec.circuit)
+    if circuit.pulse_steps is None:
+        raise ValueError("substrate_update needs a circuit programmed on devices with levels (devices.bits)")
     backend = NumpyBackend(model, spec.gradep, spec.relax)
     backend.program(circuit.params)
     target = (anchor - x_t) * (spec.gradep.alpha * spec.gradep.lam)
@@ -73,6 +74,7 @@ def substrate_update(spec: Spec, circuit: ProgrammedCircuit, x_t: np.ndarray, an
         n_post, n_pre = circuit.params[name].shape
         n_weights += n_post * n_pre
         edge_neurons += n_post + n_pre
+        dw = circuit.pulse_steps[name]  # one pulse, one level, in this coupling's weight units
         for _, rows_from, cols_from in passes:
             px, pd, _ = pulse_probabilities(rows_from[pre], cols_from[post], eta, s.bl, dw)
             coincidences += s.bl * float(np.sum(pd.sum(axis=1) * px.sum(axis=1)))  # sum_ij BL p_i p_j, all points
