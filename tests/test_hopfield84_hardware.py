@@ -102,3 +102,38 @@ def test_the_lags_grow_with_the_sense_lines_conductance():
     g0, column = 1e-4, np.array([0.0, 1e-4, 1e-3])
     assert np.allclose(h.cell_lag(g0, column), 3.0 + 0.5 * column / g0)
     assert np.allclose(v.cell_lag(g0, column), 5.0 + column / g0)
+
+
+def test_compile_on_devices_draws_the_drivers_in_op_amps(tmp_path):
+    """--devices rram on this family: the realised conductances in the crossbars and the driver
+    mismatch as the cells' own *_drv variants (a resistor ratio and an input offset), from
+    physical.lib; no B-source, no drivers.lib."""
+    out = tmp_path / "decks"
+    result = CliRunner().invoke(main, ["compile", str(TINY), "--devices", "rram", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["free.cir", "generate.cir", "nudge_minus.cir", "nudge_plus.cir", "physical.lib"]
+    deck = (out / "free.cir").read_text()
+    assert "visible_amp_drv" in deck and "hidden_diode_drv" in deck and ".include physical.lib" in deck
+    assert not any(line.startswith("B") for line in deck.splitlines())
+    assert not any(line.startswith("B") for line in (out / "physical.lib").read_text().splitlines())
+
+
+@pytest.mark.spice
+@pytest.mark.parametrize("cell", ["hidden_diode_drv", "visible_amp_drv"])
+def test_driver_cells_realise_gain_and_offset(cell):
+    """A *_drv cell driven by g0 c on its sense line: the state node is the ideal cell's (s = g(c)
+    hidden, c visible), the rows carry +-(gain s + offset), as devices/realised.py solves."""
+    from analogep.spice.library import PHYSICAL, library_text
+
+    g0, c, gain, offset = 1e-4, 0.8, 1.03, 0.004
+    params = "r=0.5 " if cell.startswith("hidden") else ""
+    deck = "\n".join([
+        "driver cell", library_text(PHYSICAL), "Vcc vcc 0 5", "Vee vee 0 -5",
+        f"Ic 0 s {g0 * c}", f"X1 n p m s {cell} g0={g0} {params}gain={gain} offset={offset}",
+        "Rp p 0 10k", "Rm m 0 10k", ".op", ".control", "set numdgt=10", "op", "print v(n) v(p) v(m)",
+        ".endc", ".end", ""])
+    res = SubprocessNgspice().run(deck, 60)
+    s = float(h84.DiodeUnits(1).transfer(np.array([[c]]))[0, 0]) if cell.startswith("hidden") else c
+    assert res.vectors["n"][0] == pytest.approx(s, abs=2e-5)
+    assert res.vectors["p"][0] == pytest.approx(gain * s + offset, abs=2e-5)
+    assert res.vectors["m"][0] == pytest.approx(-(gain * s + offset), abs=2e-5)

@@ -17,7 +17,7 @@ import numpy as np
 
 from analogep.spice.compiler import PHASE_TITLES, PHASES, build_netlist, programmed_crossbar, state_nodes
 from analogep.spice.graph import check_graph, flatten
-from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, library_text
+from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, LIBRARY, library_text
 from analogep.spice.netlist import Netlist, render
 from analogep.devices.programmed import Programmed, ideal
 from analogep.spice.transient import (
@@ -166,7 +166,7 @@ def compile_decks(
         flat = len(flatten(text))
         net.header = _header(drawn.spec, phase, origin, point.description, net.counts(), flat, clipped, net)
         if on_devices:
-            net.header += _devices_header(spec, drawn)
+            net.header += _devices_header(spec, drawn, net.library)
         if not model.circuit_rules().klu:
             net.header = [ln.replace("add 'klu' to .options for a faster solve", "leave KLU off: with a .nodeset it "
                                      "failed on these cells (docs/results/physical.md)") for ln in net.header]
@@ -177,12 +177,12 @@ def compile_decks(
             tran[TRANSIENT_NAMES[phase]] = _transient_deck(spec, model, p64, phase, point, points["free"], origin)
     files.update(tran)
     files[net.library] = library_text(net.library)
-    if drawn.drivers is not None:
+    if drawn.drivers is not None and DRIVERS in net.extra_libraries:
         files[DRIVERS] = library_text(DRIVERS)
     return files, clipped
 
 
-def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
+def _devices_header(spec: Spec, drawn: Programmed, library: str) -> list[str]:
     """What a deck realised on devices adds to the ideal mapping (method.md section 7, 'Devices')."""
     d = spec.devices
     both = "one device per weight read both ways" if d.copies == "bidirectional" else "two independently drawn copies"
@@ -192,7 +192,8 @@ def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
         f"{d.stuck_gmin:g}/{d.stuck_gmax:g}, program noise {d.program_noise:g}.",
     ]
     if drawn.drivers is not None:
-        lines.append(f"  Activation drivers: a = gain*rho(s) + offset per neuron (cells *{DRIVER_CELL_SUFFIX} of {DRIVERS}; "
+        lines.append(f"  Activation drivers: a = gain*rho(s) + offset per neuron (cells *{DRIVER_CELL_SUFFIX} of "
+                     f"{DRIVERS if library == LIBRARY else library}; "
                      f"gain spread {d.driver_gain_sigma:g}, offset spread {d.driver_offset_sigma:g} V).")
     if drawn.wire_resistance > 0:
         lines += [
