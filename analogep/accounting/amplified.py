@@ -45,16 +45,18 @@ class LaggedFlow:
     the state that drive sets. `lags` per layer (n,), relative to the slowest."""
 
     def __init__(self, model: EnergyModel, params: Params, start: State, spring: VisibleSpring | None,
-                 clamp_visible: bool, lags: list[np.ndarray]):
+                 clamp_visible: bool, lags: list[np.ndarray], drive: State):
         self.model, self.params, self.spring, self.clamp = model, params, spring, clamp_visible
         self.state = [np.array(s, dtype=np.float64, copy=True) for s in start]
         self.layers = list(range(1 if clamp_visible else 0, len(self.state)))
         self.step = STEP_FRACTION * min(float(np.min(lags[l])) for l in self.layers)
         self.alpha = {l: -np.expm1(-self.step / lags[l]) for l in self.layers}
-        # The drive that holds the start (the sense amplifiers' outputs at t = 0).
-        zero = [np.zeros_like(s) for s in self.state]
-        self.drive = {l: model.block_slope(l, self.state[l], zero[l], model.activity(l, self.state[l], 2),
-                                           spring if l == 0 else None) for l in self.layers}
+        # The sense amplifiers' outputs at t = 0 (spice/transient.py `start_drive`); the
+        # states follow them at once (a nudge that comes on moves x).
+        self.drive = {l: np.array(drive[l], dtype=np.float64, copy=True) for l in self.layers}
+        for l in self.layers:
+            s = self.state[l]
+            model.block_update(l, s, self.drive[l], model.activity(l, s, 2), spring if l == 0 else None, 1.0)
 
     def advance(self) -> None:
         """One step: every lag moves towards the drive of the present state, then every
@@ -108,19 +110,21 @@ def settle_lagged(
     start: State,
     spring: VisibleSpring | None,
     lags: list[np.ndarray],
+    drive: State,
     *,
     tol: float,
     clamp_visible: bool = False,
     power: Callable[[State], np.ndarray] | None = None,
 ) -> Settling:
-    """Settling times (units of the slowest lag) of a batch relaxing from `start` through
-    the lagged circuit; `power(state)` integrated over each point's settling."""
+    """Settling times (units of the slowest lag) of a batch relaxing from `start`, its sense
+    amplifiers at `drive`, through the lagged circuit; `power(state)` integrated over each
+    point's settling."""
     rel = [np.asarray(t, dtype=np.float64) / max(float(np.max(x)) for x in lags) for t in lags]
-    flow = LaggedFlow(model, params, start, spring, clamp_visible, rel)
+    flow = LaggedFlow(model, params, start, spring, clamp_visible, rel, drive)
     _, _, stop = _run(flow, None, tol, None, MAX_TIME)
     end = FastSolver(POLISH_SWEEPS, tol=END_RESIDUAL, omega=1.0).relax(model, params, flow.state, spring,
                                                                        clamp_visible=clamp_visible).state
     residual = sample_max_abs(total_grad(model, params, end, spring, clamp_visible))
-    t, energy, _ = _run(LaggedFlow(model, params, start, spring, clamp_visible, rel), end, tol, power,
+    t, energy, _ = _run(LaggedFlow(model, params, start, spring, clamp_visible, rel, drive), end, tol, power,
                         stop + flow.step / 2)
     return Settling(np.where(residual <= 1e3 * END_RESIDUAL, t, np.inf), end, energy)

@@ -135,7 +135,8 @@ def compile_decks(
     Nothing is written here: a weight that does not fit, or a transient asked of a circuit
     without capacitance, raises before any file exists.
     """
-    if transient and spec.circuit.capacitance <= 0:
+    amplified = build_energy(spec.model).circuit_rules().amplifier is not None  # op-amps set the dynamics
+    if transient and spec.circuit.capacitance <= 0 and not amplified:
         raise CircuitError("compile --transient: circuit.capacitance is 0; set it > 0 (e.g. 1e-12 F) in the config")
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     model.condition(level_code)  # a level-dependent energy is drawn at one level (the points' own)
@@ -210,6 +211,32 @@ def _devices_header(spec: Spec, drawn: Programmed, library: str) -> list[str]:
     return lines
 
 
+def _dynamics_lines(spec: Spec, model, phase: str) -> list[str]:
+    """What a transient deck of analogep.lib's cells is: the gradient flow on node capacitors."""
+    return [
+        f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping) with C = {spec.circuit.capacitance:g} F from every neuron",
+        "  node to ground, so it is the gradient flow C ds/dt = -g0 dE/ds (method.md section 7). It starts at",
+        f"  {TRANSIENT_STARTS[phase]}",
+        "  (.ic: ngspice holds the nodes there for its initial operating point, then lets go) and relaxes",
+        "  in time; with no .nodeset, where it",
+        "  ends is where the energy's descent leads: a minimum, not whatever fixed point a root finder meets.",
+    ]
+
+
+def _amplifier_lines(amp, phase: str) -> list[str]:
+    """What a transient deck of a family's op-amp cells is: no node capacitor, the op-amps' poles."""
+    return [
+        f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping). Its state nodes are op-amp outputs: no",
+        f"  node capacitor sets its dynamics, the {amp.part} macromodels' dominant poles (GBW {amp.gbw_hz:g} Hz) do; each neuron",
+        "  lags its drive by its stages' noise gains over 2 pi GBW (Hopfield 1984's dynamics, analogep/spice/transient.py).",
+        f"  It starts at {TRANSIENT_STARTS[phase]}",
+        "  (.ic on the neuron nodes and on every op-amp's gain node, where the amplifiers hold that start;",
+        "  ngspice holds them there for its initial operating point, then lets go) and relaxes in time; with no",
+        "  .nodeset, where it ends is where the circuit's own dynamics lead, not whatever fixed point a root finder meets.",
+        f"  The macromodel's gain stage is linear: it does not slew (the {amp.part}'s {amp.slew_v_per_s:g} V/s is not modelled).",
+    ]
+
+
 def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPoint, free: DeckPoint, origin: str) -> str:
     """A phase's transient deck: `.ic` at the phase's start, `.tran` over SPAN_TAUS
     predicted time constants, the final node voltages printed."""
@@ -225,7 +252,7 @@ def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPo
         + ["print " + " ".join(prints[k : k + 8]) for k in range(0, len(prints), 8)]
         + ["quit"]
     )
-    c = spec.circuit
+    amp = model.circuit_rules().amplifier
     _, stop, tmax = tran_window(float(tau[0]))
     counts = net.counts()
     text = render(net)
@@ -234,14 +261,10 @@ def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPo
         f"Compiled by analogep from config {spec.name!r} ({network(spec)}, {spec.model.activation}); weights: {origin}.",
         f"Training point: {point.description}.",
         "",
-        f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping) with C = {c.capacitance:g} F from every neuron",
-        "  node to ground, so it is the gradient flow C ds/dt = -g0 dE/ds (method.md section 7). It starts at",
-        f"  {TRANSIENT_STARTS[phase]}",
-        "  (.ic: ngspice holds the nodes there for its initial operating point, then lets go) and relaxes",
-        "  in time; with no .nodeset, where it",
-        "  ends is where the energy's descent leads: a minimum, not whatever fixed point a root finder meets.",
+        *(_dynamics_lines(spec, model, phase) if amp is None else _amplifier_lines(amp, phase)),
         f"Linearised at the numpy equilibrium: smallest Hessian eigenvalue lambda_min = {lam[0]:.6g}, so the",
-        f"  slowest mode decays with tau = C / (g0 lambda_min) = {tau[0]:.6g} s; the run lasts {SPAN_TAUS:g} tau = {stop:.6g} s",
+        f"  slowest mode decays with tau = {'C / (g0 lambda_min)' if amp is None else 'that of the lagged circuit'} = "
+        f"{tau[0]:.6g} s; the run lasts {SPAN_TAUS:g} tau = {stop:.6g} s",
         f"  (Gear integration, largest step {tmax:.6g} s), after which every node is settled to about exp(-{SPAN_TAUS:g}).",
         f"Elements: {', '.join(f'{n} {k}' for k, n in counts.items())} (X = neuron cells of {net.library}); {len(flatten(text))} after expanding the cells.",
         "Result: the final node voltages V(node)[last], the equilibrium (state units)"

@@ -153,6 +153,11 @@ class DiodeUnits(Layer):
         heat = g0 * self.r * drive * drive + diode * diode * R_NODE + s * diode + 2.0 * s * s / R_INVERTER
         return sense, other, np.sum(heat, axis=1)
 
+    def cell_start(self, s, drive):
+        """The op-amps' gain nodes (their outputs: a unity buffer follows each): t = -r c,
+        m = -s, n = +s."""
+        return {"xtia.g": -self.r * drive, "xbuf.g": -s, "xinv.g": s}
+
     def cell_lag(self, g0, column):
         """Transimpedance stage (noise gain 1 + r G / g0), then the rows: m through the
         follower (1), p through the follower and the inverter (1 + 2); their mean, 2."""
@@ -185,6 +190,10 @@ class AmplifierVisible(LinearUnits):
         other = np.sum(np.abs(drive) / R_INVERTER + inverter + 2.0 * np.abs(s) / R_INVERTER, axis=1)
         heat = g0 * drive * drive + 2.0 * drive * drive / R_INVERTER + leak * (drive - s) + 2.0 * s * s / R_INVERTER
         return sense, other, np.sum(heat, axis=1)
+
+    def cell_start(self, s, drive):
+        """The op-amps' gain nodes: t = -c, u = c, p = x, m = -x."""
+        return {"xtia.g": -drive, "xinv.g": drive, "xbuf.g": s, "xneg.g": -s}
 
     def cell_lag(self, g0, column):
         """Transimpedance stage (noise gain 1 + G / g0), the inverter (2), the leak into x
