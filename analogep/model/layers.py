@@ -72,9 +72,10 @@ class Layer(ABC):
         cells' own resistors and diodes dissipate (A, A, W)."""
         raise NotImplementedError(f"{type(self).__name__} declares no cell supply")
 
-    def cell_start(self, s: np.ndarray, drive: np.ndarray) -> dict[str, np.ndarray]:
+    def cell_start(self, s: np.ndarray, drive: np.ndarray, g0: float, rows: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
         """The cell's op-amps' internal nodes (their path inside the cell -> values like s)
-        where they hold state s with drive c: a transient deck's start."""
+        where they hold state s with drive c, their rows driving the G+ and G- conductance
+        `rows` (S per unit): a transient deck's start."""
         raise NotImplementedError(f"{type(self).__name__} declares no op-amp start")
 
     def cell_lag(self, g0: float, column: np.ndarray) -> np.ndarray:

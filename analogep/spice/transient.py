@@ -84,14 +84,23 @@ def amplifier_lags(spec: Spec, model: EnergyModel, params: Params) -> list[np.nd
     rules = model.circuit_rules()
     if rules.amplifier is None:
         return None
-    column = [np.zeros(n) for n in model.sizes]
-    for name, pre, post in rules.couplings:
-        g = conductance_pairs(name, params[name], spec)  # (n_post, n_pre)
-        both = g.plus + g.minus
-        column[pre] += both.sum(axis=0)
-        column[post] += both.sum(axis=1)
     omega = 2.0 * np.pi * rules.amplifier.gbw_hz
-    return [layer.cell_lag(spec.circuit.g0, col) / omega for layer, col in zip(model.layers, column)]
+    plus, minus = _row_conductance(spec, model, params)
+    return [layer.cell_lag(spec.circuit.g0, p + m) / omega for layer, p, m in zip(model.layers, plus, minus)]
+
+
+def _row_conductance(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per layer, the G+ and G- conductance each neuron's rows drive (over both crossbars it
+    feeds; with one pair read both ways, also what its sense line collects)."""
+    plus = [np.zeros(n) for n in model.sizes]
+    minus = [np.zeros(n) for n in model.sizes]
+    for name, pre, post in model.circuit_rules().couplings:
+        g = conductance_pairs(name, params[name], spec)  # (n_post, n_pre)
+        plus[pre] += g.plus.sum(axis=0)
+        minus[pre] += g.minus.sum(axis=0)
+        plus[post] += g.plus.sum(axis=1)
+        minus[post] += g.minus.sum(axis=1)
+    return plus, minus
 
 
 def lagged_tau(model: EnergyModel, params: Params, state: State, lags: list[np.ndarray], stiffness: float,
@@ -150,8 +159,8 @@ def transient_netlist(
     names = state_nodes(model.sizes)
     layers = slice(1, None) if phase == "generate" else slice(None)
     net.ic = {n: float(v) for lnames, s in zip(names[layers], start[layers]) for n, v in zip(lnames, np.asarray(s)[0])}
-    if amplified:
-        net.ic.update(_op_amp_start(spec, model, params, phase, anchors, start))
+    if amplified:  # the op-amps' gain nodes alone: the neuron nodes follow from them (x is resistive)
+        net.ic = _op_amp_start(spec, model, params, phase, anchors, start)
     net.options["method"] = "gear"
     step, stop, tmax = tran_window(tau)
     net.analysis = f".tran {fmt(step)} {fmt(stop)} 0 {fmt(tmax)}"
@@ -181,8 +190,9 @@ def _op_amp_start(spec: Spec, model: EnergyModel, params: Params, phase: str, an
     """`.ic` of the cells' op-amps (their gain nodes) where they hold the phase's start."""
     ic = {}
     drives = start_drive(spec, model, params, phase, anchors, start)
-    for layer, lnames, s, c in zip(model.layers, state_nodes(model.sizes), start, drives):
-        for node, values in layer.cell_start(np.asarray(s, dtype=np.float64), c).items():
+    rows = zip(*_row_conductance(spec, model, params))
+    for layer, lnames, s, c, load in zip(model.layers, state_nodes(model.sizes), start, drives, rows):
+        for node, values in layer.cell_start(np.asarray(s, dtype=np.float64), c, spec.circuit.g0, load).items():
             ic.update({f"x{n}.{node}": float(v) for n, v in zip(lnames, np.asarray(values)[0])})
     return ic
 

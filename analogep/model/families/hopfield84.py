@@ -72,6 +72,8 @@ OPA241 = Amplifier("OPA241", quiescent_a=25e-6, gbw_hz=35e3, slew_v_per_s=0.01e6
                    source="TI/Burr-Brown OPA241 datasheet SBOS075")
 # The inverters' and buffers' resistors of the cells (ohm): Ra, Rb, Rc, Rd of physical.lib.
 R_INVERTER = 1.0e5
+# The op-amp macromodel's output resistance (ohm, physical.lib's Ro: assumed, the datasheet gives none).
+R_OUT = 100.0
 # Newton iterations of the exact per-unit solve g^{-1}(s) = c, started above the root
 # (converges monotonically from there: g^{-1} is convex for s > 0).
 _NEWTON_ITERATIONS = 40
@@ -153,10 +155,15 @@ class DiodeUnits(Layer):
         heat = g0 * self.r * drive * drive + diode * diode * R_NODE + s * diode + 2.0 * s * s / R_INVERTER
         return sense, other, np.sum(heat, axis=1)
 
-    def cell_start(self, s, drive):
-        """The op-amps' gain nodes (their outputs: a unity buffer follows each): t = -r c,
-        m = -s, n = +s."""
-        return {"xtia.g": -self.r * drive, "xbuf.g": -s, "xinv.g": s}
+    def cell_start(self, s, drive, g0, rows):
+        """The op-amps' gain nodes: each output (t = -r c, m = -s, n = +s) plus the drop its
+        output current makes across R_OUT (Rf to the sense line, R_n to the diodes; the rows
+        and Ra, Rb to virtual grounds)."""
+        plus, minus = rows
+        t = -self.r * drive
+        return {"xtia.g": t + R_OUT * (t * g0 / self.r + (t + s) / R_NODE),
+                "xbuf.g": -s + R_OUT * (-s) * (minus + 1.0 / R_INVERTER),
+                "xinv.g": s + R_OUT * s * (plus + 1.0 / R_INVERTER)}
 
     def cell_lag(self, g0, column):
         """Transimpedance stage (noise gain 1 + r G / g0), then the rows: m through the
@@ -191,9 +198,14 @@ class AmplifierVisible(LinearUnits):
         heat = g0 * drive * drive + 2.0 * drive * drive / R_INVERTER + leak * (drive - s) + 2.0 * s * s / R_INVERTER
         return sense, other, np.sum(heat, axis=1)
 
-    def cell_start(self, s, drive):
-        """The op-amps' gain nodes: t = -c, u = c, p = x, m = -x."""
-        return {"xtia.g": -drive, "xinv.g": drive, "xbuf.g": s, "xneg.g": -s}
+    def cell_start(self, s, drive, g0, rows):
+        """The op-amps' gain nodes: each output (t = -c, u = c, p = x, m = -x) plus the drop
+        its output current makes across R_OUT."""
+        plus, minus = rows
+        return {"xtia.g": -drive + R_OUT * (-drive) * (g0 + 1.0 / R_INVERTER),
+                "xinv.g": drive + R_OUT * (drive / R_INVERTER + g0 * (drive - s)),
+                "xbuf.g": s + R_OUT * s * (plus + 1.0 / R_INVERTER),
+                "xneg.g": -s + R_OUT * (-s) * (minus + 1.0 / R_INVERTER)}
 
     def cell_lag(self, g0, column):
         """Transimpedance stage (noise gain 1 + G / g0), the inverter (2), the leak into x
