@@ -16,7 +16,7 @@ import numpy as np
 from analogep.api import deck_points
 from analogep.config import load_spec
 from analogep.model.factory import build_energy
-from analogep.spice.transient import amplifier_lags, run_transient, start_drive, start_state
+from analogep.spice.transient import amplifier_lags, amplifier_row_lags, run_transient, start_drive, start_state
 from analogep.accounting.amplified import settle_lagged
 from analogep.backends.spring import Nudge, phase_spring
 from analogep.training.checkpoint import load_checkpoint
@@ -42,7 +42,7 @@ nudge = None if beta is None else Nudge(beta, point.anchors["a"])
 spring = phase_spring(spec.gradep, point.anchors["xt"], nudge)
 drive = start_drive(spec, model, params, phase, point.anchors, start)
 unit = max(float(np.max(t)) for t in lags)
-s = settle_lagged(model, params, start, spring, lags, drive, tol=1e-4)
+s = settle_lagged(model, params, start, spring, lags, drive, amplifier_row_lags(model), tol=1e-4)
 end_err = max(float(np.max(np.abs(a[-1] - b[0]))) for a, b in zip(tr.states, s.end))
 out = {"phase": phase, "spice_settle_s": tr.settling_time(1e-4), "lagged_settle_s": float(s.time[0] * unit),
        "spice_tail_tau_s": tr.tail_tau, "predicted_tau_s": tr.predicted_tau, "end_max_abs_diff_V": end_err,

@@ -93,7 +93,8 @@ def _phase_settling(circuit: ProgrammedCircuit, phase, start, anchors, beta, cla
         s = settle(model, params, start, spring, tol=tol, clamp_visible=clamp_visible, power=power)
     else:  # op-amp stages: each neuron's lag (accounting/amplified.py)
         drive = start_drive(spec, model, params, phase, anchors, start)
-        s = settle_lagged(model, params, start, spring, circuit.lags, drive, tol=tol, clamp_visible=clamp_visible, power=power)
+        s = settle_lagged(model, params, start, spring, circuit.lags, drive, circuit.row_lags, tol=tol,
+                          clamp_visible=clamp_visible, power=power)
     k = 0.0 if spring is None else spring.stiffness
     lam = smallest_eigenvalues(model, params, s.end, k, clamp_visible=clamp_visible)
     return s.time * unit, s.energy * unit, power(s.end), lam, s.end

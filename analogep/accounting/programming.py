@@ -20,7 +20,7 @@ from analogep.devices.mapping import effective_params
 from analogep.errors import AnalogepError
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.factory import build_energy
-from analogep.spice.transient import amplifier_lags
+from analogep.spice.transient import amplifier_lags, amplifier_row_lags
 
 ADAM_SIZED_UPDATES = 8  # updates whose pulses are counted (the first write of every device is not one)
 
@@ -49,6 +49,7 @@ class ProgrammedCircuit:
     writes: dict | None  # on devices: the write pulses of a step (see `_on_devices`)
     supply: Supply | None = None  # how the amplifiers draw from the supply (accounting/power.py)
     lags: list[np.ndarray] | None = None  # a family of datasheet op-amps: per layer, each neuron's lag (s)
+    row_lags: list[float] | None = None  # and per layer the part of it after the state (its row buffers)
 
     @property
     def n_weights(self) -> int:
@@ -74,7 +75,8 @@ def program_circuit(spec: Spec, params: Params, warnings: list[str]) -> Programm
     lags = amplifier_lags(spec, model, p64)  # op-amp cells: their lags set the time scale, not a node capacitance
     if lags is not None:
         unit = max(float(np.max(t)) for t in lags)
-    return ProgrammedCircuit(spec, model, realised, loads, unit, writes, supply_model(spec, rules), lags)
+    return ProgrammedCircuit(spec, model, realised, loads, unit, writes, supply_model(spec, rules), lags,
+                             amplifier_row_lags(model))
 
 
 def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[str]):

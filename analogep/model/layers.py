@@ -78,6 +78,9 @@ class Layer(ABC):
         `rows` (S per unit): a transient deck's start."""
         raise NotImplementedError(f"{type(self).__name__} declares no op-amp start")
 
+    # Of the lag, the part after the state: the stages copying it onto the rows (units of 1 / (2 pi GBW)).
+    cell_row_lag = 0.0
+
     def cell_lag(self, g0: float, column: np.ndarray) -> np.ndarray:
         """Per unit, the lag from its drive to its rows in units of 1 / (2 pi GBW): the
         noise gains of the op-amp stages on the way summed, with `column` (S) the crossbar

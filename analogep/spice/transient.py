@@ -89,6 +89,15 @@ def amplifier_lags(spec: Spec, model: EnergyModel, params: Params) -> list[np.nd
     return [layer.cell_lag(spec.circuit.g0, p + m) / omega for layer, p, m in zip(model.layers, plus, minus)]
 
 
+def amplifier_row_lags(model: EnergyModel) -> list[float] | None:
+    """Per layer, the part of each neuron's lag (s) after its state: the buffers copying it
+    onto the rows (model/layers.py `cell_row_lag`); None for cells without a datasheet op-amp."""
+    amp = model.circuit_rules().amplifier
+    if amp is None:
+        return None
+    return [layer.cell_row_lag / (2.0 * np.pi * amp.gbw_hz) for layer in model.layers]
+
+
 def _row_conductance(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per layer, the G+ and G- conductance each neuron's rows drive (over both crossbars it
     feeds; with one pair read both ways, also what its sense line collects)."""

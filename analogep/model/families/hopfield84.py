@@ -147,6 +147,7 @@ class DiodeUnits(Layer):
     # line's g0 c and the diode current (r c - s)/R_n; the follower (m = -s) and the inverter
     # (n = +s) source their rows and R_INVERTER each.
     cell_amplifiers = 3
+    cell_row_lag = 2.0  # m through the follower (1), p through the follower and the inverter (3)
 
     def cell_supply(self, s, drive, g0):
         diode = (self.r * drive - s) / R_NODE  # through R_n and the diode pair (same sign as s)
@@ -188,6 +189,7 @@ class AmplifierVisible(LinearUnits):
     # Ra; the inverter (u = c) Rb and the leak g0 (c - x); the follower (p = x) and the
     # inverter (m = -x) their rows and Rc, Rd.
     cell_amplifiers = 4
+    cell_row_lag = 2.0  # p through the follower (1), m through the follower and the inverter (3)
 
     def cell_supply(self, s, drive, g0):
         leak = g0 * (drive - s)
