@@ -102,3 +102,83 @@ def test_the_lags_grow_with_the_sense_lines_conductance():
     g0, column = 1e-4, np.array([0.0, 1e-4, 1e-3])
     assert np.allclose(h.cell_lag(g0, column), 3.0 + 0.5 * column / g0)
     assert np.allclose(v.cell_lag(g0, column), 5.0 + column / g0)
+
+
+def test_compile_on_devices_draws_the_drivers_in_op_amps(tmp_path):
+    """--devices rram on this family: the realised conductances in the crossbars and the driver
+    mismatch as the cells' own *_drv variants (a resistor ratio and an input offset), from
+    physical.lib; no B-source, no drivers.lib."""
+    out = tmp_path / "decks"
+    result = CliRunner().invoke(main, ["compile", str(TINY), "--devices", "rram", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["free.cir", "generate.cir", "nudge_minus.cir", "nudge_plus.cir", "physical.lib"]
+    deck = (out / "free.cir").read_text()
+    assert "visible_amp_drv" in deck and "hidden_diode_drv" in deck and ".include physical.lib" in deck
+    assert not any(line.startswith("B") for line in deck.splitlines())
+    assert not any(line.startswith("B") for line in (out / "physical.lib").read_text().splitlines())
+
+
+@pytest.mark.spice
+@pytest.mark.parametrize("cell", ["hidden_diode_drv", "visible_amp_drv"])
+def test_driver_cells_realise_gain_and_offset(cell):
+    """A *_drv cell driven by g0 c on its sense line: the state node is the ideal cell's (s = g(c)
+    hidden, c visible), the rows carry +-(gain s + offset), as devices/realised.py solves."""
+    from analogep.spice.library import PHYSICAL, library_text
+
+    g0, c, gain, offset = 1e-4, 0.8, 1.03, 0.004
+    params = "r=0.5 " if cell.startswith("hidden") else ""
+    deck = "\n".join([
+        "driver cell", library_text(PHYSICAL), "Vcc vcc 0 5", "Vee vee 0 -5",
+        f"Ic 0 s {g0 * c}", f"X1 n p m s {cell} g0={g0} {params}gain={gain} offset={offset}",
+        "Rp p 0 10k", "Rm m 0 10k", ".op", ".control", "set numdgt=10", "op", "print v(n) v(p) v(m)",
+        ".endc", ".end", ""])
+    res = SubprocessNgspice().run(deck, 60)
+    s = float(h84.DiodeUnits(1).transfer(np.array([[c]]))[0, 0]) if cell.startswith("hidden") else c
+    assert res.vectors["n"][0] == pytest.approx(s, abs=2e-5)
+    assert res.vectors["p"][0] == pytest.approx(gain * s + offset, abs=2e-5)
+    assert res.vectors["m"][0] == pytest.approx(-(gain * s + offset), abs=2e-5)
+
+
+def _small():
+    """tiny-physical with 4 + 4 hidden units: a transient of a few seconds."""
+    spec = load_spec(TINY)
+    spec = spec.replace(model={"sizes": [64, 4, 4]})
+    model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
+    params = {k: v.astype(np.float64) for k, v in build_energy(spec.model).init_params(np.random.default_rng(0)).items()}
+    return spec, model, params
+
+
+@pytest.mark.spice
+def test_the_lagged_circuit_settles_as_the_op_amps_transient_does():
+    """ngspice's transient of the op-amp macromodels (no node capacitor) from the free phase's
+    start ends at numpy's equilibrium, and the lagged circuit the accounting simulates
+    (accounting/amplified.py) settles within 20% of its time; the waveform's tail decays
+    within 35% of the predicted slowest mode."""
+    from analogep.accounting.amplified import settle_lagged
+    from analogep.backends.spring import phase_spring
+    from analogep.spice.transient import amplifier_lags, amplifier_row_lags, run_transient, start_drive, start_state
+
+    spec, model, params = _small()
+    point = deck_points(spec, params)["free"]
+    start = start_state("free", point.anchors, None, model.sizes)
+    tr = run_transient(spec, model, params, "free", point.anchors, start, point.nodeset, timeout=300)
+    for layer, eq in zip(tr.end, point.nodeset):
+        assert np.max(np.abs(layer - eq)) < 1e-5
+    lags = amplifier_lags(spec, model, params)
+    unit = max(float(np.max(t)) for t in lags)
+    drive = start_drive(spec, model, params, "free", point.anchors, start)
+    lagged = settle_lagged(model, params, start, phase_spring(spec.gradep, point.anchors["xt"], None), lags, drive,
+                           amplifier_row_lags(model), tol=1e-4).time[0] * unit
+    spice = tr.settling_time(1e-4)
+    assert abs(lagged - spice) < 0.2 * spice, (lagged, spice)
+    assert abs(tr.tail_tau - tr.predicted_tau) < 0.35 * tr.tail_tau, (tr.tail_tau, tr.predicted_tau)
+
+
+def test_compile_transient_needs_no_capacitance_on_op_amp_cells(tmp_path):
+    """compile --transient on this family (circuit.capacitance 0): the op-amps start at .ic."""
+    out = tmp_path / "decks"
+    result = CliRunner().invoke(main, ["compile", str(TINY), "--transient", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    deck = (out / "free_tran.cir").read_text()
+    assert ".tran " in deck and "v(xx0.xtia.g)=" in deck and "v(xh1_0.xinv.g)=" in deck
+    assert not any(line.startswith("C") for line in deck.splitlines())

@@ -6,14 +6,18 @@ op-amp follows its input with the closed-loop time constant of its stage, noise 
 (2 pi GBW) (a single-pole op-amp: the OPA241's dominant pole, as the macromodel's C1). The
 slowest stage of a neuron is its transimpedance amplifier, whose noise gain grows with the
 crossbar conductance on its sense line; the stages after it (inverters, followers) add
-their own lags. Lumping each neuron's stages into one lag tau_i (their time constants
-summed, model/layers.py `cell_lag`) gives Hopfield's own dynamics (Hopfield 1984, PNAS 81,
-3088, eq. 5), in the drive c the transimpedance amplifier holds:
+their own lags. Lumping each neuron's stages into two lags, before its state (the
+transimpedance amplifier, and on visible units the inverter) and after it (the buffers
+copying it onto the rows; the time constants of each part summed, model/layers.py
+`cell_lag`, `cell_row_lag`) gives Hopfield's own dynamics (Hopfield 1984, PNAS 81, 3088,
+eq. 5) in the drive c the transimpedance amplifier holds, with the rows' delay:
 
-    tau_i dc_i/dt = c_i*(s) - c_i,        s_i = g(c_i)
+    tau_i dc_i/dt = c_i*(a) - c_i,   s_i = g(c_i),   tau'_i da_i/dt = s_i - a_i
 
-with c*(s) the drive the crossbar and the bias deliver and g the unit's transfer curve
-(hidden: the diodes; visible: the node x = (c + springs) / (1 + k), a resistive node).
+with c*(a) the drive the crossbar rows a and the bias deliver and g the unit's transfer
+curve (hidden: the diodes; visible: the node x = (c + springs) / (1 + k), a resistive node).
+One lag alone (tau'_i = 0) settled the nudged phases, whose small moves end within the rows'
+delay, 2-2.5x sooner than ngspice; with the rows' lag 40% sooner (docs/results/physical.md).
 Its fixed points are the energy's stationary points, and the energy decreases along it
 for symmetric couplings (Hopfield 1984). tests/test_hopfield84_hardware.py compares its
 settling with ngspice's transient of the op-amp macromodel.
@@ -41,33 +45,43 @@ MAX_TIME = 20000.0
 
 
 class LaggedFlow:
-    """The lagged circuit from `start`: per layer the drive its sense amplifier holds, and
-    the state that drive sets. `lags` per layer (n,), relative to the slowest."""
+    """The lagged circuit from `start`: per layer the drive its sense amplifier holds, the
+    state that drive sets, and the rows' copy of the state. `lags` per layer (n,) and
+    `row_lags` per layer (the part of the lag after the state, its buffers), both relative
+    to the slowest lag."""
 
     def __init__(self, model: EnergyModel, params: Params, start: State, spring: VisibleSpring | None,
-                 clamp_visible: bool, lags: list[np.ndarray]):
+                 clamp_visible: bool, lags: list[np.ndarray], drive: State, row_lags: list[float]):
         self.model, self.params, self.spring, self.clamp = model, params, spring, clamp_visible
         self.state = [np.array(s, dtype=np.float64, copy=True) for s in start]
+        self.rows = [np.array(s, dtype=np.float64, copy=True) for s in start]  # the buffers hold the start
         self.layers = list(range(1 if clamp_visible else 0, len(self.state)))
-        self.step = STEP_FRACTION * min(float(np.min(lags[l])) for l in self.layers)
-        self.alpha = {l: -np.expm1(-self.step / lags[l]) for l in self.layers}
-        # The drive that holds the start (the sense amplifiers' outputs at t = 0).
-        zero = [np.zeros_like(s) for s in self.state]
-        self.drive = {l: model.block_slope(l, self.state[l], zero[l], model.activity(l, self.state[l], 2),
-                                           spring if l == 0 else None) for l in self.layers}
+        sense = {l: lags[l] - row_lags[l] for l in self.layers}
+        fastest = min(min(float(np.min(sense[l])) for l in self.layers),
+                      min((row_lags[l] for l in self.layers if row_lags[l] > 0), default=np.inf))
+        self.step = STEP_FRACTION * fastest
+        self.alpha = {l: -np.expm1(-self.step / sense[l]) for l in self.layers}
+        self.beta = {l: -np.expm1(-self.step / row_lags[l]) if row_lags[l] > 0 else 1.0 for l in self.layers}
+        # The sense amplifiers' outputs at t = 0 (spice/transient.py `start_drive`); the
+        # states follow them at once (a nudge that comes on moves x).
+        self.drive = {l: np.array(drive[l], dtype=np.float64, copy=True) for l in self.layers}
+        for l in self.layers:
+            s = self.state[l]
+            model.block_update(l, s, self.drive[l], model.activity(l, s, 2), spring if l == 0 else None, 1.0)
 
     def advance(self) -> None:
-        """One step: every lag moves towards the drive of the present state, then every
-        state follows its lag."""
-        target = {l: self.model.layer_drive(self.params, self.state, l) for l in self.layers}
+        """One step: every sense lag moves towards the drive the rows deliver, every state
+        follows its sense lag, and every row its state."""
+        target = {l: self.model.layer_drive(self.params, self.rows, l) for l in self.layers}
         for l in self.layers:
             self.drive[l] += self.alpha[l] * (target[l] - self.drive[l])
             s = self.state[l]
             self.model.block_update(l, s, self.drive[l], self.model.activity(l, s, 2), self.spring if l == 0 else None, 1.0)
+            self.rows[l] += self.beta[l] * (s - self.rows[l])
 
     def residual(self) -> float:
-        return max(float(np.max(np.abs(self.model.layer_drive(self.params, self.state, l) - self.drive[l])))
-                   for l in self.layers)
+        return max(max(float(np.max(np.abs(self.model.layer_drive(self.params, self.rows, l) - self.drive[l]))),
+                       float(np.max(np.abs(self.rows[l] - self.state[l])))) for l in self.layers)
 
 
 def _run(flow: LaggedFlow, end: State | None, tol: float, power, until: float):
@@ -108,19 +122,24 @@ def settle_lagged(
     start: State,
     spring: VisibleSpring | None,
     lags: list[np.ndarray],
+    drive: State,
+    row_lags: list[float],
     *,
     tol: float,
     clamp_visible: bool = False,
     power: Callable[[State], np.ndarray] | None = None,
 ) -> Settling:
-    """Settling times (units of the slowest lag) of a batch relaxing from `start` through
-    the lagged circuit; `power(state)` integrated over each point's settling."""
-    rel = [np.asarray(t, dtype=np.float64) / max(float(np.max(x)) for x in lags) for t in lags]
-    flow = LaggedFlow(model, params, start, spring, clamp_visible, rel)
+    """Settling times (units of the slowest lag) of a batch relaxing from `start`, its sense
+    amplifiers at `drive`, through the lagged circuit; `power(state)` integrated over each
+    point's settling."""
+    slowest = max(float(np.max(x)) for x in lags)
+    rel = [np.asarray(t, dtype=np.float64) / slowest for t in lags]
+    rows = [r / slowest for r in row_lags]
+    flow = LaggedFlow(model, params, start, spring, clamp_visible, rel, drive, rows)
     _, _, stop = _run(flow, None, tol, None, MAX_TIME)
     end = FastSolver(POLISH_SWEEPS, tol=END_RESIDUAL, omega=1.0).relax(model, params, flow.state, spring,
                                                                        clamp_visible=clamp_visible).state
     residual = sample_max_abs(total_grad(model, params, end, spring, clamp_visible))
-    t, energy, _ = _run(LaggedFlow(model, params, start, spring, clamp_visible, rel), end, tol, power,
+    t, energy, _ = _run(LaggedFlow(model, params, start, spring, clamp_visible, rel, drive, rows), end, tol, power,
                         stop + flow.step / 2)
     return Settling(np.where(residual <= 1e3 * END_RESIDUAL, t, np.inf), end, energy)

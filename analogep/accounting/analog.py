@@ -33,6 +33,7 @@ from analogep.model.curvature import smallest_eigenvalues
 from analogep.model.energy import State
 from analogep.solvers.base import free_start
 from analogep.solvers.fast import FastSolver
+from analogep.spice.transient import start_drive
 
 # Generation steps whose hidden relaxation is simulated (the rest take their average).
 SIMULATED_SAMPLING_STEPS = 20
@@ -91,7 +92,9 @@ def _phase_settling(circuit: ProgrammedCircuit, phase, start, anchors, beta, cla
     if circuit.lags is None:
         s = settle(model, params, start, spring, tol=tol, clamp_visible=clamp_visible, power=power)
     else:  # op-amp stages: each neuron's lag (accounting/amplified.py)
-        s = settle_lagged(model, params, start, spring, circuit.lags, tol=tol, clamp_visible=clamp_visible, power=power)
+        drive = start_drive(spec, model, params, phase, anchors, start)
+        s = settle_lagged(model, params, start, spring, circuit.lags, drive, circuit.row_lags, tol=tol,
+                          clamp_visible=clamp_visible, power=power)
     k = 0.0 if spring is None else spring.stiffness
     lam = smallest_eigenvalues(model, params, s.end, k, clamp_visible=clamp_visible)
     return s.time * unit, s.energy * unit, power(s.end), lam, s.end

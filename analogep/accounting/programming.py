@@ -20,6 +20,7 @@ from analogep.devices.mapping import effective_params
 from analogep.errors import AnalogepError
 from analogep.model.energy import EnergyModel, Params
 from analogep.model.factory import build_energy
+from analogep.spice.transient import amplifier_lags, amplifier_row_lags
 
 ADAM_SIZED_UPDATES = 8  # updates whose pulses are counted (the first write of every device is not one)
 
@@ -52,6 +53,7 @@ class ProgrammedCircuit:
     # the coupling's unit: g0, or with devices.scale_fraction its max|W| mapped onto that share
     # of the window), as Devices maps it and substrate training steps it (training/substrate.py).
     pulse_steps: dict[str, float] | None = None
+    row_lags: list[float] | None = None  # and per layer the part of it after the state (its row buffers)
 
     @property
     def n_weights(self) -> int:
@@ -74,13 +76,11 @@ def program_circuit(spec: Spec, params: Params, warnings: list[str]) -> Programm
         warnings.append(f"{sum(clipped.values())} weights clipped to the conductance range (circuit.clip)")
     rules = model.circuit_rules()
     loads = row_loads(spec, model, p64)
-    lags = None
-    if rules.amplifier is not None:  # the cells' op-amps set the time scale, not a node capacitance
-        omega = 2.0 * np.pi * rules.amplifier.gbw_hz
-        lags = [layer.cell_lag(spec.circuit.g0, p + m) / omega for layer, p, m in zip(model.layers, *loads)]
+    lags = amplifier_lags(spec, model, p64)  # op-amp cells: their lags set the time scale, not a node capacitance
+    if lags is not None:
         unit = max(float(np.max(t)) for t in lags)
     return ProgrammedCircuit(spec, model, realised, loads, unit, writes, supply=supply_model(spec, rules), lags=lags,
-                             pulse_steps=steps)
+                             pulse_steps=steps, row_lags=amplifier_row_lags(model))
 
 
 def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[str]):

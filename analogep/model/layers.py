@@ -72,6 +72,15 @@ class Layer(ABC):
         cells' own resistors and diodes dissipate (A, A, W)."""
         raise NotImplementedError(f"{type(self).__name__} declares no cell supply")
 
+    def cell_start(self, s: np.ndarray, drive: np.ndarray, g0: float, rows: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        """The cell's op-amps' internal nodes (their path inside the cell -> values like s)
+        where they hold state s with drive c, their rows driving the G+ and G- conductance
+        `rows` (S per unit): a transient deck's start."""
+        raise NotImplementedError(f"{type(self).__name__} declares no op-amp start")
+
+    # Of the lag, the part after the state: the stages copying it onto the rows (units of 1 / (2 pi GBW)).
+    cell_row_lag = 0.0
+
     def cell_lag(self, g0: float, column: np.ndarray) -> np.ndarray:
         """Per unit, the lag from its drive to its rows in units of 1 / (2 pi GBW): the
         noise gains of the op-amp stages on the way summed, with `column` (S) the crossbar

@@ -32,7 +32,7 @@ import numpy as np
 
 from analogep.devices.mapping import Conductances, Copies, ideal_copies
 from analogep.devices.programmed import Programmed
-from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS
+from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, LIBRARY
 from analogep.spice.netlist import Element, Netlist, fmt
 from analogep.config.spec import Spec
 from analogep.errors import CircuitError
@@ -144,8 +144,8 @@ def build_netlist(
     if rules.swing is not None and guess:
         _check_swing(guess, rules.swing)
     net = Netlist(title, header or [], net_params, sections, analysis, options, guess, library=rules.library)
-    if drivers is not None and any(g is not None or o is not None for g, o in drivers):
-        net.extra_libraries = (DRIVERS,)
+    if drivers is not None and any(g is not None or o is not None for g, o in drivers) and rules.library == LIBRARY:
+        net.extra_libraries = (DRIVERS,)  # analogep.lib's driver variants; a family's own library holds its own
     return net
 
 

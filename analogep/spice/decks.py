@@ -17,7 +17,7 @@ import numpy as np
 
 from analogep.spice.compiler import PHASE_TITLES, PHASES, build_netlist, programmed_crossbar, state_nodes
 from analogep.spice.graph import check_graph, flatten
-from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, library_text
+from analogep.spice.library import DRIVER_CELL_SUFFIX, DRIVERS, LIBRARY, library_text
 from analogep.spice.netlist import Netlist, render
 from analogep.devices.programmed import Programmed, ideal
 from analogep.spice.transient import (
@@ -135,7 +135,8 @@ def compile_decks(
     Nothing is written here: a weight that does not fit, or a transient asked of a circuit
     without capacitance, raises before any file exists.
     """
-    if transient and spec.circuit.capacitance <= 0:
+    amplified = build_energy(spec.model).circuit_rules().amplifier is not None  # op-amps set the dynamics
+    if transient and spec.circuit.capacitance <= 0 and not amplified:
         raise CircuitError("compile --transient: circuit.capacitance is 0; set it > 0 (e.g. 1e-12 F) in the config")
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     model.condition(level_code)  # a level-dependent energy is drawn at one level (the points' own)
@@ -166,7 +167,7 @@ def compile_decks(
         flat = len(flatten(text))
         net.header = _header(drawn.spec, phase, origin, point.description, net.counts(), flat, clipped, net)
         if on_devices:
-            net.header += _devices_header(spec, drawn)
+            net.header += _devices_header(spec, drawn, net.library)
         if not model.circuit_rules().klu:
             net.header = [ln.replace("add 'klu' to .options for a faster solve", "leave KLU off: with a .nodeset it "
                                      "failed on these cells (docs/results/physical.md)") for ln in net.header]
@@ -177,12 +178,12 @@ def compile_decks(
             tran[TRANSIENT_NAMES[phase]] = _transient_deck(spec, model, p64, phase, point, points["free"], origin)
     files.update(tran)
     files[net.library] = library_text(net.library)
-    if drawn.drivers is not None:
+    if drawn.drivers is not None and DRIVERS in net.extra_libraries:
         files[DRIVERS] = library_text(DRIVERS)
     return files, clipped
 
 
-def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
+def _devices_header(spec: Spec, drawn: Programmed, library: str) -> list[str]:
     """What a deck realised on devices adds to the ideal mapping (method.md section 7, 'Devices')."""
     d = spec.devices
     both = "one device per weight read both ways" if d.copies == "bidirectional" else "two independently drawn copies"
@@ -192,7 +193,8 @@ def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
         f"{d.stuck_gmin:g}/{d.stuck_gmax:g}, program noise {d.program_noise:g}.",
     ]
     if drawn.drivers is not None:
-        lines.append(f"  Activation drivers: a = gain*rho(s) + offset per neuron (cells *{DRIVER_CELL_SUFFIX} of {DRIVERS}; "
+        lines.append(f"  Activation drivers: a = gain*rho(s) + offset per neuron (cells *{DRIVER_CELL_SUFFIX} of "
+                     f"{DRIVERS if library == LIBRARY else library}; "
                      f"gain spread {d.driver_gain_sigma:g}, offset spread {d.driver_offset_sigma:g} V).")
     if drawn.wire_resistance > 0:
         lines += [
@@ -207,6 +209,32 @@ def _devices_header(spec: Spec, drawn: Programmed) -> list[str]:
     else:
         lines.append("  The .nodeset holds numpy's equilibrium of this realised circuit.")
     return lines
+
+
+def _dynamics_lines(spec: Spec, model, phase: str) -> list[str]:
+    """What a transient deck of analogep.lib's cells is: the gradient flow on node capacitors."""
+    return [
+        f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping) with C = {spec.circuit.capacitance:g} F from every neuron",
+        "  node to ground, so it is the gradient flow C ds/dt = -g0 dE/ds (method.md section 7). It starts at",
+        f"  {TRANSIENT_STARTS[phase]}",
+        "  (.ic: ngspice holds the nodes there for its initial operating point, then lets go) and relaxes",
+        "  in time; with no .nodeset, where it",
+        "  ends is where the energy's descent leads: a minimum, not whatever fixed point a root finder meets.",
+    ]
+
+
+def _amplifier_lines(amp, phase: str) -> list[str]:
+    """What a transient deck of a family's op-amp cells is: no node capacitor, the op-amps' poles."""
+    return [
+        f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping). Its state nodes are op-amp outputs: no",
+        f"  node capacitor sets its dynamics, the {amp.part} macromodels' dominant poles (GBW {amp.gbw_hz:g} Hz) do; each neuron",
+        "  lags its drive by its stages' noise gains over 2 pi GBW (Hopfield 1984's dynamics, analogep/spice/transient.py).",
+        f"  It starts at {TRANSIENT_STARTS[phase]}",
+        "  (.ic on the neuron nodes and on every op-amp's gain node, where the amplifiers hold that start;",
+        "  ngspice holds them there for its initial operating point, then lets go) and relaxes in time; with no",
+        "  .nodeset, where it ends is where the circuit's own dynamics lead, not whatever fixed point a root finder meets.",
+        f"  The macromodel's gain stage is linear: it does not slew (the {amp.part}'s {amp.slew_v_per_s:g} V/s is not modelled).",
+    ]
 
 
 def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPoint, free: DeckPoint, origin: str) -> str:
@@ -224,7 +252,7 @@ def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPo
         + ["print " + " ".join(prints[k : k + 8]) for k in range(0, len(prints), 8)]
         + ["quit"]
     )
-    c = spec.circuit
+    amp = model.circuit_rules().amplifier
     _, stop, tmax = tran_window(float(tau[0]))
     counts = net.counts()
     text = render(net)
@@ -233,14 +261,10 @@ def _transient_deck(spec: Spec, model, params: Params, phase: str, point: DeckPo
         f"Compiled by analogep from config {spec.name!r} ({network(spec)}, {spec.model.activation}); weights: {origin}.",
         f"Training point: {point.description}.",
         "",
-        f"The same circuit as {DECK_NAMES[phase]} (its header gives the mapping) with C = {c.capacitance:g} F from every neuron",
-        "  node to ground, so it is the gradient flow C ds/dt = -g0 dE/ds (method.md section 7). It starts at",
-        f"  {TRANSIENT_STARTS[phase]}",
-        "  (.ic: ngspice holds the nodes there for its initial operating point, then lets go) and relaxes",
-        "  in time; with no .nodeset, where it",
-        "  ends is where the energy's descent leads: a minimum, not whatever fixed point a root finder meets.",
+        *(_dynamics_lines(spec, model, phase) if amp is None else _amplifier_lines(amp, phase)),
         f"Linearised at the numpy equilibrium: smallest Hessian eigenvalue lambda_min = {lam[0]:.6g}, so the",
-        f"  slowest mode decays with tau = C / (g0 lambda_min) = {tau[0]:.6g} s; the run lasts {SPAN_TAUS:g} tau = {stop:.6g} s",
+        f"  slowest mode decays with tau = {'C / (g0 lambda_min)' if amp is None else 'that of the lagged circuit'} = "
+        f"{tau[0]:.6g} s; the run lasts {SPAN_TAUS:g} tau = {stop:.6g} s",
         f"  (Gear integration, largest step {tmax:.6g} s), after which every node is settled to about exp(-{SPAN_TAUS:g}).",
         f"Elements: {', '.join(f'{n} {k}' for k, n in counts.items())} (X = neuron cells of {net.library}); {len(flatten(text))} after expanding the cells.",
         "Result: the final node voltages V(node)[last], the equilibrium (state units)"

@@ -12,6 +12,16 @@ the waveform is set by the slowest mode, tau = C / (g0 lambda_min) (model/curvat
 `tail_time_constant` measures it from the waveform, `settling_time` the time after which
 every node stays within a tolerance of its final value.
 
+A family of datasheet op-amps (`CircuitRules.amplifier`, hopfield84's physical.lib) has no
+node capacitance to set its flow: its state nodes are op-amp outputs, and each op-amp
+follows with the time constant of its stage (noise gain / 2 pi GBW, the macromodel's
+dominant pole). Its transient deck starts every op-amp where it holds the phase's start
+(`.ic` on the macromodels' gain nodes, from the cells' `cell_start`), and its time scale
+is the lagged circuit's (accounting/amplified.py): each neuron's lag tau_i (`amplifier_lags`,
+from its cell's stages and the crossbar conductance on its sense line), linearised at the
+equilibrium as tau_i L''_i ds_i/dt = -(H ds)_i, whose slowest mode has the rate lambda_min of
+(T D)^-1/2 H (T D)^-1/2 (T the lags, D the leaks' curvature, H the Hessian: `lagged_tau`).
+
 ngspice options: Gear integration (stiff: the visible modes are 1 + lambda = 16 times
 faster than a unit leak), the largest step tau / STEPS_PER_TAU, and the run SPAN_TAUS time
 constants long so that the end state is the equilibrium to about exp(-30) = 1e-13.
@@ -28,7 +38,8 @@ from analogep.spice.netlist import Netlist, fmt, render
 from analogep.spice.run.ngspice import SubprocessNgspice, ngspice_info
 from analogep.config.spec import Spec
 from analogep.errors import CircuitError
-from analogep.model.curvature import smallest_eigen
+from analogep.devices.mapping import conductance_pairs
+from analogep.model.curvature import hessian, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
 
 SPAN_TAUS = 30.0
@@ -66,10 +77,63 @@ def visible_stiffness(spec: Spec, phase: str, beta: float | None = None) -> floa
     return g.lam + beta * (g.alpha * g.lam) ** 2
 
 
+def amplifier_lags(spec: Spec, model: EnergyModel, params: Params) -> list[np.ndarray] | None:
+    """Per layer, each neuron's lag (s) from its drive to its rows: its cell's stages' noise
+    gains (model/layers.py `cell_lag`, with the crossbar conductance on its sense line) over
+    2 pi GBW of the family's op-amp; None for cells without one (analogep.lib)."""
+    rules = model.circuit_rules()
+    if rules.amplifier is None:
+        return None
+    omega = 2.0 * np.pi * rules.amplifier.gbw_hz
+    plus, minus = _row_conductance(spec, model, params)
+    return [layer.cell_lag(spec.circuit.g0, p + m) / omega for layer, p, m in zip(model.layers, plus, minus)]
+
+
+def amplifier_row_lags(model: EnergyModel) -> list[float] | None:
+    """Per layer, the part of each neuron's lag (s) after its state: the buffers copying it
+    onto the rows (model/layers.py `cell_row_lag`); None for cells without a datasheet op-amp."""
+    amp = model.circuit_rules().amplifier
+    if amp is None:
+        return None
+    return [layer.cell_row_lag / (2.0 * np.pi * amp.gbw_hz) for layer in model.layers]
+
+
+def _row_conductance(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per layer, the G+ and G- conductance each neuron's rows drive (over both crossbars it
+    feeds; with one pair read both ways, also what its sense line collects)."""
+    plus = [np.zeros(n) for n in model.sizes]
+    minus = [np.zeros(n) for n in model.sizes]
+    for name, pre, post in model.circuit_rules().couplings:
+        g = conductance_pairs(name, params[name], spec)  # (n_post, n_pre)
+        plus[pre] += g.plus.sum(axis=0)
+        minus[pre] += g.minus.sum(axis=0)
+        plus[post] += g.plus.sum(axis=1)
+        minus[post] += g.minus.sum(axis=1)
+    return plus, minus
+
+
+def lagged_tau(model: EnergyModel, params: Params, state: State, lags: list[np.ndarray], stiffness: float,
+               clamp_visible: bool = False) -> np.ndarray:
+    """Per point, the slowest time constant (s) of the lagged circuit linearised at `state`:
+    1 / lambda_min((T D)^-1/2 H (T D)^-1/2), D = diag(H) (the leaks' curvature: a layered
+    network has no self-coupling); inf where that is not positive."""
+    h = hessian(model, params, [np.asarray(s, dtype=np.float64) for s in state], stiffness, clamp_visible)
+    lag = np.concatenate(lags[1:] if clamp_visible else lags)
+    scale = 1.0 / np.sqrt(lag[None, :] * np.diagonal(h, axis1=1, axis2=2))
+    rate = np.linalg.eigvalsh(h * scale[:, :, None] * scale[:, None, :])[:, 0]
+    with np.errstate(divide="ignore"):
+        return np.where(rate > 0, 1.0 / np.maximum(rate, 1e-300), np.inf)
+
+
 def predicted_tau(spec: Spec, model: EnergyModel, params: Params, phase: str, equilibrium: State, beta: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per point, (lambda_min, tau = C / (g0 lambda_min)) of the linearised circuit at its
-    equilibrium (C: circuit.capacitance; tau is inf at a zero or negative lambda_min)."""
-    lam, _ = smallest_eigen(model, params, equilibrium, visible_stiffness(spec, phase, beta), clamp_visible=phase == "generate")
+    equilibrium (C: circuit.capacitance; tau is inf at a zero or negative lambda_min); for a
+    family of datasheet op-amps, tau is the lagged circuit's (`lagged_tau`)."""
+    k, clamp = visible_stiffness(spec, phase, beta), phase == "generate"
+    lam, _ = smallest_eigen(model, params, equilibrium, k, clamp_visible=clamp)
+    lags = amplifier_lags(spec, model, params)
+    if lags is not None:
+        return lam, lagged_tau(model, params, equilibrium, lags, k, clamp)
     c = spec.circuit
     with np.errstate(divide="ignore"):
         tau = np.where(lam > 0, c.capacitance / (c.g0 * np.maximum(lam, 1e-300)), np.inf)
@@ -95,7 +159,8 @@ def transient_netlist(
 ) -> Netlist:
     """One point's circuit of a phase with a `.tran` from `start` (.ic on every neuron node;
     ngspice holds them there for its initial operating point, then releases them)."""
-    if spec.circuit.capacitance <= 0:
+    amplified = model.circuit_rules().amplifier is not None  # the op-amps set the dynamics, not C
+    if spec.circuit.capacitance <= 0 and not amplified:
         raise CircuitError("a transient needs node capacitance: set circuit.capacitance > 0 (e.g. 1e-12 F)")
     if not np.isfinite(tau) or tau <= 0:
         raise CircuitError(f"{phase} phase: the equilibrium is not a minimum (no finite settling time constant)")
@@ -103,10 +168,42 @@ def transient_netlist(
     names = state_nodes(model.sizes)
     layers = slice(1, None) if phase == "generate" else slice(None)
     net.ic = {n: float(v) for lnames, s in zip(names[layers], start[layers]) for n, v in zip(lnames, np.asarray(s)[0])}
+    if amplified:  # the op-amps' gain nodes alone: the neuron nodes follow from them (x is resistive)
+        net.ic = _op_amp_start(spec, model, params, phase, anchors, start)
     net.options["method"] = "gear"
     step, stop, tmax = tran_window(tau)
     net.analysis = f".tran {fmt(step)} {fmt(stop)} 0 {fmt(tmax)}"
     return net
+
+
+def start_drive(spec: Spec, model: EnergyModel, params: Params, phase: str, anchors: dict[str, np.ndarray],
+                start: State) -> State:
+    """Per layer, the drive the sense amplifiers hold at a phase's start: what holds `start`
+    (hidden: g^-1(s); visible: (1 + lambda) x - lambda x_t, the free phase's spring, so a
+    nudged phase starts from the free equilibrium's amplifiers and its x jumps as the nudge
+    comes on); with x clamped (generate), the visible drive of the start."""
+    out = []
+    for l, s in enumerate(start):
+        s = np.asarray(s, dtype=np.float64)
+        if l == 0:
+            lam = spec.gradep.lam
+            out.append(model.layer_drive(params, start, 0) if phase == "generate"
+                       else (1.0 + lam) * s - lam * np.asarray(anchors["xt"], dtype=np.float64))
+        else:
+            out.append(model.block_slope(l, s, np.zeros_like(s), model.activity(l, s, 2), None))
+    return out
+
+
+def _op_amp_start(spec: Spec, model: EnergyModel, params: Params, phase: str, anchors: dict[str, np.ndarray],
+                  start: State) -> dict[str, float]:
+    """`.ic` of the cells' op-amps (their gain nodes) where they hold the phase's start."""
+    ic = {}
+    drives = start_drive(spec, model, params, phase, anchors, start)
+    rows = zip(*_row_conductance(spec, model, params))
+    for layer, lnames, s, c, load in zip(model.layers, state_nodes(model.sizes), start, drives, rows):
+        for node, values in layer.cell_start(np.asarray(s, dtype=np.float64), c, spec.circuit.g0, load).items():
+            ic.update({f"x{n}.{node}": float(v) for n, v in zip(lnames, np.asarray(values)[0])})
+    return ic
 
 
 def distance_to_end(states: State) -> np.ndarray:

@@ -72,6 +72,8 @@ OPA241 = Amplifier("OPA241", quiescent_a=25e-6, gbw_hz=35e3, slew_v_per_s=0.01e6
                    source="TI/Burr-Brown OPA241 datasheet SBOS075")
 # The inverters' and buffers' resistors of the cells (ohm): Ra, Rb, Rc, Rd of physical.lib.
 R_INVERTER = 1.0e5
+# The op-amp macromodel's output resistance (ohm, physical.lib's Ro: assumed, the datasheet gives none).
+R_OUT = 100.0
 # Newton iterations of the exact per-unit solve g^{-1}(s) = c, started above the root
 # (converges monotonically from there: g^{-1} is convex for s > 0).
 _NEWTON_ITERATIONS = 40
@@ -180,6 +182,7 @@ class DiodeUnits(Layer):
     # line's g0 c and the diode current (r c - s)/R_n; the follower (m = -s) and the inverter
     # (n = +s) source their rows and R_INVERTER each.
     cell_amplifiers = 3
+    cell_row_lag = 2.0  # m through the follower (1), p through the follower and the inverter (3)
 
     def cell_supply(self, s, drive, g0):
         diode = (self.r * drive - s) / R_NODE  # through R_n and the diode pair (same sign as s)
@@ -187,6 +190,16 @@ class DiodeUnits(Layer):
         other = np.sum(np.abs(diode) + 2.0 * np.abs(s) / R_INVERTER, axis=1)
         heat = g0 * self.r * drive * drive + diode * diode * R_NODE + s * diode + 2.0 * s * s / R_INVERTER
         return sense, other, np.sum(heat, axis=1)
+
+    def cell_start(self, s, drive, g0, rows):
+        """The op-amps' gain nodes: each output (t = -r c, m = -s, n = +s) plus the drop its
+        output current makes across R_OUT (Rf to the sense line, R_n to the diodes; the rows
+        and Ra, Rb to virtual grounds)."""
+        plus, minus = rows
+        t = -self.r * drive
+        return {"xtia.g": t + R_OUT * (t * g0 / self.r + (t + s) / R_NODE),
+                "xbuf.g": -s + R_OUT * (-s) * (minus + 1.0 / R_INVERTER),
+                "xinv.g": s + R_OUT * s * (plus + 1.0 / R_INVERTER)}
 
     def cell_lag(self, g0, column):
         """Transimpedance stage (noise gain 1 + r G / g0), then the rows: m through the
@@ -211,6 +224,7 @@ class AmplifierVisible(LinearUnits):
     # Ra; the inverter (u = c) Rb and the leak g0 (c - x); the follower (p = x) and the
     # inverter (m = -x) their rows and Rc, Rd.
     cell_amplifiers = 4
+    cell_row_lag = 2.0  # p through the follower (1), m through the follower and the inverter (3)
 
     def cell_supply(self, s, drive, g0):
         leak = g0 * (drive - s)
@@ -220,6 +234,15 @@ class AmplifierVisible(LinearUnits):
         other = np.sum(np.abs(drive) / R_INVERTER + inverter + 2.0 * np.abs(s) / R_INVERTER, axis=1)
         heat = g0 * drive * drive + 2.0 * drive * drive / R_INVERTER + leak * (drive - s) + 2.0 * s * s / R_INVERTER
         return sense, other, np.sum(heat, axis=1)
+
+    def cell_start(self, s, drive, g0, rows):
+        """The op-amps' gain nodes: each output (t = -c, u = c, p = x, m = -x) plus the drop
+        its output current makes across R_OUT."""
+        plus, minus = rows
+        return {"xtia.g": -drive + R_OUT * (-drive) * (g0 + 1.0 / R_INVERTER),
+                "xinv.g": drive + R_OUT * (drive / R_INVERTER + g0 * (drive - s)),
+                "xbuf.g": s + R_OUT * s * (plus + 1.0 / R_INVERTER),
+                "xneg.g": -s + R_OUT * (-s) * (minus + 1.0 / R_INVERTER)}
 
     def cell_lag(self, g0, column):
         """Transimpedance stage (noise gain 1 + G / g0), the inverter (2), the leak into x
