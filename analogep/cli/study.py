@@ -31,7 +31,8 @@ def _source(source: str | None, plot: str):
 def study_cmd() -> None:
     """The bias study of EP on the objective's gradient: one subcommand per claim of De 2026
     (unbiasedness, relaxation budget, bias-variance), each with a figure; and the FlowEqProp
-    paper's generation claims (generation: quality against t1 and Euler steps).
+    paper's generation claims (generation: quality against t1 and Euler steps; on a DSM run
+    against the noise schedule's extent and the Langevin steps).
 
     SOURCE is a CONFIG (initial weights) or a RUN_DIR/CHECKPOINT (trained weights), as for
     gradcheck; the objective is the config's (train.objective: dsm for the paper's claims).
@@ -150,39 +151,87 @@ def bias_variance_cmd(source, batch, seed, noise, repeats, adc_bits, plot, as_js
 
 @study_cmd.command("generation")
 @_SOURCE
-@click.option("--t1-grid", help="Comma-separated end times t1 [default: 0.6,0.8,1,1.2,1.4,1.6,2].")
-@click.option("--steps-grid", help="Comma-separated Euler step counts over [0, --steps-t1] (dt = t1/steps); "
-                                   "none: the steps sweep is not run.")
-@click.option("--steps-t1", type=click.FloatRange(min=0, min_open=True), help="t1 of the steps sweep [default: generate.t1].")
+@click.option("--t1-grid", help="Comma-separated end times t1 [default: 0.6,0.8,1,1.2,1.4,1.6,2]. On a DSM run: the "
+                                "noise schedule's extent tau, sigma_max (sigma_min/sigma_max)^tau (1: sigma_min; > 1: "
+                                "continued below it on the last level's energy).")
+@click.option("--steps-grid", help="Comma-separated Euler step counts over [0, --steps-t1] (dt = t1/steps); on a DSM run "
+                                   "Langevin steps per level to tau = --steps-t1; none: the steps sweep is not run.")
+@click.option("--steps-t1", type=click.FloatRange(min=0, min_open=True),
+              help="t1 (DSM: tau) of the steps sweep [default: generate.t1; DSM: 1].")
+@click.option("--steps-per-level", type=click.IntRange(min=1),
+              help="DSM runs: Langevin steps per level of the tau and extra sweeps [default: dsm.steps_per_level].")
+@click.option("--extra-grid", help="DSM runs: comma-separated Langevin steps added at sigma_min after the schedule, "
+                                   "before its Tweedie step (0: the sampler as it is); none: not run.")
 @click.option("--modes", default="energy,spring", show_default=True, help="Read-out modes of the t1 sweep (energy, spring).")
 @click.option("--seeds", default="1,2,3", show_default=True, help="Comma-separated noise seeds (mean and spread over them).")
 @click.option("--n", type=click.IntRange(min=2, max=4096), default=500, show_default=True, help="Samples per seed and point.")
-@click.option("--dt", type=click.FloatRange(min=0, min_open=True), help="Euler step of the t1 sweep [default: generate.dt].")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True),
+              help="Euler step of the t1 sweep (flow matching only) [default: generate.dt].")
 @_plot_option("generation.png")
 @_JSON
-def generation_cmd(source, t1_grid, steps_grid, steps_t1, modes, seeds, n, dt, plot, as_json):
+def generation_cmd(source, t1_grid, steps_grid, steps_t1, steps_per_level, extra_grid, modes, seeds, n, dt, plot,
+                   as_json):
     """Sample quality against the end time t1 and the number of Euler steps (Gower 2026,
     section 4: extended generation, its sweet spot, spring vs energy read-out).
 
     Every `evaluate` figure (confidence, classes covered, Fréchet distance, nearest-train
     distance, share outside [-1, 1]) at each t1 for each mode, mean and spread over the
-    seeds, and the t1 where each figure is best. SOURCE: a flow-matching RUN_DIR or
-    CHECKPOINT.
+    seeds, and the t1 where each figure is best. SOURCE: a RUN_DIR or CHECKPOINT. On a
+    denoising score-matching run the clock is the annealed Langevin sampler's noise
+    schedule (evaluation/dsm_generation.py): t1 is its extent tau, the steps are Langevin
+    steps per level, and --extra-grid adds steps at sigma_min before the Tweedie step.
     """
-    from analogep.config.rules import MAX_GENERATE_STEPS
-    from analogep.evaluation.generation import MODES, steps_sweep, t1_sweep
+    from analogep.evaluation.generation import MODES
 
     grid = _floats(t1_grid, "--t1-grid") or [0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0]
     counts = _counts(steps_grid, "--steps-grid")
+    extra = _extra_counts(extra_grid)
     seed_list = sorted(set(_numbers(seeds, "--seeds", int)))
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in mode_list if m not in MODES]
     if bad or not mode_list:
         raise AnalogepError(f"--modes: {modes!r}; allowed: {', '.join(MODES)}")
     spec, params, origin = _source(source, plot)
-    if spec.train.objective != "flow":
-        raise AnalogepError(f"study generation: {origin} is a {spec.train.objective} run; the t1 and steps sweeps are of "
-                            "flow matching's Euler sampler")
+    say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
+    if spec.train.objective == "dsm":
+        if dt is not None:
+            raise AnalogepError("--dt: a dsm run's sampler takes no Euler step (its clock is the noise schedule)")
+        result = _dsm_generation(spec, params, origin, grid, counts, steps_t1, steps_per_level, extra, mode_list,
+                                 seed_list, n, say)
+        label = "tau"
+    elif spec.train.objective == "flow":
+        if steps_per_level is not None or extra:
+            name = "--steps-per-level" if steps_per_level is not None else "--extra-grid"
+            raise AnalogepError(f"{name}: {origin} is a flow run; the option is of a dsm run's Langevin sampler")
+        result = _flow_generation(spec, params, origin, grid, counts, steps_t1, mode_list, seed_list, n, dt, say)
+        label = "t1"
+    else:
+        raise AnalogepError(f"study generation: {origin} is a {spec.train.objective} run; the sweeps are of flow "
+                            "matching's Euler sampler and a dsm run's annealed Langevin sampler")
+    if _plotted(result, "plot_generation", plot, as_json):
+        return
+    click.echo(f"generation quality, {origin}: {n} samples, seeds {','.join(map(str, seed_list))} (mean ± sd)")
+    ref = result["t1"]["reference"]
+    _table(label, result["t1"]["grid"], {m: v["figures"] for m, v in result["t1"]["modes"].items()}, ref)
+    if label == "tau":
+        click.echo("  tau ends at sigma " + ", ".join(f"{s:.3g}" for s in result["t1"]["sigma_end"])
+                   + f" ({result['t1']['steps_per_level']} Langevin steps per level)")
+    for m, v in result["t1"]["modes"].items():
+        click.echo(f"  sweet spots ({m}): " + ", ".join(f"{f} at {label} = {s['at']:g}" for f, s in v["sweet_spot"].items()))
+    if counts:
+        _table("steps", counts, {"energy": result["steps"]["figures"]}, ref)
+    if extra:
+        _table("extra", extra, {"energy": result["extra"]["figures"]}, ref)
+        click.echo("  sweet spots (extra steps at sigma_min): "
+                   + ", ".join(f"{f} at {s['at']:g}" for f, s in result["extra"]["sweet_spot"].items()))
+    click.echo(f"figure -> {plot}")
+
+
+def _flow_generation(spec, params, origin, grid, counts, steps_t1, mode_list, seed_list, n, dt, say) -> dict:
+    """study generation on a flow-matching run: t1 and Euler steps (evaluation/generation.py)."""
+    from analogep.config.rules import MAX_GENERATE_STEPS
+    from analogep.evaluation.generation import steps_sweep, t1_sweep
+
     alpha = spec.gradep.alpha
     dt = spec.generate.dt if dt is None else dt
     t1 = spec.generate.t1 if steps_t1 is None else steps_t1
@@ -197,21 +246,56 @@ def generation_cmd(source, t1_grid, steps_grid, steps_t1, modes, seeds, n, dt, p
                             f"not below 2/alpha = {2 / alpha:g}")
     if counts and max(counts) > MAX_GENERATE_STEPS:
         raise AnalogepError(f"--steps-grid: {max(counts)} is more than {MAX_GENERATE_STEPS:,} Euler steps")
-    say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
     result: dict = {"source": origin}
     result["t1"] = t1_sweep(spec, params, t1_grid=grid, seeds=seed_list, n=n, dt=dt, modes=tuple(mode_list), say=say)
     if counts:
         result["steps"] = steps_sweep(spec, params, steps_grid=counts, seeds=seed_list, n=n, t1=t1, say=say)
-    if _plotted(result, "plot_generation", plot, as_json):
-        return
-    click.echo(f"generation quality, {origin}: {n} samples, seeds {','.join(map(str, seed_list))} (mean ± sd)")
-    ref = result["t1"]["reference"]
-    _table("t1", result["t1"]["grid"], {m: v["figures"] for m, v in result["t1"]["modes"].items()}, ref)
-    for m, v in result["t1"]["modes"].items():
-        click.echo(f"  sweet spots ({m}): " + ", ".join(f"{f} at t1 = {s['at']:g}" for f, s in v["sweet_spot"].items()))
+    return result
+
+
+def _dsm_generation(spec, params, origin, grid, counts, steps_t1, steps_per_level, extra, mode_list, seed_list, n,
+                    say) -> dict:
+    """study generation on a dsm run: the schedule's extent tau and the Langevin steps per
+    level (evaluation/dsm_generation.py)."""
+    from analogep.config.rules import MAX_GENERATE_STEPS
+    from analogep.evaluation.dsm_generation import extra_sweep, schedule_levels, steps_sweep, tau_sweep
+
+    per_level = spec.dsm.steps_per_level if steps_per_level is None else steps_per_level
+    tau = 1.0 if steps_t1 is None else steps_t1
+    last = max(schedule_levels(spec.dsm, grid))
+    if (last + 1) * per_level > MAX_GENERATE_STEPS:
+        raise AnalogepError(f"--t1-grid: tau {max(grid):g} is {last + 1} levels x {per_level} steps, more than "
+                            f"{MAX_GENERATE_STEPS:,} Langevin steps")
     if counts:
-        _table("steps", counts, {"energy": result["steps"]["figures"]}, ref)
-    click.echo(f"figure -> {plot}")
+        (end,) = schedule_levels(spec.dsm, [tau])
+        if (end + 1) * max(counts) > MAX_GENERATE_STEPS:
+            raise AnalogepError(f"--steps-grid: {max(counts)} steps per level x {end + 1} levels is more than "
+                                f"{MAX_GENERATE_STEPS:,} Langevin steps")
+    if extra and spec.dsm.levels * per_level + max(extra) > MAX_GENERATE_STEPS:
+        raise AnalogepError(f"--extra-grid: {spec.dsm.levels} levels x {per_level} steps + {max(extra)} is more than "
+                            f"{MAX_GENERATE_STEPS:,} Langevin steps")
+    result: dict = {"source": origin}
+    result["t1"] = tau_sweep(spec, params, taus=grid, seeds=seed_list, n=n, steps_per_level=per_level,
+                             modes=tuple(mode_list), say=say)
+    if counts:
+        result["steps"] = steps_sweep(spec, params, steps_grid=counts, seeds=seed_list, n=n, tau=tau, say=say)
+    if extra:
+        result["extra"] = extra_sweep(spec, params, extra_grid=extra, seeds=seed_list, n=n, steps_per_level=per_level,
+                                      say=say)
+    return result
+
+
+def _extra_counts(text: str | None) -> list[int]:
+    """--extra-grid: distinct whole numbers >= 0, sorted."""
+    if text is None:
+        return []
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise AnalogepError(f"--extra-grid: {text!r} is not a comma-separated list of whole numbers") from None
+    if not values or values[0] < 0:
+        raise AnalogepError(f"--extra-grid: {text!r} must list whole numbers >= 0")
+    return values
 
 
 @study_cmd.command("continuous")

@@ -543,14 +543,17 @@ _GEN_LABELS = {
 }
 
 
-def _gen_row(axes, grid, series: dict[str, dict], reference: dict, xlabel: str, log_x: bool) -> None:
+def _gen_row(axes, grid, series: dict[str, dict], reference: dict, xlabel: str, log_x: bool | str) -> None:
     """One row of the generation study: a panel per figure, a line per series (mean with
     the spread over seeds as error bars), the held-out real digits' figure dashed."""
     for ax, f in zip(axes, _GEN_LABELS):
         for label, figures in series.items():
             ax.errorbar(grid, figures[f]["mean"], yerr=figures[f]["std"], fmt="o-", ms=3, capsize=2, label=label)
         ax.axhline(reference[f], color="k", ls="--", lw=0.8, label="held-out real")
-        if log_x:
+        if log_x == "symlog":  # a grid from 0
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(-0.2, 1.5 * max(grid))
+        elif log_x:
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_title(_GEN_LABELS[f], fontsize=9)
@@ -560,16 +563,21 @@ def _gen_row(axes, grid, series: dict[str, dict], reference: dict, xlabel: str, 
 
 def plot_generation(result: dict, path: str | os.PathLike) -> None:
     """The generation study (evaluation/generation.py): every evaluate figure against t1 per
-    read-out mode, and, when measured, against the number of Euler steps at a fixed t1."""
-    rows = [k for k in ("t1", "steps") if k in result]
+    read-out mode, and, when measured, against the number of Euler steps at a fixed t1 (a
+    DSM run's, evaluation/dsm_generation.py: against tau, Langevin steps per level and the
+    steps added at sigma_min, the axes named by the result's xlabel)."""
+    rows = [k for k in ("t1", "steps", "extra") if k in result]
     with _figure(len(rows), len(_GEN_LABELS), figsize=(3.4 * len(_GEN_LABELS), 3.2 * len(rows)), squeeze=False) as (fig, axes):
         for ax_row, kind in zip(axes, rows):
             r = result[kind]
             if kind == "t1":
                 series = {m: v["figures"] for m, v in r["modes"].items()}
-                _gen_row(ax_row, r["grid"], series, r["reference"], f"t1 (Euler dt {r['dt']:g})", False)
+                _gen_row(ax_row, r["grid"], series, r["reference"], r.get("xlabel") or f"t1 (Euler dt {r['dt']:g})", False)
+            elif kind == "steps":
+                _gen_row(ax_row, r["grid"], {r["mode"]: r["figures"]}, r["reference"],
+                         r.get("xlabel") or f"Euler steps to t1 = {r['t1']:g}", True)
             else:
-                _gen_row(ax_row, r["grid"], {r["mode"]: r["figures"]}, r["reference"], f"Euler steps to t1 = {r['t1']:g}", True)
+                _gen_row(ax_row, r["grid"], {r["mode"]: r["figures"]}, r["reference"], r["xlabel"], "symlog")
         seeds = len(result[rows[0]]["seeds"])
         fig.suptitle(f"generation, {result['source']}: {result[rows[0]]['n']} samples, mean ± sd over {seeds} noise seeds",
                      fontsize=10)
