@@ -105,11 +105,13 @@ def test_the_lags_grow_with_the_sense_lines_conductance():
 
 
 def test_compile_on_devices_draws_the_drivers_in_op_amps(tmp_path):
-    """--devices rram on this family: the realised conductances in the crossbars and the driver
-    mismatch as the cells' own *_drv variants (a resistor ratio and an input offset), from
-    physical.lib; no B-source, no drivers.lib."""
+    """Devices on this family (rram's, without the weight scaling): the realised conductances in
+    the crossbars and the driver mismatch as the cells' own *_drv variants (a resistor ratio and
+    an input offset), from physical.lib; no B-source, no drivers.lib."""
+    devices = tmp_path / "rram-unscaled.yaml"
+    devices.write_text("preset: rram\nscale_fraction: null\n")
     out = tmp_path / "decks"
-    result = CliRunner().invoke(main, ["compile", str(TINY), "--devices", "rram", "--out", str(out)])
+    result = CliRunner().invoke(main, ["compile", str(TINY), "--devices", str(devices), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["free.cir", "generate.cir", "nudge_minus.cir", "nudge_plus.cir", "physical.lib"]
     deck = (out / "free.cir").read_text()
@@ -182,3 +184,14 @@ def test_compile_transient_needs_no_capacitance_on_op_amp_cells(tmp_path):
     deck = (out / "free_tran.cir").read_text()
     assert ".tran " in deck and "v(xx0.xtia.g)=" in deck and "v(xh1_0.xinv.g)=" in deck
     assert not any(line.startswith("C") for line in deck.splitlines())
+
+
+def test_a_read_gain_on_op_amp_cells_is_one_line(tmp_path):
+    """The presets' weight scaling (a read gain) is not drawn for physical.lib's cells: one
+    line naming the key, exit 2, nothing written."""
+    out = tmp_path / "decks"
+    result = CliRunner().invoke(main, ["compile", str(TINY), "--devices", "rram", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "devices.scale_fraction" in lines[0], result.stderr
+    assert not out.exists()
