@@ -25,7 +25,6 @@ import numpy as np
 from analogep.backends.spring import Nudge
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.backends.factory import make_backend
-from analogep.objectives.dsm import first_level_code
 from analogep.spice.decks import DeckPoint, compile_decks
 from analogep.devices.crossbar import Devices
 from analogep.devices.programmed import Programmed, program
@@ -44,7 +43,7 @@ from analogep.evaluation.robustness import RobustnessReport
 from analogep.evaluation.robustness import robustness as run_robustness
 from analogep.model.energy import Params
 from analogep.model.factory import build_energy
-from analogep.objectives.factory import build_objective
+from analogep.objectives.factory import build_objective, first_level_code
 from analogep.runtime import blas_threads
 from analogep.training.checkpoint import ensure_finite, load_checkpoint
 from analogep.training.loop import TrainResult

@@ -36,11 +36,13 @@ TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny.yaml"
 
 def _as32(batch):
     """The flow batch in float32, as training sees it."""
-    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).astype(np.float32) for f in dataclasses.fields(batch)})
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).astype(np.float32) for f in dataclasses.fields(batch)
+                                         if getattr(batch, f.name) is not None})
 
 
 def _drop_first(batch):
-    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[1:] for f in dataclasses.fields(batch)})
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name)[1:] for f in dataclasses.fields(batch)
+                                         if getattr(batch, f.name) is not None})
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,7 @@ from analogep.config.spec import GradEPSpec, Spec
 from analogep.data import load_dataset
 from analogep.ep.phases import nudge_anchor
 from analogep.model.energy import Params
-from analogep.objectives.dsm import first_level_code
-from analogep.objectives.factory import build_objective
+from analogep.objectives.factory import build_objective, first_level_code
 
 __all__ = ["EnergyError", "EnergyReport", "Estimate", "account", "format_report"]
 

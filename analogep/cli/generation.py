@@ -145,6 +145,10 @@ def sample_cmd(source, n, t1, dt, mode, ratio, spice_reltol, precharge, seed, sa
     if continuous and spec.train.objective != "flow":
         raise AnalogepError(f"--mode continuous: {ckpt_path} is a {spec.train.objective} run; continuous generation "
                             "is the flow-matching energy's gradient flow")
+    if continuous and spec.train.time_code_size:
+        raise AnalogepError(f"--mode continuous: {ckpt_path} has a time input (train.time_conditioning: "
+                            f"{spec.train.time_conditioning}); the circuit's own flow cannot set a time code as it "
+                            "runs, use the Euler sampler (--mode energy or spring)")
     state = ckpt.devices if devices is None else None
     if continuous and state is not None and backend == "spice":
         raise AnalogepError(f"--mode continuous: {ckpt_path} was trained in situ on devices; its continuous generation "

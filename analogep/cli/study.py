@@ -336,6 +336,9 @@ def continuous_cmd(source, ratios, seeds, n, t1, spice_samples, spice_ratio, spi
     if spec.train.objective != "flow":
         raise AnalogepError(f"study continuous: {origin} is a {spec.train.objective} run; continuous generation is the "
                             "flow-matching energy's gradient flow")
+    if spec.train.time_code_size:
+        raise AnalogepError(f"study continuous: {origin} has a time input (train.time_conditioning: "
+                            f"{spec.train.time_conditioning}); the circuit's own flow cannot set a time code as it runs")
     t1 = spec.generate.t1 if t1 is None else t1
     say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
     result = {"source": origin, **continuous_study(spec, params, ratios=grid, seeds=seed_list, n=n, t1=t1,

@@ -89,6 +89,12 @@ def check(spec: Spec) -> None:
     if want and not spec.devices.ideal:
         raise ConfigError("dsm.conditioning: level-bias is built for ideal devices only; use devices: {preset: ideal} "
                           "or another conditioning")
+    if spec.train.time_conditioning != "none" and spec.train.objective != "flow":
+        raise ConfigError(f"train.time_conditioning: {spec.train.time_conditioning} is flow matching's time input; "
+                          f"train.objective is {spec.train.objective} (score matching: dsm.conditioning level-bias)")
+    if spec.train.time_code_size and not spec.devices.ideal:
+        raise ConfigError("train.time_conditioning: time-bias is built for ideal devices only; use devices: "
+                          "{preset: ideal} or time_conditioning none")
     c = spec.circuit
     if c.gmin >= c.gmax:
         raise ConfigError(f"circuit.gmin: {c.gmin:g} must be < circuit.gmax ({c.gmax:g})")

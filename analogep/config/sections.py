@@ -59,7 +59,8 @@ class ModelSpec:
         default=0,
         metadata=meta(
             "size of the noise-level code that drives a level-bias crossbar into every layer (method.md section 6.3); "
-            "0: none; always set from the dsm section (dsm.conditioning level-bias), a value given is replaced",
+            "0: none; always set from dsm.conditioning level-bias or train.time_conditioning time-bias, a value given "
+            "is replaced",
             ge=0,
         ),
     )
@@ -197,6 +198,31 @@ class TrainSpec:
         metadata=meta("hardware-aware training: share of the weights set to 0 in each step's equilibria (stuck "
                       "devices; aihwkit weight modifier pdrop)", ge=0, lt=1),
     )
+    # flow matching's time input (objectives/flow.py; docs/time-conditioning.md); the keys are
+    # left out of a dumped config at their defaults, so a run without them dumps as before
+    time_conditioning: Literal["none", "time-bias"] = field(
+        default="none",
+        metadata=meta(
+            "flow matching: none, the velocity field is time independent (method.md section 5); time-bias, every "
+            "layer gets a bias driven by a time code (the level-bias crossbar of dsm.conditioning level-bias), t is "
+            "drawn from time_levels levels and the sampler sets the code at every Euler step",
+            omit_default=True,
+        ),
+    )
+    time_levels: int = field(
+        default=10,
+        metadata=meta("time-bias: training times, t_k = k/(time_levels-1), k = 0..time_levels-1", ge=2,
+                      omit_default=True),
+    )
+    time_code: Literal["onehot", "fourier"] = field(
+        default="onehot",
+        metadata=meta("time-bias: onehot, one bias vector per time level (linear between levels); fourier, "
+                      "time_features cosines cos(pi k t)", omit_default=True),
+    )
+    time_features: int = field(
+        default=4,
+        metadata=meta("time-bias with time_code fourier: cosine features of t", ge=1, omit_default=True),
+    )
     seed: int = field(default=0, metadata=meta("seed of noise, times and batches", ge=0))
     checkpoint_every: int = field(default=100, metadata=meta("steps between checkpoints", ge=1))
     log_every: int = field(default=1, metadata=meta("steps between metrics.jsonl records", ge=1))
@@ -229,6 +255,14 @@ class TrainSpec:
             le=1,
         ),
     )
+
+    @property
+    def time_code_size(self) -> int:
+        """The size of the time code flow matching's energy takes: 0 without time-bias, the
+        number of time levels for a one-hot code, time_features for a Fourier one."""
+        if self.time_conditioning != "time-bias":
+            return 0
+        return self.time_levels if self.time_code == "onehot" else self.time_features
 
 
 @dataclass(frozen=True)

@@ -73,11 +73,21 @@ def from_dict(data: Any) -> Spec:
     return spec
 
 
+def level_code_size(spec: Spec) -> int:
+    """The size of the code the energy's level-bias rows take: DSM's noise-level code, flow
+    matching's time code, or 0 (the energy is the same at every level and time)."""
+    if spec.train.objective == "dsm":
+        return spec.dsm.code_size
+    return spec.train.time_code_size if spec.train.objective == "flow" else 0
+
+
 def _with_level_code(spec: Spec) -> Spec:
-    """model.level_features follows the dsm section, always (a value in the file is replaced,
-    so a spec changed by `replace` keeps them in step): a DSM run with level-bias conditioning
-    gets a level code of dsm.code_size features (method.md section 6.3), any other none."""
-    size = spec.dsm.code_size if spec.train.objective == "dsm" else 0
+    """model.level_features follows the dsm section and train.time_conditioning, always (a
+    value in the file is replaced, so a spec changed by `replace` keeps them in step): a DSM
+    run with level-bias conditioning gets a level code of dsm.code_size features (method.md
+    section 6.3), a flow run with time-bias one of train.time_code_size
+    (docs/time-conditioning.md), any other none."""
+    size = level_code_size(spec)
     if spec.model.level_features == size:
         return spec
     return dataclasses.replace(spec, model=dataclasses.replace(spec.model, level_features=size))

@@ -4,7 +4,8 @@ dE/dx at the hidden equilibrium, method.md sections 2 and 6) as streamlines with
 generation trajectories (Euler steps of dx = dt v(x) from noise, method.md section 5).
 
 The field is time independent (method.md section 5), so one set of streamlines is the
-whole flow. It is computed by numpy relaxation of the trained weights on a grid, whatever
+whole flow; a time-dependent one (train.time_conditioning: time-bias) is drawn at t = 0.5,
+its trajectories with the time code of each step. It is computed by numpy relaxation of the trained weights on a grid, whatever
 backend drew the samples.
 """
 
@@ -17,15 +18,19 @@ import numpy as np
 from analogep.evaluation.plots import _figure, _save
 
 GRID = 25  # points per side of the streamline grid
+FIELD_TIME = 0.5  # the time a time-dependent field's streamlines are drawn at (train.time_conditioning)
 TRAJECTORIES = 12  # generation paths drawn
 
 
-def field_on_grid(spec, params, lim: float, n: int = GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The model's v(x) on an n x n grid over [-lim, lim]^2: (grid axis, vx, vy)."""
+def field_on_grid(spec, params, lim: float, n: int = GRID) -> tuple:
+    """The model's v(x) on an n x n grid over [-lim, lim]^2: (grid axis, vx, vy, generation
+    paths or None, the time it is drawn at as a title's words: "" for a time-independent field)."""
     from analogep.backends.factory import make_backend
     from analogep.model.factory import build_energy
+    from analogep.objectives.flow_time import TimeCode
     from analogep.objectives.sampling import velocity_field
 
+    time = TimeCode.from_train(spec.train) if spec.train.objective == "flow" else None
     axis = np.linspace(-lim, lim, n)
     gx, gy = np.meshgrid(axis, axis)
     model = build_energy(spec.model)
@@ -33,24 +38,30 @@ def field_on_grid(spec, params, lim: float, n: int = GRID) -> tuple[np.ndarray, 
     backend = make_backend(spec, model, "numpy")
     try:
         backend.program(params)
+        if time is not None:  # a time-dependent field: drawn at t = FIELD_TIME
+            backend.condition(time(FIELD_TIME))
         v, _ = velocity_field(backend, points, None, spec.gradep, spec.generate.mode)
         paths = None
         if spec.train.objective == "flow":
-            paths = _trajectories(backend, spec, model.dtype)
+            paths = _trajectories(backend, spec, model.dtype, time)
     finally:
         backend.close()
     v = np.asarray(v, dtype=np.float64)
-    return axis, v[:, 0].reshape(n, n), v[:, 1].reshape(n, n), paths
+    when = "" if time is None else f" at t = {FIELD_TIME:g}"
+    return axis, v[:, 0].reshape(n, n), v[:, 1].reshape(n, n), paths, when
 
 
-def _trajectories(backend, spec, dtype) -> np.ndarray:
-    """TRAJECTORIES paths (steps + 1, TRAJECTORIES, 2) of the generate section's Euler steps."""
+def _trajectories(backend, spec, dtype, time=None) -> np.ndarray:
+    """TRAJECTORIES paths (steps + 1, TRAJECTORIES, 2) of the generate section's Euler steps
+    (with `time`, a time code set before each step, as the sampler does)."""
     from analogep.objectives.sampling import velocity_field
 
     g = spec.generate
     x = np.random.default_rng(g.seed).standard_normal((TRAJECTORIES, 2)).astype(dtype)
     path, hidden = [x], None
-    for _ in range(g.steps):
+    for k in range(g.steps):
+        if time is not None:
+            backend.condition(time(k * g.dt))
         v, hidden = velocity_field(backend, x, hidden, spec.gradep, g.mode)
         x = x + np.asarray(g.dt, dtype=dtype) * v
         path.append(x)
@@ -72,7 +83,7 @@ def plot_2d(samples: np.ndarray, data: np.ndarray, path: str | os.PathLike, titl
         ax.legend(loc="upper right", fontsize=7, markerscale=3)
         ax.set_title("samples over the data", fontsize=9)
         if field is not None:
-            axis, vx, vy, paths = field
+            axis, vx, vy, paths, when = field
             ax = axes[0, 1]
             speed = np.hypot(vx, vy)
             ax.scatter(d[:, 0], d[:, 1], s=2, c="0.85", rasterized=True)
@@ -87,7 +98,7 @@ def plot_2d(samples: np.ndarray, data: np.ndarray, path: str | os.PathLike, titl
             ax.set_xlim(axis[0], axis[-1])
             ax.set_ylim(axis[0], axis[-1])
             ax.set_aspect("equal")
-            ax.set_title("learned field v(x) (numpy relaxation)", fontsize=9)
+            ax.set_title(f"learned field v(x){when} (numpy relaxation)", fontsize=9)
         if title:
             fig.suptitle(title, fontsize=9)
         _save(fig, path)

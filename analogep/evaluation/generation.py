@@ -29,6 +29,7 @@ from analogep.evaluation.quality import evaluate_samples
 from analogep.model.energy import Params
 from analogep.model.factory import build_energy
 from analogep.objectives.flow_sampling import generate, generate_snapshots
+from analogep.objectives.flow_time import TimeCode, time_condition
 
 FIGURES = ("confidence", "classes_covered", "frechet", "nearest_train_distance", "outside_range")
 # How each figure's sweet spot is chosen (module docstring).
@@ -72,6 +73,11 @@ def _programmed(spec: Spec, params: Params):
     return model, backend
 
 
+def _time(spec: Spec, backend):
+    """The Euler sampler's time input for a time-dependent energy (objectives/flow_time.py)."""
+    return time_condition(TimeCode.from_train(spec.train), backend)
+
+
 def t1_sweep(
     spec: Spec,
     params: Params,
@@ -93,7 +99,8 @@ def t1_sweep(
         per_seed = []
         for seed in seeds:
             say(f"t1 sweep: {mode} mode, seed {seed}, {max(steps)} Euler steps of {n} samples")
-            shots = generate_snapshots(model, backend, spec.gradep, n=n, steps=steps, dt=dt, mode=mode, seed=seed)
+            shots = generate_snapshots(model, backend, spec.gradep, n=n, steps=steps, dt=dt, mode=mode, seed=seed,
+                                       condition=_time(spec, backend))
             row = []
             for k in steps:
                 figs, reference = _figures(shots[k])
@@ -124,7 +131,8 @@ def steps_sweep(
         row = []
         for k in steps_grid:
             say(f"steps sweep: {k} Euler steps to t1 = {t1:g}, seed {seed}")
-            x = generate(model, backend, spec.gradep, n=n, t1=t1, dt=t1 / k, mode=mode, seed=seed)
+            x = generate(model, backend, spec.gradep, n=n, t1=t1, dt=t1 / k, mode=mode, seed=seed,
+                         condition=_time(spec, backend))
             figs, reference = _figures(x)
             row.append(figs)
         per_seed.append(row)

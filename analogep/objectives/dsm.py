@@ -99,19 +99,6 @@ def level_code(dsm: DSMSpec, sigma: float) -> np.ndarray:
     return code
 
 
-def first_level_code(spec: Spec) -> np.ndarray | None:
-    """The level code of the first training point of train.seed (the point the decks and the
-    energy accounting are drawn at); None when the energy takes no code."""
-    codes = level_codes(spec.dsm) if spec.train.objective == "dsm" else None
-    if codes is None:
-        return None
-    from analogep.data import load_dataset
-
-    data = load_dataset(spec.train.dataset, dtype=np.float64)
-    batch = sample_dsm_batch(data, 1, np.asarray(spec.dsm.sigmas), np.random.default_rng(spec.train.seed), 1, codes)
-    return codes[int(batch.level[0])]
-
-
 def level_codes(dsm: DSMSpec) -> np.ndarray | None:
     """(levels, K) the code of each training level; None when the energy takes no code."""
     if not dsm.code_size:

@@ -20,6 +20,7 @@ from analogep.config.sections import GenerateSpec, GradEPSpec
 from analogep.config.spec import Spec
 from analogep.model.energy import EnergyModel
 from analogep.objectives.flow_sampling import generate
+from analogep.objectives.flow_time import TimeCode, time_condition
 
 
 @dataclass
@@ -31,6 +32,20 @@ class FlowBatch:
     t: np.ndarray  # (batch, 1)
     x_t: np.ndarray
     u: np.ndarray  # target velocity x1 - x0
+    level: np.ndarray | None = None  # (batch,) time level of each point (train.time_conditioning: time-bias)
+    codes: np.ndarray | None = None  # (levels, K) the time codes, when the energy depends on t
+
+    def groups(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """(time code, rows) per time level present, in level order; None for a
+        time-independent energy (one pass, ep/levels.py)."""
+        if self.codes is None:
+            return None
+        return [(self.codes[i], np.flatnonzero(self.level == i)) for i in np.unique(self.level)]
+
+    def subset(self, rows: np.ndarray) -> "FlowBatch":
+        """The batch of some of its points."""
+        return FlowBatch(self.x0[rows], self.x1[rows], self.t[rows], self.x_t[rows], self.u[rows],
+                         None if self.level is None else self.level[rows], self.codes)
 
     @property
     def target(self) -> np.ndarray:
@@ -60,24 +75,32 @@ def ot_pairing(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
     return cols
 
 
-def _draw(data: np.ndarray, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every random draw of one batch, in a fixed order: data subset, noise, times."""
+def _draw(
+    data: np.ndarray, batch: int, rng: np.random.Generator, time: TimeCode | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every random draw of one batch, in a fixed order: data subset, noise, times (t ~ U[0, 1];
+    with a time code, a level per point, uniform over its grid)."""
     n = data.shape[0]
     x1 = data if batch >= n else data[rng.choice(n, size=batch, replace=False)]
     x0 = rng.standard_normal(x1.shape).astype(data.dtype)
-    t = rng.random((x1.shape[0], 1)).astype(data.dtype)
-    return x0, x1, t
+    if time is None:
+        return x0, x1, rng.random((x1.shape[0], 1)).astype(data.dtype), None
+    level = rng.integers(0, time.levels, size=x1.shape[0])
+    return x0, x1, time.grid[level][:, None].astype(data.dtype), level
 
 
-def _assemble(x0: np.ndarray, x1: np.ndarray, t: np.ndarray, ot: bool) -> FlowBatch:
+def _assemble(x0: np.ndarray, x1: np.ndarray, t: np.ndarray, level: np.ndarray | None, ot: bool,
+              codes: np.ndarray | None = None) -> FlowBatch:
     if ot:
         x1 = x1[ot_pairing(x0, x1)]
-    return FlowBatch(x0=x0, x1=x1, t=t, x_t=(1 - t) * x0 + t * x1, u=x1 - x0)
+    return FlowBatch(x0=x0, x1=x1, t=t, x_t=(1 - t) * x0 + t * x1, u=x1 - x0, level=level, codes=codes)
 
 
-def sample_flow_batch(data: np.ndarray, batch: int, rng: np.random.Generator, ot: bool) -> FlowBatch:
+def sample_flow_batch(
+    data: np.ndarray, batch: int, rng: np.random.Generator, ot: bool, time: TimeCode | None = None
+) -> FlowBatch:
     """Draw data (the whole set when batch >= N), noise and times; couple; interpolate."""
-    return _assemble(*_draw(data, batch, rng), ot)
+    return _assemble(*_draw(data, batch, rng, time), ot, None if time is None else time.codes)
 
 
 class FlowBatchStream:
@@ -90,8 +113,10 @@ class FlowBatchStream:
     stores it resumes with the next batch.
     """
 
-    def __init__(self, data: np.ndarray, batch: int, rng: np.random.Generator, ot: bool, remaining: int):
+    def __init__(self, data: np.ndarray, batch: int, rng: np.random.Generator, ot: bool, remaining: int,
+                 time: TimeCode | None = None):
         self.data, self.batch, self.rng, self.ot, self.remaining = data, batch, rng, ot, remaining
+        self.time, self.codes = time, None if time is None else time.codes
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ot") if ot else None
         self._pending: tuple[Future | FlowBatch, dict] | None = None
         self.rng_state = rng.bit_generator.state
@@ -102,12 +127,12 @@ class FlowBatchStream:
             self._pending = None
             return
         self.remaining -= 1
-        draws = _draw(self.data, self.batch, self.rng)
+        draws = _draw(self.data, self.batch, self.rng, self.time)
         state = self.rng.bit_generator.state
         if self._pool is None:
-            self._pending = (_assemble(*draws, self.ot), state)
+            self._pending = (_assemble(*draws, self.ot, self.codes), state)
         else:
-            self._pending = (self._pool.submit(_assemble, *draws, self.ot), state)
+            self._pending = (self._pool.submit(_assemble, *draws, self.ot, self.codes), state)
 
     def next(self) -> FlowBatch:
         if self._pending is None:
@@ -143,18 +168,18 @@ class FlowMatching:
     sampling = "Euler integration (--t1, --dt)"
     sampler_choice = None
 
-    def __init__(self, gradep: GradEPSpec, ot: bool, batch_size: int):
-        self.gradep, self.ot, self.batch_size = gradep, ot, batch_size
+    def __init__(self, gradep: GradEPSpec, ot: bool, batch_size: int, time: TimeCode | None = None):
+        self.gradep, self.ot, self.batch_size, self.time = gradep, ot, batch_size, time
 
     @classmethod
     def from_spec(cls, spec: Spec) -> "FlowMatching":
-        return cls(spec.gradep, spec.train.ot_coupling, spec.train.batch)
+        return cls(spec.gradep, spec.train.ot_coupling, spec.train.batch, TimeCode.from_train(spec.train))
 
     def batches(self, data: np.ndarray, rng: np.random.Generator, remaining: int) -> FlowBatchStream:
-        return FlowBatchStream(data, self.batch_size, rng, self.ot, remaining)
+        return FlowBatchStream(data, self.batch_size, rng, self.ot, remaining, self.time)
 
     def batch(self, data: np.ndarray, size: int, rng: np.random.Generator) -> FlowBatch:
-        return sample_flow_batch(data, size, rng, self.ot)
+        return sample_flow_batch(data, size, rng, self.ot, self.time)
 
     def loss(self, readout: np.ndarray, batch: FlowBatch) -> float:
         return flow_loss(readout, batch.u)
@@ -169,7 +194,8 @@ class FlowMatching:
     ) -> np.ndarray:
         g = generate_spec
         return generate(
-            model, backend, self.gradep, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, on_step=on_step, out=out
+            model, backend, self.gradep, n=g.n, t1=g.t1, dt=g.dt, mode=g.mode, seed=g.seed, on_step=on_step, out=out,
+            condition=time_condition(self.time, backend),
         )
 
     def sampler_label(self, generate_spec: GenerateSpec, *, run: bool = False) -> str:
