@@ -121,21 +121,22 @@ def test_compile_on_devices_draws_the_drivers_in_op_amps(tmp_path):
 
 
 @pytest.mark.spice
-@pytest.mark.parametrize("cell", ["hidden_diode_drv", "visible_amp_drv"])
+@pytest.mark.parametrize("cell", ["hidden_diode_drv", "hidden_diodes_drv", "visible_amp_drv"])
 def test_driver_cells_realise_gain_and_offset(cell):
     """A *_drv cell driven by g0 c on its sense line: the state node is the ideal cell's (s = g(c)
     hidden, c visible), the rows carry +-(gain s + offset), as devices/realised.py solves."""
     from analogep.spice.library import PHYSICAL, library_text
 
     g0, c, gain, offset = 1e-4, 0.8, 1.03, 0.004
-    params = "r=0.5 " if cell.startswith("hidden") else ""
+    nd = 4 if cell == "hidden_diodes_drv" else 1  # model.diodes: 1N4148 in series per branch
+    params = ("r=0.5 " + (f"nd={nd} " if nd > 1 else "")) if cell.startswith("hidden") else ""
     deck = "\n".join([
         "driver cell", library_text(PHYSICAL), "Vcc vcc 0 5", "Vee vee 0 -5",
         f"Ic 0 s {g0 * c}", f"X1 n p m s {cell} g0={g0} {params}gain={gain} offset={offset}",
         "Rp p 0 10k", "Rm m 0 10k", ".op", ".control", "set numdgt=10", "op", "print v(n) v(p) v(m)",
         ".endc", ".end", ""])
     res = SubprocessNgspice().run(deck, 60)
-    s = float(h84.DiodeUnits(1).transfer(np.array([[c]]))[0, 0]) if cell.startswith("hidden") else c
+    s = float(h84.DiodeUnits(1, diodes=nd).transfer(np.array([[c]]))[0, 0]) if cell.startswith("hidden") else c
     assert res.vectors["n"][0] == pytest.approx(s, abs=2e-5)
     assert res.vectors["p"][0] == pytest.approx(gain * s + offset, abs=2e-5)
     assert res.vectors["m"][0] == pytest.approx(-(gain * s + offset), abs=2e-5)
