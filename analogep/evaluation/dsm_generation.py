@@ -36,14 +36,14 @@ and only the noise fades).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from analogep.config.dsm import DSMSpec
 from analogep.config.spec import Spec
 from analogep.errors import AnalogepError
-from analogep.evaluation.generation import MODES, _figures, _programmed, _summary, sweet_spots
+from analogep.evaluation.generation import MODES, _programmed, figures_over_seeds, sweet_spots
 from analogep.model.energy import Params
 from analogep.objectives.dsm import level_code
 from analogep.objectives.langevin import annealed_langevin, langevin_snapshots
@@ -110,18 +110,15 @@ def tau_sweep(
                     "xlabel": f"tau (annealed Langevin, {steps_per_level} steps per level)"}
     reference: dict[str, float] = {}
     for mode in modes:
-        per_seed = []
-        for seed in seeds:
+
+        def draw(seed: int) -> list[np.ndarray]:
             say(f"tau sweep: {mode} mode, seed {seed}, {max(ends) + 1} levels x {steps_per_level} Langevin steps "
                 f"down to sigma {sigmas[-1]:.3g}, {n} samples")
             shots = langevin_snapshots(_sampling(spec, model, backend, n=n, mode=mode, seed=seed), sigmas=sigmas,
                                        ends=ends, steps_per_level=steps_per_level, **settings)
-            row = []
-            for i in ends:
-                figs, reference = _figures(shots[i])
-                row.append(figs)
-            per_seed.append(row)
-        figures = _summary(per_seed)
+            return [shots[i] for i in ends]
+
+        figures, reference = figures_over_seeds(seeds, draw)
         result["modes"][mode] = {"figures": figures, "sweet_spot": sweet_spots(list(taus), figures, reference)}
     result["reference"] = reference
     return result
@@ -144,17 +141,14 @@ def steps_sweep(
     sigmas = extended_sigmas(spec.dsm, end)
     model, backend = _programmed(spec, params)
     settings = _langevin_settings(spec, backend)
-    per_seed, reference = [], {}
-    for seed in seeds:
-        row = []
+
+    def draw(seed: int) -> Iterator[np.ndarray]:
         for k in steps_grid:
             say(f"steps sweep: {k} Langevin steps per level, {end + 1} levels (tau {tau:g}), seed {seed}")
-            x = annealed_langevin(_sampling(spec, model, backend, n=n, mode=mode, seed=seed), sigmas=sigmas,
-                                  steps_per_level=k, **settings)
-            figs, reference = _figures(x)
-            row.append(figs)
-        per_seed.append(row)
-    figures = _summary(per_seed)
+            yield annealed_langevin(_sampling(spec, model, backend, n=n, mode=mode, seed=seed), sigmas=sigmas,
+                                    steps_per_level=k, **settings)
+
+    figures, reference = figures_over_seeds(seeds, draw)
     return {"grid": list(steps_grid), "tau": end / (spec.dsm.levels - 1), "t1": tau, "mode": mode, "n": n,
             "seeds": list(seeds), "figures": figures, "reference": reference,
             "sweet_spot": sweet_spots(list(steps_grid), figures, reference),
@@ -184,18 +178,15 @@ def extra_sweep(
     ends = [len(levels) - 1 + e for e in extra_grid]
     model, backend = _programmed(spec, params)
     settings = _langevin_settings(spec, backend)
-    per_seed, reference = [], {}
-    for seed in seeds:
+
+    def draw(seed: int) -> list[np.ndarray]:
         say(f"extra sweep: {len(levels)} levels x {steps_per_level} Langevin steps, then up to {most} more at "
             f"sigma_min {d.sigma_min:g}, seed {seed}, {n} samples")
         shots = langevin_snapshots(_sampling(spec, model, backend, n=n, mode=mode, seed=seed), sigmas=sigmas, ends=ends,
                                    steps_per_level=counts, **settings)
-        row = []
-        for i in ends:
-            figs, reference = _figures(shots[i])
-            row.append(figs)
-        per_seed.append(row)
-    figures = _summary(per_seed)
+        return [shots[i] for i in ends]
+
+    figures, reference = figures_over_seeds(seeds, draw)
     return {"grid": list(extra_grid), "steps_per_level": steps_per_level, "mode": mode, "n": n, "seeds": list(seeds),
             "figures": figures, "reference": reference, "sweet_spot": sweet_spots(list(extra_grid), figures, reference),
             "xlabel": f"Langevin steps added at sigma_min {d.sigma_min:g}"}

@@ -19,7 +19,7 @@ training images than real digits do: copying; above it, off the data).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -53,6 +53,22 @@ def _summary(per_seed: list[list[dict[str, float]]]) -> dict[str, dict[str, list
         out[f] = {"mean": values.mean(axis=0).tolist(), "std": values.std(axis=0, ddof=1 if len(values) > 1 else 0).tolist(),
                   "values": values.tolist()}
     return out
+
+
+def figures_over_seeds(
+    seeds: list[int], draw: Callable[[int], Iterable[np.ndarray]]
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
+    """The evaluate figures of the sample sets `draw(seed)` gives (one per grid point, in
+    order) for each seed: their mean and spread over the seeds (`_summary`), and the
+    held-out reals' figures."""
+    per_seed, reference = [], {}
+    for seed in seeds:
+        row = []
+        for x in draw(seed):
+            figs, reference = _figures(x)
+            row.append(figs)
+        per_seed.append(row)
+    return _summary(per_seed), reference
 
 
 def sweet_spots(grid: list[float], figures: dict, reference: dict[str, float]) -> dict[str, dict]:
@@ -96,17 +112,14 @@ def t1_sweep(
     result: dict = {"grid": list(t1_grid), "steps": steps, "dt": dt, "n": n, "seeds": list(seeds), "modes": {}}
     reference: dict[str, float] = {}
     for mode in modes:
-        per_seed = []
-        for seed in seeds:
+
+        def draw(seed: int) -> list[np.ndarray]:
             say(f"t1 sweep: {mode} mode, seed {seed}, {max(steps)} Euler steps of {n} samples")
             shots = generate_snapshots(model, backend, spec.gradep, n=n, steps=steps, dt=dt, mode=mode, seed=seed,
                                        condition=_time(spec, backend))
-            row = []
-            for k in steps:
-                figs, reference = _figures(shots[k])
-                row.append(figs)
-            per_seed.append(row)
-        figures = _summary(per_seed)
+            return [shots[k] for k in steps]
+
+        figures, reference = figures_over_seeds(seeds, draw)
         result["modes"][mode] = {"figures": figures, "sweet_spot": sweet_spots(list(t1_grid), figures, reference)}
     result["reference"] = reference
     return result
@@ -126,16 +139,13 @@ def steps_sweep(
     """Every evaluate figure against the number of Euler steps over [0, t1] (dt = t1 /
     steps), mean and spread over the noise seeds."""
     model, backend = _programmed(spec, params)
-    per_seed, reference = [], {}
-    for seed in seeds:
-        row = []
+
+    def draw(seed: int) -> Iterator[np.ndarray]:
         for k in steps_grid:
             say(f"steps sweep: {k} Euler steps to t1 = {t1:g}, seed {seed}")
-            x = generate(model, backend, spec.gradep, n=n, t1=t1, dt=t1 / k, mode=mode, seed=seed,
-                         condition=_time(spec, backend))
-            figs, reference = _figures(x)
-            row.append(figs)
-        per_seed.append(row)
-    figures = _summary(per_seed)
+            yield generate(model, backend, spec.gradep, n=n, t1=t1, dt=t1 / k, mode=mode, seed=seed,
+                           condition=_time(spec, backend))
+
+    figures, reference = figures_over_seeds(seeds, draw)
     return {"grid": list(steps_grid), "t1": t1, "mode": mode, "n": n, "seeds": list(seeds), "figures": figures,
             "reference": reference, "sweet_spot": sweet_spots(list(steps_grid), figures, reference)}
