@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analogep.devices.mapping import conductance_pairs
+from analogep.devices.mapping import row_loads
 from analogep.config.spec import Spec
 from analogep.model.energy import CircuitRules, EnergyModel, Params, State
 
@@ -83,20 +83,6 @@ class CircuitPower:
 
     def passive(self) -> dict[str, np.ndarray]:
         return {"crossbar": self.crossbar, "leak": self.leak, "spring": self.spring, "nudge": self.nudge}
-
-
-def row_loads(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per layer, the total conductance each neuron's +a driver (G+) and -a driver (G-)
-    drives, over both crossbars it feeds (forward as pre, transposed as post)."""
-    plus = [np.zeros(n) for n in model.sizes]
-    minus = [np.zeros(n) for n in model.sizes]
-    for name, pre, post in model.circuit_rules().couplings:
-        g = conductance_pairs(name, params[name], spec)  # (n_post, n_pre)
-        plus[pre] += g.plus.sum(axis=0)
-        minus[pre] += g.minus.sum(axis=0)
-        plus[post] += g.plus.sum(axis=1)
-        minus[post] += g.minus.sum(axis=1)
-    return plus, minus
 
 
 def circuit_power(

@@ -69,3 +69,18 @@ def ideal_copies(spec: Spec, model: EnergyModel, params: Params) -> Copies:
         pairs = conductance_pairs(wname, params[wname], spec)
         out[wname] = (pairs, pairs)
     return out
+
+
+def row_loads(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per layer, the total conductance each neuron's +a driver (G+) and -a driver (G-)
+    drives, over both crossbars it feeds (forward as pre, transposed as post; with one pair
+    read both ways, also what its sense line collects)."""
+    plus = [np.zeros(n) for n in model.sizes]
+    minus = [np.zeros(n) for n in model.sizes]
+    for name, pre, post in model.circuit_rules().couplings:
+        g = conductance_pairs(name, params[name], spec)  # (n_post, n_pre)
+        plus[pre] += g.plus.sum(axis=0)
+        minus[pre] += g.minus.sum(axis=0)
+        plus[post] += g.plus.sum(axis=1)
+        minus[post] += g.minus.sum(axis=1)
+    return plus, minus

@@ -38,7 +38,7 @@ from analogep.spice.netlist import Netlist, fmt, render
 from analogep.spice.run.ngspice import SubprocessNgspice, ngspice_info
 from analogep.config.spec import Spec
 from analogep.errors import CircuitError
-from analogep.devices.mapping import conductance_pairs
+from analogep.devices.mapping import row_loads
 from analogep.model.curvature import hessian, smallest_eigen
 from analogep.model.energy import EnergyModel, Params, State
 
@@ -85,7 +85,7 @@ def amplifier_lags(spec: Spec, model: EnergyModel, params: Params) -> list[np.nd
     if rules.amplifier is None:
         return None
     omega = 2.0 * np.pi * rules.amplifier.gbw_hz
-    plus, minus = _row_conductance(spec, model, params)
+    plus, minus = row_loads(spec, model, params)
     return [layer.cell_lag(spec.circuit.g0, p + m) / omega for layer, p, m in zip(model.layers, plus, minus)]
 
 
@@ -96,20 +96,6 @@ def amplifier_row_lags(model: EnergyModel) -> list[float] | None:
     if amp is None:
         return None
     return [layer.cell_row_lag / (2.0 * np.pi * amp.gbw_hz) for layer in model.layers]
-
-
-def _row_conductance(spec: Spec, model: EnergyModel, params: Params) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per layer, the G+ and G- conductance each neuron's rows drive (over both crossbars it
-    feeds; with one pair read both ways, also what its sense line collects)."""
-    plus = [np.zeros(n) for n in model.sizes]
-    minus = [np.zeros(n) for n in model.sizes]
-    for name, pre, post in model.circuit_rules().couplings:
-        g = conductance_pairs(name, params[name], spec)  # (n_post, n_pre)
-        plus[pre] += g.plus.sum(axis=0)
-        minus[pre] += g.minus.sum(axis=0)
-        plus[post] += g.plus.sum(axis=1)
-        minus[post] += g.minus.sum(axis=1)
-    return plus, minus
 
 
 def lagged_tau(model: EnergyModel, params: Params, state: State, lags: list[np.ndarray], stiffness: float,
@@ -199,7 +185,7 @@ def _op_amp_start(spec: Spec, model: EnergyModel, params: Params, phase: str, an
     """`.ic` of the cells' op-amps (their gain nodes) where they hold the phase's start."""
     ic = {}
     drives = start_drive(spec, model, params, phase, anchors, start)
-    rows = zip(*_row_conductance(spec, model, params))
+    rows = zip(*row_loads(spec, model, params))
     for layer, lnames, s, c, load in zip(model.layers, state_nodes(model.sizes), start, drives, rows):
         for node, values in layer.cell_start(np.asarray(s, dtype=np.float64), c, spec.circuit.g0, load).items():
             ic.update({f"x{n}.{node}": float(v) for n, v in zip(lnames, np.asarray(values)[0])})
