@@ -102,6 +102,13 @@ def check(spec: Spec) -> None:
     t = spec.train
     if t.update == "substrate" and t.substrate.group_size > t.batch:
         raise ConfigError(substrate_problem(spec))
+    o = t.optimizer
+    if o.schedule != "constant" and o.final_lr >= o.lr:
+        raise ConfigError(f"train.optimizer.final_lr: {o.final_lr:g} must be below train.optimizer.lr ({o.lr:g}) "
+                          f"for the {o.schedule} schedule to decay")
+    if o.schedule != "constant" and t.update == "substrate":
+        raise ConfigError(f"train.optimizer.schedule: {o.schedule} steers the digital optimizer; train.update: substrate "
+                          f"writes at train.substrate.lr every step (use schedule: constant)")
 
 
 def substrate_problem(spec: Spec) -> str | None:

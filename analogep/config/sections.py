@@ -148,6 +148,17 @@ class OptimizerSpec:
         default=(0.9, 0.95), metadata=meta("Adam moment decay rates, each in [0, 1)", ge=0, lt=1, len=2)
     )
     eps: float = field(default=1e-8, metadata=meta("Adam epsilon", gt=0))
+    schedule: Literal["constant", "cosine"] = field(
+        default="constant",
+        metadata=meta(
+            "learning-rate schedule: constant (lr every step, the paper's) or cosine (from lr at the first step down "
+            "a half cosine to final_lr at train.steps; a resume that raises train.steps stretches what is left)",
+            omit_default=True,
+        ),
+    )
+    final_lr: float = field(
+        default=0.0, metadata=meta("cosine: the rate the schedule ends at, below lr", ge=0, omit_default=True)
+    )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from analogep.backends.factory import make_backend
 from analogep.config.load import dump_spec
 from analogep.config.rules import substrate_problem
 from analogep.config.schema import ConfigError
+from analogep.config.sections import TrainSpec
 from analogep.config.spec import Spec
 from analogep.data import data_scaling, load_dataset
 from analogep.data.scaling import SCALING_NAME, write_scaling
@@ -52,6 +53,7 @@ from analogep.training.lock import run_lock
 from analogep.training.optim import SGD, Adam, build_optimizer, clip_by_global_norm
 from analogep.training.resume import resume_changes
 from analogep.training.runlog import METRICS_NAME, RunLog, keep_aside, read_log
+from analogep.training.schedule import learning_rate
 from analogep.training.substrate import SubstrateUpdate
 
 CONFIG_NAME = "config.yaml"
@@ -151,15 +153,19 @@ def _writing(out: Path, name: str, call):
         raise _Unwritable(f"{out}: cannot write {name} ({exc.strerror or exc})") from None
 
 
-def _record(run: _Run, result: StepResult, grad_clip: float, written: bool = False) -> dict:
+def _record(run: _Run, result: StepResult, train: TrainSpec, written: bool = False) -> dict:
     """Apply a trusted step's update (`written`: the devices wrote it during the step,
-    train.update: substrate); the step's log record."""
+    train.update: substrate); the step's log record (with the step's rate `lr` under a
+    schedule that is not constant)."""
     record = {"step": run.step, **result.metrics}
+    lr = learning_rate(train.optimizer, run.step, train.steps)
+    if train.optimizer.schedule != "constant" and not written:
+        record["lr"] = lr
     if result.trouble:
         run.bad_steps += 1
         run.skipped.append(run.step)
         run.last_trouble = record["skipped"] = "; ".join(result.trouble)
-    elif not written and not _apply_update(run, result, grad_clip):
+    elif not written and not _apply_update(run, result, train.grad_clip, lr):
         run.bad_steps += 1
         run.skipped.append(run.step)
         run.last_trouble = record["skipped"] = (
@@ -172,13 +178,13 @@ def _record(run: _Run, result: StepResult, grad_clip: float, written: bool = Fal
     return record
 
 
-def _apply_update(run: _Run, result: StepResult, grad_clip: float) -> bool:
-    """The optimizer step; an update that leaves a parameter NaN or infinite is undone
+def _apply_update(run: _Run, result: StepResult, grad_clip: float, lr: float) -> bool:
+    """The optimizer step at rate `lr`; an update that leaves a parameter NaN or infinite is undone
     (parameters and optimizer state), so a checkpoint never holds non-finite weights."""
     grad, _ = clip_by_global_norm(result.grad, grad_clip)
     before = {k: v.copy() for k, v in run.params.items()}
     state = run.optimizer.state_dict()  # the optimizer replaces its moment arrays: references suffice
-    run.optimizer.step(run.params, grad)
+    run.optimizer.step(run.params, grad, lr)
     if all(np.all(np.isfinite(v)) for v in run.params.values()):
         return True
     for k, v in before.items():
@@ -396,10 +402,7 @@ class _Stepper:
         for why in (_runaway(result), result.trouble and _budget_hint(self.spec, result.metrics)):
             if why and why not in result.trouble:
                 result.trouble.append(why)
-        if self.substrate is None:
-            record = _record(run, result, train.grad_clip)
-        else:  # the devices wrote the update during the step
-            record = _record(run, result, train.grad_clip, written=True)
+        record = _record(run, result, train, written=self.substrate is not None)  # substrate: the devices wrote it
         record.update(_hardware_metrics(self.backend))
         record.update(self.hardware)
         changed, run.changed = run.changed, {}

@@ -28,15 +28,16 @@ class Adam:
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
 
-    def step(self, params: Params, grad: Params) -> None:
-        """Update params in place."""
+    def step(self, params: Params, grad: Params, lr: float | None = None) -> None:
+        """Update params in place, at rate `lr` (None: spec.lr; training/schedule.py sets it)."""
+        lr = self.spec.lr if lr is None else lr
         b1, b2 = self.spec.betas
         self.t += 1
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
         for k, g in grad.items():
             self.m[k] = b1 * self.m[k] + (1 - b1) * g
             self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
-            update = self.spec.lr * (self.m[k] / c1) / (np.sqrt(self.v[k] / c2) + self.spec.eps)
+            update = lr * (self.m[k] / c1) / (np.sqrt(self.v[k] / c2) + self.spec.eps)
             params[k] -= update.astype(params[k].dtype)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -57,9 +58,10 @@ class SGD:
     def __init__(self, spec: OptimizerSpec, params: Params):
         self.spec = spec
 
-    def step(self, params: Params, grad: Params) -> None:
+    def step(self, params: Params, grad: Params, lr: float | None = None) -> None:
+        lr = self.spec.lr if lr is None else lr
         for k, g in grad.items():
-            params[k] -= (self.spec.lr * g).astype(params[k].dtype)
+            params[k] -= (lr * g).astype(params[k].dtype)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
