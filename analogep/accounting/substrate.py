@@ -10,9 +10,10 @@ the weights given, as training takes it (fresh devices programmed with them, the
 stream of train.substrate.seed, a whole batch, its groups in sequence, each group's phases
 on the devices as the previous groups wrote them, only trusted points firing). The groups'
 writes move the weights within the step: from tiny's initial weights (lr 0.03, 16 groups)
-the hidden activities grow about threefold during its first step, which fires 1.7x the
-coincidences that the initial weights alone predict (docs/results/substrate.md, 'The
-price of a step'). Priced from the expected pulses of that step (from the probabilities of
+the hidden activities grow about threefold during its first step, which fires 1.5-1.8x
+the coincidences of the same step in one group (the weights fixed within it); counted at
+the initial weights alone, the accounting gave 0.6x what training logs (docs/results/
+substrate.md, 'The price of a step'). Priced from the expected pulses of that step (from the probabilities of
 every draw; training samples them, within the standard deviation given):
 
 - device pulses: the expected coincidences (sum over the points, passes and devices of
