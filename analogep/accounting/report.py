@@ -228,8 +228,9 @@ def _substrate_lines(a) -> list[str]:
         return []
     lines = [
         (f"  update written on the substrate ({sub['difference']}, BL {sub['bl']}, group {sub['group_size']}): "
-         f"{sub['coincidences_per_device_point']:.3g} coincidences per device per point, {sub['device_pulses']:,.0f} "
-         f"device pulses per step; digital state {sub['digital_state_bits']} bits (bias registers); no ADC, no Adam"),
+         f"{sub['coincidences_per_device_point']:.3g} coincidences per device per point (pulse noise +- "
+         f"{sub['coincidences_sd_per_device_point']:.2g}; a training step from these weights, {sub['points_kept']} points), "
+         f"{sub['device_pulses']:,.0f} device pulses per step; digital state {sub['digital_state_bits']} bits (bias registers); no ADC, no Adam"),
     ]
     for key, row in (cross or {}).items():
         def energy(e):
