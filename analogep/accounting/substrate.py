@@ -12,9 +12,10 @@ on the devices as the previous groups wrote them, only trusted points firing). T
 writes move the weights within the step: from tiny's initial weights (lr 0.03, 16 groups)
 the hidden activities grow about threefold during its first step, which fires 1.5-1.8x
 the coincidences of the same step in one group (the weights fixed within it); counted at
-the initial weights alone, the accounting gave 0.6x what training logs (docs/results/
-substrate.md, 'The price of a step'). Priced from the expected pulses of that step (from the probabilities of
-every draw; training samples them, within the standard deviation given):
+the initial weights alone, the accounting gave 0.6x what training logs
+(docs/results/substrate.md, 'The price of a step'). Priced from the expected pulses of
+that step (from the probabilities of every draw; training samples them, within the
+standard deviation given):
 
 - device pulses: the expected coincidences (sum over the points, passes and devices of
   BL p_i p_j), at the write energy per pulse, on each copy of mismatched devices;
@@ -76,7 +77,9 @@ def training_step_counts(spec: Spec, params: Params, seed: int) -> dict:
     data = load_dataset(spec.train.dataset, dtype=model.dtype, source=spec.data)
     batch = objective.batch(data, spec.train.batch, np.random.default_rng(seed))
     devices = Devices(spec, model)
-    backend = NumpyBackend(model, spec.gradep, spec.relax, devices)  # its pulses alone: no wire resistance either way
+    # as NumpyBackend.from_spec builds it for training, less its warning about wire resistance
+    # (which numpy does not model, in training either)
+    backend = NumpyBackend(model, spec.gradep, spec.relax, devices)
     update = SubstrateUpdate(spec, model, devices)
     weights = {k: np.array(params[k], dtype=model.dtype) for k in model.param_shapes()}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # non-finite states: judged by the step
@@ -96,7 +99,7 @@ def substrate_update(spec: Spec, circuit: ProgrammedCircuit, params: Params, see
     mean_g = 0.5 * (gmin + gmax)  # a half-selected device's conductance, mid-window
     rules = model.circuit_rules()
     n_weights = sum(int(np.prod(circuit.params[name].shape)) for name, _, _ in rules.couplings)
-    edge_neurons = sum(int(circuit.params[name].shape[0] + circuit.params[name].shape[1]) for name, _, _ in rules.couplings)
+    edge_neurons = sum(int(sum(circuit.params[name].shape)) for name, _, _ in rules.couplings)  # post + pre
     coincidences, cells = counts["expected_coincidences"], counts["expected_line_cells"]
     device_pulses = coincidences * copies
     n_bias = sum(int(np.prod(circuit.params[name].shape)) for name, _ in rules.biases)
