@@ -20,7 +20,7 @@ from analogep.config.load import dump_spec
 from analogep.config.spec import Spec
 from analogep.devices.crossbar import Devices
 from analogep.model.factory import build_energy
-from analogep.training.substrate import SubstrateUpdate
+from analogep.training.substrate import SubstrateUpdate, new_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny.yaml"
@@ -110,7 +110,7 @@ def test_coincidences_have_the_expected_mean(tiny):
     x, d = rng.uniform(-1, 1, (1, 5)), rng.uniform(-1, 1, (1, 3))
     dw = up._dw(up.couplings[0][0])
     eta = np.array([0.2 * dw])  # probabilities well below 1
-    counts = {k: 0 for k in ("p_sat", "p_count", "drive_pulses", "coincidence_slots")}
+    counts = new_counts()
     total = np.zeros((3, 5))
     n = 4000
     for _ in range(n):
@@ -204,29 +204,42 @@ def test_spice_equilibria_write_the_same_pulses_as_numpy(tiny, tmp_path):
     assert runs["spice"].records[0]["backend"] == "spice" and runs["spice"].records[0]["pulses"] > 0
 
 
-def test_the_energy_prices_a_pulse_as_the_scaled_devices_step_it(tiny):
-    """With devices.scale_fraction f each coupling's max|W| takes f of the window, so one
-    level moves the weight by step * max|W| / (f * span) instead of step / g0 (g0 = span
-    here: w_max 1), as the devices map it; at the same activities the expected
-    coincidences go as 1 / (pulse step): f / max|W| as many."""
-    import dataclasses
+@pytest.mark.parametrize("keys", [{}, {"devices": {**FINITE, "scale_fraction": 0.5}}, {"difference": "two_trains"}],
+                         ids=["held", "scale_fraction", "two_trains"])
+def test_the_energy_counts_the_coincidences_a_training_step_fires(tiny, tmp_path, keys):
+    """The accounting's expected coincidences per device per point are what training logs at
+    its first step from the same weights, batch (api.energy draws it with seed 0, training
+    with train.seed 0) and pulse stream, within 4 standard deviations of the realised count
+    over the pulse draws (computed from their probabilities). The groups are written in
+    sequence and move the weights within the step: priced at the initial weights alone, the
+    accounting counted 0.54x what tiny's first step fires."""
+    devices = keys.get("devices", FINITE)
+    spec = _substrate(tiny, **{k: v for k, v in keys.items() if k != "devices"}).replace(
+        train={"steps": 1, "batch": 64}, devices=devices)
+    assert spec.train.seed == 0
+    params = build_energy(spec.model).init_params(np.random.default_rng(spec.model.seed))
+    logged = api.train(spec, tmp_path / "run").records[0]["coincidences_per_device_point"]
+    report = api.energy(spec, params, points=2, samples=10, sample_points=1, measure_cpu=False)
+    sub = report.training["analog"].notes["substrate"]
+    predicted, sd = sub["coincidences_per_device_point"], sub["coincidences_sd_per_device_point"]
+    assert 0 < sd < 0.05 * predicted
+    assert abs(logged - predicted) < 4 * sd, (logged, predicted, sd)
 
-    from analogep.accounting.programming import program_circuit
-    from analogep.accounting.substrate import substrate_update
 
-    spec = _substrate(tiny).replace(model={"sizes": [64, 8]}, train={"batch": 64})
-    params = build_energy(spec.model).init_params(np.random.default_rng(0))
-    (name,) = [n for n, _, _ in build_energy(spec.model).circuit_rules().couplings]
-    plain = program_circuit(spec, params, [])
-    scaled = program_circuit(spec.replace(devices={"scale_fraction": 0.5}), params, [])
-    top, (_, gmin, gmax) = float(np.max(np.abs(params[name]))), spec.devices.window(spec.circuit)
-    step = (gmax - gmin) / (spec.devices.levels - 1)
-    assert plain.pulse_steps[name] == pytest.approx(step / (gmax - gmin), rel=1e-12)
-    assert scaled.pulse_steps[name] == pytest.approx(step * top / (0.5 * (gmax - gmin)), rel=1e-12)
-    rng = np.random.default_rng(1)
-    x_t = rng.uniform(-1, 1, (4, 64))
-    anchor = x_t + 0.3 * rng.standard_normal((4, 64))
-    same_weights = dataclasses.replace(plain, pulse_steps=scaled.pulse_steps)
-    pulses = [substrate_update(c.spec, c, x_t, anchor)["device_pulses"] for c in (plain, same_weights)]
-    assert pulses[0] > 0 and top != 0.5
-    assert pulses[1] / pulses[0] == pytest.approx(0.5 / top, rel=1e-9)
+def test_the_coincidence_spread_is_that_of_the_pulse_draws(tiny):
+    """The standard deviation the accounting gives its count (the tolerance above): per slot
+    R fired rows and C fired columns coincide R C times; its mean and spread over repeated
+    draws of the same probabilities match the predicted ones."""
+    up = _update(tiny)
+    rng = np.random.default_rng(3)
+    x, d = 0.01 * rng.uniform(-1, 1, (8, 64)), rng.uniform(-1, 1, (8, 16))
+    eta = np.full(8, 0.05)
+    realised = []
+    for _ in range(2000):
+        counts = new_counts()
+        up._coincide(x, d, eta, counts, 1 / 255)
+        realised.append(counts["coincidence_slots"])
+    assert counts["p_sat"] == 0
+    mean, sd = counts["expected_coincidences"], np.sqrt(counts["coincidence_variance"])
+    assert abs(np.mean(realised) - mean) < 4 * sd / np.sqrt(len(realised))
+    assert np.std(realised) == pytest.approx(sd, rel=0.1)  # the estimate's own spread: 1.6%

@@ -49,10 +49,6 @@ class ProgrammedCircuit:
     writes: dict | None  # on devices: the write pulses of a step (see `_on_devices`)
     supply: Supply | None = None  # how the amplifiers draw from the supply (accounting/power.py)
     lags: list[np.ndarray] | None = None  # a family of datasheet op-amps: per layer, each neuron's lag (s)
-    # On devices with levels: per coupling, the weight one device pulse moves (one level over
-    # the coupling's unit: g0, or with devices.scale_fraction its max|W| mapped onto that share
-    # of the window), as Devices maps it and substrate training steps it (training/substrate.py).
-    pulse_steps: dict[str, float] | None = None
     row_lags: list[float] | None = None  # and per layer the part of it after the state (its row buffers)
 
     @property
@@ -66,11 +62,11 @@ def program_circuit(spec: Spec, params: Params, warnings: list[str]) -> Programm
     unit = capacitance(spec) / spec.circuit.g0
     model = build_energy(dataclasses.replace(spec.model, dtype="float64"))
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    writes = steps = None
+    writes = None
     if spec.devices.ideal:
         realised, clipped = effective_params(model, p64, spec)
     else:
-        spec, realised, clipped, writes, steps = _on_devices(spec, model, p64, warnings)
+        spec, realised, clipped, writes = _on_devices(spec, model, p64, warnings)
         unit = capacitance(spec) / spec.circuit.g0
     if sum(clipped.values()):
         warnings.append(f"{sum(clipped.values())} weights clipped to the conductance range (circuit.clip)")
@@ -80,7 +76,7 @@ def program_circuit(spec: Spec, params: Params, warnings: list[str]) -> Programm
     if lags is not None:
         unit = max(float(np.max(t)) for t in lags)
     return ProgrammedCircuit(spec, model, realised, loads, unit, writes, supply=supply_model(spec, rules), lags=lags,
-                             pulse_steps=steps, row_lags=amplifier_row_lags(model))
+                             row_lags=amplifier_row_lags(model))
 
 
 def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[str]):
@@ -98,7 +94,6 @@ def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[s
     spec = spec.replace(circuit={"g0": g0, "gmin": gmin, "gmax": gmax})
     devices = Devices(spec, model)
     realisation = devices.program(params)  # the first write: fixes each coupling's unit
-    steps = None if devices.step is None else {name: devices.step / devices.unit(name) for name in devices.couplings}
     if not realisation.has_energy:
         warnings.append("the devices' circuit has no energy (mismatched copies or driver mismatch): its settling is "
                         "simulated on the forward copy's weights read both ways")
@@ -116,4 +111,4 @@ def _on_devices(spec: Spec, model: EnergyModel, params: Params, warnings: list[s
     per_device = float(np.mean(pulses)) / n_logical
     writes = {"preset": d.preset, "bits": d.bits, "write_rule": d.write_rule, "devices": physical,
               "pulses_per_device": per_device, "pulses_per_step": per_device * physical}
-    return spec, realised, realisation.clipped, writes, steps
+    return spec, realised, realisation.clipped, writes

@@ -104,6 +104,7 @@ def account(
         raise ConfigError(problem)
     warnings: list[str] = []
     circuit = program_circuit(spec, params, warnings)
+    given = spec  # as training reads it (the substrate's step is taken as training takes it)
     spec, model = circuit.spec, circuit.model  # on devices: the spec with their window's g0
     model.condition(first_level_code(spec))  # a level-dependent energy: at its first training point's level
     p = spec.physics
@@ -121,7 +122,8 @@ def account(
     sweeps = fast_sweeps(model, circuit.params, spec.relax, spec.gradep, phases, x_t, anchor, settled.free_end)
     training |= baselines.gpu_training(spec, model, len(phases), relax_flops, kernels, step_flops, sweeps)
     if spec.train.update == "substrate":  # the devices write the update (accounting/substrate.py)
-        training["analog"] = substrate.substrate_step(training["analog"], spec, circuit, x_t, anchor)
+        say("taking one training step on the substrate (the pulses the devices receive)")
+        training["analog"] = substrate.substrate_step(training["analog"], given, circuit, params, seed)
         training["analog"].notes["crossover"] = substrate.crossovers(training)
     if measure_cpu:
         for solver in ("fast",) + (("euler",) if cpu_euler else ()):
@@ -226,8 +228,9 @@ def _substrate_lines(a) -> list[str]:
         return []
     lines = [
         (f"  update written on the substrate ({sub['difference']}, BL {sub['bl']}, group {sub['group_size']}): "
-         f"{sub['coincidences_per_device_point']:.3g} coincidences per device per point, {sub['device_pulses']:,.0f} "
-         f"device pulses per step; digital state {sub['digital_state_bits']} bits (bias registers); no ADC, no Adam"),
+         f"{sub['coincidences_per_device_point']:.3g} coincidences per device per point (pulse noise +- "
+         f"{sub['coincidences_sd_per_device_point']:.2g}; a training step from these weights, {sub['points_kept']} points), "
+         f"{sub['device_pulses']:,.0f} device pulses per step; digital state {sub['digital_state_bits']} bits (bias registers); no ADC, no Adam"),
     ]
     for key, row in (cross or {}).items():
         def energy(e):

@@ -4,11 +4,21 @@ and Adam, and the program-and-verify writes of the digital rule.
 
 Per training point, after its phases: the -beta activities held (sample-and-hold, with
 `difference: held`), the row and column drivers fire BL pulse slots per coincidence pass,
-and the devices step where pulses coincide. Counted from the activities of the accounted
-points at the weights given (the same probabilities training uses, `pulse_probabilities`):
+and the devices step where pulses coincide. The pulses are counted on a training step
+itself (`training_step_counts`), because that is what the devices receive: one step from
+the weights given, as training takes it (fresh devices programmed with them, the pulse
+stream of train.substrate.seed, a whole batch, its groups in sequence, each group's phases
+on the devices as the previous groups wrote them, only trusted points firing). The groups'
+writes move the weights within the step: from tiny's initial weights (lr 0.03, 16 groups)
+the hidden activities grow about threefold during its first step, which fires 1.5-1.8x
+the coincidences of the same step in one group (the weights fixed within it); counted at
+the initial weights alone, the accounting gave 0.6x what training logs
+(docs/results/substrate.md, 'The price of a step'). Priced from the expected pulses of
+that step (from the probabilities of every draw; training samples them, within the
+standard deviation given):
 
-- device pulses: expected coincidences per device per point x devices x batch, at the
-  write energy per pulse;
+- device pulses: the expected coincidences (sum over the points, passes and devices of
+  BL p_i p_j), at the write energy per pulse, on each copy of mismatched devices;
 - pulse generation: every driver pulse charges its line (the cells' capacitance at half the
   write voltage, the V/2 scheme of Gokmen & Vlasov 2016 in which only a coincidence puts the
   full voltage across a device) and drives the half-selected devices of its line;
@@ -32,8 +42,12 @@ from analogep.accounting.estimate import Estimate
 from analogep.accounting.programming import ProgrammedCircuit
 from analogep.backends.numpy_backend import NumpyBackend
 from analogep.config.spec import Spec
-from analogep.ep.phases import run_phases
-from analogep.training.substrate import coincidence_passes, pulse_probabilities
+from analogep.data import load_dataset
+from analogep.devices.crossbar import Devices
+from analogep.model.energy import Params
+from analogep.model.factory import build_energy
+from analogep.objectives.factory import build_objective
+from analogep.training.substrate import PASSES, SubstrateUpdate
 
 # Assumption: a crossbar line's capacitance per cell it passes, ~0.1 fF (a Cu line of ~0.2 fF/um
 # at a ~0.5 um cell pitch, ITRS interconnect tables); a pulse charges the whole line.
@@ -52,59 +66,68 @@ TECHNOLOGIES = {
 }
 
 
-def substrate_update(spec: Spec, circuit: ProgrammedCircuit, x_t: np.ndarray, anchor: np.ndarray) -> dict:
-    """Expected pulses and joules of writing one batch's update on the substrate, from the
-    phases of the accounted points (`x_t`, nudge `anchor`) on the programmed circuit."""
+def training_step_counts(spec: Spec, params: Params, seed: int) -> dict:
+    """What one substrate training step from `params` fires, as training takes it
+    (SubstrateUpdate.step on the numpy backend): fresh devices programmed with `params`,
+    the batch of train.batch points drawn with `seed`, its groups in sequence. The step's
+    counts: expected coincidences and their variance over the pulse draws, expected cells
+    charged by driver pulses, the points kept (training/substrate.py)."""
+    model = build_energy(spec.model)
+    objective = build_objective(spec)
+    data = load_dataset(spec.train.dataset, dtype=model.dtype, source=spec.data)
+    batch = objective.batch(data, spec.train.batch, np.random.default_rng(seed))
+    devices = Devices(spec, model)
+    # as NumpyBackend.from_spec builds it for training, less its warning about wire resistance
+    # (which numpy does not model, in training either)
+    backend = NumpyBackend(model, spec.gradep, spec.relax, devices)
+    update = SubstrateUpdate(spec, model, devices)
+    weights = {k: np.array(params[k], dtype=model.dtype) for k in model.param_shapes()}
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # non-finite states: judged by the step
+        update.step(backend, weights, batch, objective, spec.gradep, spec.train)
+    return update.last_counts
+
+
+def substrate_update(spec: Spec, circuit: ProgrammedCircuit, params: Params, seed: int) -> dict:
+    """Expected pulses and joules of writing one batch's update on the substrate: the pulses
+    of one training step from `params` on `spec`'s devices (`training_step_counts`, batch `seed`),
+    priced on the programmed circuit."""
     s, p, model = spec.train.substrate, spec.physics, circuit.model
-    _, gmin, gmax = spec.devices.window(spec.circuit)
-    if circuit.pulse_steps is None:
-        raise ValueError("substrate_update needs a circuit programmed on devices with levels (devices.bits)")
-    backend = NumpyBackend(model, spec.gradep, spec.relax)
-    backend.program(circuit.params)
-    target = (anchor - x_t) * (spec.gradep.alpha * spec.gradep.lam)
-    phases = run_phases(backend, x_t, target, spec.gradep)
-    passes, span = coincidence_passes(model, phases, s.difference)
-    n_points, batch = x_t.shape[0], spec.train.batch
-    eta = np.full(n_points, s.lr / (batch * span))
-    coincidences = drive = half_selected = 0.0
-    n_weights = edge_neurons = 0
+    _, gmin, gmax = circuit.spec.devices.window(circuit.spec.circuit)
+    counts = training_step_counts(spec, params, seed)
+    batch, kept = spec.train.batch, counts["kept"]
     copies = 2 if spec.devices.copies == "mismatched" else 1
     mean_g = 0.5 * (gmin + gmax)  # a half-selected device's conductance, mid-window
-    for name, pre, post in model.circuit_rules().couplings:
-        n_post, n_pre = circuit.params[name].shape
-        n_weights += n_post * n_pre
-        edge_neurons += n_post + n_pre
-        dw = circuit.pulse_steps[name]  # one pulse, one level, in this coupling's weight units
-        for _, rows_from, cols_from in passes:
-            px, pd, _ = pulse_probabilities(rows_from[pre], cols_from[post], eta, s.bl, dw)
-            coincidences += s.bl * float(np.sum(pd.sum(axis=1) * px.sum(axis=1)))  # sum_ij BL p_i p_j, all points
-            row_pulses, col_pulses = s.bl * float(px.sum()), s.bl * float(pd.sum())
-            drive += row_pulses * n_post + col_pulses * n_pre  # cells charged per pulse: the line's length
-            half_selected += row_pulses * n_post + col_pulses * n_pre
-    per_point = 1.0 / n_points
-    device_pulses = coincidences * per_point * batch * copies
-    n_bias = sum(int(np.prod(circuit.params[name].shape)) for name, _ in model.circuit_rules().biases)
-    window = len(passes) * s.bl * p.write_pulse  # every row and column fires in parallel, slot by slot
+    rules = model.circuit_rules()
+    n_weights = sum(int(np.prod(circuit.params[name].shape)) for name, _, _ in rules.couplings)
+    edge_neurons = sum(int(sum(circuit.params[name].shape)) for name, _, _ in rules.couplings)  # post + pre
+    coincidences, cells = counts["expected_coincidences"], counts["expected_line_cells"]
+    device_pulses = coincidences * copies
+    n_bias = sum(int(np.prod(circuit.params[name].shape)) for name, _ in rules.biases)
+    window = PASSES * s.bl * p.write_pulse  # every row and column fires in parallel, slot by slot
     groups = -(-batch // s.group_size)
     dac = 2**p.dac_bits * p.dac_unit_capacitance * p.supply_voltage**2
     joules = {
-        "pulse generation (line charging)": drive * per_point * batch * copies * LINE_CAP_PER_CELL * HALF_WRITE_VOLTAGE**2,
-        "half-selected devices (V/2 conduction)": half_selected * per_point * batch * copies * mean_g
-                                                  * HALF_WRITE_VOLTAGE**2 * p.write_pulse,
+        "pulse generation (line charging)": cells * copies * LINE_CAP_PER_CELL * HALF_WRITE_VOLTAGE**2,
+        "half-selected devices (V/2 conduction)": cells * copies * mean_g * HALF_WRITE_VOLTAGE**2 * p.write_pulse,
         "device pulses (coincidences)": device_pulses * p.write_energy,
-        "digital: update management, bias registers": batch * (edge_neurons * len(passes) + 2 * n_bias)
+        "digital: update management, bias registers": batch * (edge_neurons * PASSES + 2 * n_bias)
                                                       * p.digital_flop_energy,
         "bias DACs (after each group)": groups * n_bias * dac,
     }
     if s.difference == "held":
         joules["sample-and-hold, difference stages"] = batch * edge_neurons * (
             HOLD_CAPACITANCE * p.supply_voltage**2 + p.amp_quiescent_current * p.supply_voltage * window)
+    per = 1.0 / max(kept, 1)
     return {
         "joules": joules,
         "seconds": batch * window,
         "device_pulses": device_pulses,
-        "coincidences_per_device_point": coincidences * per_point / n_weights,
-        "drive_pulses_per_point": drive * per_point / max(edge_neurons, 1),
+        # per device (logical weight) per trusted point, as training logs it (metrics.jsonl), and
+        # the standard deviation of that count over the pulse draws
+        "coincidences_per_device_point": coincidences * per / n_weights,
+        "coincidences_sd_per_device_point": float(np.sqrt(counts["coincidence_variance"])) * per / n_weights,
+        "drive_pulses_per_point": cells * per / max(edge_neurons, 1),
+        "points_kept": kept,
         "digital_state_bits": 16 * n_bias + 32,  # bias registers (16 bits each) and a point counter
         "bl": s.bl, "group_size": s.group_size, "difference": s.difference, "lr": s.lr,
     }
@@ -121,12 +144,12 @@ def crossover(rest_joules: float, device_pulses: float, baseline_joules: float, 
 DIGITAL_ONLY = ("ADC conversions", "digital update (accumulate, Adam)", "programming (write pulses)")
 
 
-def substrate_step(estimate: Estimate, spec: Spec, circuit: ProgrammedCircuit, x_t: np.ndarray,
-                   anchor: np.ndarray) -> Estimate:
+def substrate_step(estimate: Estimate, spec: Spec, circuit: ProgrammedCircuit, params: Params, seed: int) -> Estimate:
     """The circuit's training step with the update written on the substrate: the phases'
     settling and supply as `estimate` has them, the digital rule's read-out, accumulation,
-    Adam and program-and-verify writes replaced by `substrate_update`'s pulses."""
-    update = substrate_update(spec, circuit, x_t, anchor)
+    Adam and program-and-verify writes replaced by `substrate_update`'s pulses (one step
+    from `params`, batch `seed`)."""
+    update = substrate_update(spec, circuit, params, seed)
     breakdown = {k: v for k, v in estimate.breakdown.items() if k not in DIGITAL_ONLY}
     breakdown.update(update["joules"])
     settling = spec.train.batch * sum(estimate.notes["per_phase_s"].values())

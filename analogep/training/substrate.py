@@ -67,6 +67,9 @@ def activities(model: EnergyModel, state) -> list[np.ndarray]:
     return out
 
 
+PASSES = 2  # coincidence passes per point, in either difference scheme (`coincidence_passes`)
+
+
 def coincidence_passes(model: EnergyModel, phases, difference: str) -> tuple[list[tuple[int, list, list]], float]:
     """Per coincidence pass: (sign, the row factor's activities per layer, the column
     factor's), and the span of the EP difference (2 beta, or beta for the one-sided form).
@@ -101,6 +104,15 @@ def pulse_probabilities(x: np.ndarray, d: np.ndarray, eta: np.ndarray, bl: int, 
     return np.minimum(px, 1.0), np.minimum(pd, 1.0), saturated
 
 
+def new_counts() -> dict:
+    """A step's counts, at zero: pulses fired (device, drive, coincidences), probabilities
+    (clipped, all), bias additions, points kept; and from the probabilities, the expected
+    coincidences, their variance over the draws and the cells charged by driver pulses
+    (what the energy accounting prices, accounting/substrate.py)."""
+    return {"device_pulses": 0, "drive_pulses": 0, "coincidence_slots": 0, "p_sat": 0, "p_count": 0, "bias_adds": 0,
+            "kept": 0, "expected_coincidences": 0.0, "coincidence_variance": 0.0, "expected_line_cells": 0.0}
+
+
 class SubstrateUpdate:
     """Writes each group's EP update onto `devices` by stochastic pulse coincidence."""
 
@@ -112,6 +124,7 @@ class SubstrateUpdate:
         self.couplings = list(rules.couplings)  # (name, pre layer, post layer)
         self.biases = list(rules.biases)  # (name, layer)
         self.top = devices.d.levels - 1
+        self.last_counts: dict = {}  # the last step's counts (`step`)
 
     # --- checkpoint -----------------------------------------------------------------------------
 
@@ -137,8 +150,8 @@ class SubstrateUpdate:
         total_real = {name: np.zeros(params[name].shape) for name, _, _ in self.couplings}
         total_expected = {name: np.zeros(params[name].shape) for name, _, _ in self.couplings}
         grad_sum = {k: np.zeros(p.shape) for k, p in params.items()}
-        counts = {"device_pulses": 0, "drive_pulses": 0, "coincidence_slots": 0, "p_sat": 0, "p_count": 0,
-                  "bias_adds": 0, "kept": 0}
+        counts = new_counts()
+        self.last_counts = counts  # what this step fired and expected (the energy accounting prices it)
         keep_all = np.zeros(n, dtype=bool)
         troubles: list[str] = []
         metrics_last: dict = {}
@@ -278,6 +291,15 @@ class SubstrateUpdate:
         px, pd, saturated = pulse_probabilities(x, d, eta, bl, dw)
         counts["p_sat"] += saturated
         counts["p_count"] += px.size + pd.size
+        # What the draws below fire in expectation, from their probabilities: per slot the
+        # R fired rows and C fired columns (independent Poisson-binomial counts) coincide
+        # R C times, E = E[R] E[C], Var = (Var R + E[R]^2)(Var C + E[C]^2) - E[R]^2 E[C]^2;
+        # every pulse charges its line (a row line passes n_post cells, a column n_pre).
+        m_r, m_c = px.sum(axis=1), pd.sum(axis=1)
+        v_r, v_c = (px * (1 - px)).sum(axis=1), (pd * (1 - pd)).sum(axis=1)
+        counts["expected_coincidences"] += bl * float(np.sum(m_r * m_c))
+        counts["coincidence_variance"] += bl * float(np.sum((v_r + m_r**2) * (v_c + m_c**2) - (m_r * m_c) ** 2))
+        counts["expected_line_cells"] += bl * float(np.sum(m_r) * d.shape[1] + np.sum(m_c) * x.shape[1])
         rows = self.rng.random((x.shape[0], x.shape[1], bl)) < px[:, :, None]  # (P, n_pre, BL)
         cols = self.rng.random((d.shape[0], d.shape[1], bl)) < pd[:, :, None]  # (P, n_post, BL)
         counts["drive_pulses"] += int(rows.sum() + cols.sum())
