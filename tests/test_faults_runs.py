@@ -374,10 +374,10 @@ def test_sigterm_stops_like_ctrl_c_with_exit_code_143(tiny, tmp_path):
 def test_ctrl_c_inside_a_steps_update_waits_for_the_step_to_finish(tiny, tmp_path, monkeypatch):
     real = loop._record
 
-    def interrupted_mid_update(run, result, grad_clip):
+    def interrupted_mid_update(run, result, *args, **kwargs):
         if run.step == 6:
             os.kill(os.getpid(), signal.SIGINT)  # arrives while step 6's update is being applied
-        return real(run, result, grad_clip)
+        return real(run, result, *args, **kwargs)
 
     monkeypatch.setattr(loop, "_record", interrupted_mid_update)
     spec = tiny.replace(train={"steps": 10})

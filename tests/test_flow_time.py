@@ -51,6 +51,7 @@ def tb_yaml(tmp_path) -> Path:
     data = yaml.safe_load(MOONS.read_text())
     data["model"]["sizes"] = [2, 16, 16]
     data["train"].update(batch=32, steps=4, checkpoint_every=2, time_conditioning="time-bias", time_levels=5)
+    data["train"]["optimizer"]["schedule"] = "constant"  # a resume to more steps keeps a constant rate's steps
     data["generate"]["n"] = 40
     path = tmp_path / "moons-tb.yaml"
     path.write_text(yaml.safe_dump(data))
