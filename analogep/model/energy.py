@@ -54,6 +54,12 @@ class CircuitRules:
     # KLU and a .nodeset failed every sweep point of the tiny model (ngspice-46; gmin and source
     # stepping failed), the sparse solver converged on all (docs/results/physical.md).
     klu: bool = True
+    # ngspice's absolute current tolerance (A) for decks whose crossbar columns end on 0 V
+    # sources, the sense amplifiers of a read gain (devices.scale_fraction), where the family's
+    # cells need more than circuit.abstol; None: circuit.abstol. On physical.lib's op-amp cells,
+    # with those currents fed into the transimpedance stages, Newton never met 1e-14 A (nor
+    # 1e-13) and met 1e-12 (ngspice-46: .op, gmin and source stepping failed; docs/results/physical.md).
+    sense_abstol: float | None = None
     # The cells' own op-amp (a family with cells of datasheet parts, physical.lib): `analogep
     # energy` then prices and times the cells the layers declare (model/layers.py `cell_supply`,
     # `cell_lag`); None: analogep.lib's amplifiers, priced by config/physics.yaml.

@@ -38,6 +38,7 @@ class Network(EnergyModel):
     supplies: tuple[tuple[str, float], ...] = ()
     swing: float | None = None
     klu = True
+    sense_abstol: float | None = None  # energy.CircuitRules.sense_abstol
     amplifier: Amplifier | None = None
 
     def __init__(self, layers: Sequence[Layer], table: Sequence[Interaction], dtype: str | np.dtype):
@@ -187,6 +188,7 @@ class Network(EnergyModel):
             supplies=self.supplies,
             swing=self.swing,
             klu=self.klu,
+            sense_abstol=self.sense_abstol,
             amplifier=self.amplifier,
         )
 
