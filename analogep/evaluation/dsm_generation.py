@@ -43,7 +43,7 @@ import numpy as np
 from analogep.config.dsm import DSMSpec
 from analogep.config.spec import Spec
 from analogep.errors import AnalogepError
-from analogep.evaluation.generation import MODES, _programmed, figures_over_seeds, sweet_spots
+from analogep.evaluation.generation import MODES, _programmed, figures_by_mode, figures_over_seeds, sweet_spots
 from analogep.model.energy import Params
 from analogep.objectives.dsm import level_code
 from analogep.objectives.langevin import annealed_langevin, langevin_snapshots
@@ -108,19 +108,17 @@ def tau_sweep(
                     "sigma_end": [sigmas[i] for i in ends], "steps_per_level": steps_per_level, "n": n,
                     "seeds": list(seeds), "modes": {}, "sampler": "langevin",
                     "xlabel": f"tau (annealed Langevin, {steps_per_level} steps per level)"}
-    reference: dict[str, float] = {}
-    for mode in modes:
 
+    def draw_for(mode: str) -> Callable[[int], list[np.ndarray]]:
         def draw(seed: int) -> list[np.ndarray]:
             say(f"tau sweep: {mode} mode, seed {seed}, {max(ends) + 1} levels x {steps_per_level} Langevin steps "
                 f"down to sigma {sigmas[-1]:.3g}, {n} samples")
             shots = langevin_snapshots(_sampling(spec, model, backend, n=n, mode=mode, seed=seed), sigmas=sigmas,
                                        ends=ends, steps_per_level=steps_per_level, **settings)
             return [shots[i] for i in ends]
+        return draw
 
-        figures, reference = figures_over_seeds(seeds, draw)
-        result["modes"][mode] = {"figures": figures, "sweet_spot": sweet_spots(list(taus), figures, reference)}
-    result["reference"] = reference
+    result["modes"], result["reference"] = figures_by_mode(modes, taus, seeds, draw_for)
     return result
 
 

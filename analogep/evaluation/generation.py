@@ -71,6 +71,19 @@ def figures_over_seeds(
     return _summary(per_seed), reference
 
 
+def figures_by_mode(
+    modes: Iterable[str], grid: list, seeds: list[int], draw_for: Callable[[str], Callable[[int], Iterable[np.ndarray]]]
+) -> tuple[dict[str, dict], dict[str, float]]:
+    """For each read-out mode, the figures over seeds of `draw_for(mode)` (figures_over_seeds)
+    and their sweet spots on `grid`; and the held-out reals' figures."""
+    out: dict[str, dict] = {}
+    reference: dict[str, float] = {}
+    for mode in modes:
+        figures, reference = figures_over_seeds(seeds, draw_for(mode))
+        out[mode] = {"figures": figures, "sweet_spot": sweet_spots(list(grid), figures, reference)}
+    return out, reference
+
+
 def sweet_spots(grid: list[float], figures: dict, reference: dict[str, float]) -> dict[str, dict]:
     """Per figure, the grid point where its mean over seeds is best (BEST), with the value."""
     spots = {}
@@ -110,18 +123,16 @@ def t1_sweep(
     model, backend = _programmed(spec, params)
     steps = [max(1, int(round(t / dt))) for t in t1_grid]
     result: dict = {"grid": list(t1_grid), "steps": steps, "dt": dt, "n": n, "seeds": list(seeds), "modes": {}}
-    reference: dict[str, float] = {}
-    for mode in modes:
 
+    def draw_for(mode: str) -> Callable[[int], list[np.ndarray]]:
         def draw(seed: int) -> list[np.ndarray]:
             say(f"t1 sweep: {mode} mode, seed {seed}, {max(steps)} Euler steps of {n} samples")
             shots = generate_snapshots(model, backend, spec.gradep, n=n, steps=steps, dt=dt, mode=mode, seed=seed,
                                        condition=_time(spec, backend))
             return [shots[k] for k in steps]
+        return draw
 
-        figures, reference = figures_over_seeds(seeds, draw)
-        result["modes"][mode] = {"figures": figures, "sweet_spot": sweet_spots(list(t1_grid), figures, reference)}
-    result["reference"] = reference
+    result["modes"], result["reference"] = figures_by_mode(modes, t1_grid, seeds, draw_for)
     return result
 
 
